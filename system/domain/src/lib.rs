@@ -1,0 +1,9 @@
+//! The monitored system's model, shared by the checker and the API, and the
+//! Prometheus text exposition parser. No I/O lives here.
+
+pub mod exposition;
+pub mod model;
+pub mod value;
+
+pub use model::{Check, CheckStatus, Labels, Sample, Series, TargetKind, TargetSummary};
+pub use value::SampleValue;

@@ -1,0 +1,59 @@
+//! The one error type of the storage boundary.
+
+/// Why a storage operation failed. Messages read after "failed to …" and never
+/// contain SQL, connection strings or passwords; causes are kept as sources.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be reached or the connection broke.
+    #[error("reach the database: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("{operation}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The schema is older than this build expects.
+    #[error(
+        "use the database: its schema is at version {current:?} but this build needs version {latest}; \
+         run the `migrate` subcommand or start with --migrate"
+    )]
+    NotMigrated { current: Option<i32>, latest: i32 },
+    /// Applying migrations failed.
+    #[error("migrate the database: {0}")]
+    Migration(String),
+}
+
+impl StorageError {
+    /// Wraps a driver error with the operation that failed, classifying lost
+    /// connections as `Unavailable` so callers can retry them.
+    pub fn database(operation: &'static str, source: tokio_postgres::Error) -> Self {
+        if source.is_closed() || source.code().is_none() {
+            StorageError::Unavailable(format!("{operation}: connection lost"))
+        } else {
+            StorageError::Database { operation, source }
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        let reason = match &err {
+            PoolError::Timeout(_) => "timed out waiting for a connection".to_owned(),
+            PoolError::Backend(e) if e.code().is_none() => "cannot connect".to_owned(),
+            PoolError::Backend(e) => e
+                .as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_else(|| "cannot connect".to_owned()),
+            PoolError::Closed => "connection pool closed".to_owned(),
+            _ => "cannot get a connection".to_owned(),
+        };
+        StorageError::Unavailable(reason)
+    }
+}

@@ -1,0 +1,256 @@
+//! An in-memory repository with the same semantics as the PostgreSQL one, for
+//! unit tests of the checker and the API. It can be switched "unavailable" to
+//! play a database outage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use metr_domain::{Check, CheckStatus, Labels, Sample, SampleValue, Series, TargetSummary};
+
+use crate::batch::{Batch, TargetRef};
+use crate::cursor::Cursor;
+use crate::error::StorageError;
+use crate::query::{CheckQuery, MetricQuery, Page, SeriesQuery};
+use crate::repository::{ReadRepository, WriteRepository};
+
+#[derive(Default)]
+struct Store {
+    targets: BTreeMap<String, TargetRef>,
+    /// Series in insertion order; a series' id is its index + 1.
+    series: Vec<Series>,
+    series_ids: HashMap<Series, i64>,
+    /// (series id, timestamp in µs) → value; the key makes rewrites idempotent.
+    samples: BTreeMap<(i64, i64), f64>,
+    /// Checks with their id; (target, checked_at) is unique, as in PostgreSQL.
+    checks: Vec<(i64, Check)>,
+}
+
+/// Repository kept in process memory.
+#[derive(Default)]
+pub struct MemoryRepository {
+    store: Mutex<Store>,
+    unavailable: AtomicBool,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryRepository {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every call fail as if the database were down (`true`) or back (`false`).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Number of batches stored so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Every stored sample, oldest first per series: for assertions in tests.
+    pub fn all_samples(&self) -> Vec<Sample> {
+        let store = self.store.lock().expect("store lock");
+        store
+            .samples
+            .iter()
+            .map(|(&(id, ts), &value)| sample_of(&store.series[(id - 1) as usize], ts, value))
+            .collect()
+    }
+
+    /// Every stored check in insertion order: for assertions in tests.
+    pub fn all_checks(&self) -> Vec<Check> {
+        let store = self.store.lock().expect("store lock");
+        store.checks.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    fn available(&self) -> Result<(), StorageError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            Err(StorageError::Unavailable(
+                "in-memory store switched off".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn sample_of(series: &Series, ts_micros: i64, value: f64) -> Sample {
+    Sample {
+        target: series.target.clone(),
+        name: series.name.clone(),
+        labels: series.labels.clone(),
+        value: SampleValue(value),
+        timestamp: DateTime::from_timestamp_micros(ts_micros).unwrap_or_default(),
+    }
+}
+
+fn in_range(ts: DateTime<Utc>, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> bool {
+    from.is_none_or(|f| ts >= f) && to.is_none_or(|t| ts <= t)
+}
+
+fn has_labels(labels: &Labels, wanted: &[(String, String)]) -> bool {
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[async_trait]
+impl WriteRepository for MemoryRepository {
+    async fn write(&self, batch: &Batch) -> Result<(), StorageError> {
+        self.available()?;
+        let mut store = self.store.lock().expect("store lock");
+        for target in &batch.targets {
+            store.targets.insert(target.name.clone(), target.clone());
+        }
+        for sample in &batch.samples {
+            let series = Series {
+                target: sample.target.clone(),
+                name: sample.name.clone(),
+                labels: sample.labels.clone(),
+            };
+            let id = match store.series_ids.get(&series) {
+                Some(id) => *id,
+                None => {
+                    store.series.push(series.clone());
+                    let id = store.series.len() as i64;
+                    store.series_ids.insert(series, id);
+                    id
+                }
+            };
+            let key = (id, sample.timestamp.timestamp_micros());
+            store.samples.entry(key).or_insert(sample.value.0);
+        }
+        for check in &batch.checks {
+            let duplicate = store
+                .checks
+                .iter()
+                .any(|(_, c)| c.target == check.target && c.checked_at == check.checked_at);
+            if !duplicate {
+                let id = store.checks.len() as i64 + 1;
+                store.checks.push((id, check.clone()));
+            }
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.available()
+    }
+}
+
+#[async_trait]
+impl ReadRepository for MemoryRepository {
+    async fn checks(&self, query: &CheckQuery) -> Result<Page<Check>, StorageError> {
+        self.available()?;
+        let store = self.store.lock().expect("store lock");
+        let mut rows: Vec<(Cursor, Check)> = store
+            .checks
+            .iter()
+            .filter(|(_, c)| query.target.as_ref().is_none_or(|t| &c.target == t))
+            .filter(|(_, c)| query.status.is_none_or(|s| c.status == s))
+            .filter(|(_, c)| in_range(c.checked_at, query.from, query.to))
+            .map(|(id, c)| {
+                let key = Cursor {
+                    ts_micros: c.checked_at.timestamp_micros(),
+                    id: *id,
+                };
+                (key, c.clone())
+            })
+            .filter(|(key, _)| {
+                query
+                    .cursor
+                    .is_none_or(|c| (key.ts_micros, key.id) < (c.ts_micros, c.id))
+            })
+            .collect();
+        rows.sort_by(|a, b| (b.0.ts_micros, b.0.id).cmp(&(a.0.ts_micros, a.0.id)));
+        rows.truncate(query.limit as usize + 1);
+        Ok(Page::from_rows(rows, query.limit))
+    }
+
+    async fn metrics(&self, query: &MetricQuery) -> Result<Page<Sample>, StorageError> {
+        self.available()?;
+        let store = self.store.lock().expect("store lock");
+        let mut rows: Vec<(Cursor, Sample)> = store
+            .samples
+            .iter()
+            .filter_map(|(&(id, ts), &value)| {
+                let series = &store.series[(id - 1) as usize];
+                let key = Cursor { ts_micros: ts, id };
+                let wanted = query.target.as_ref().is_none_or(|t| &series.target == t)
+                    && query.name.as_ref().is_none_or(|n| &series.name == n)
+                    && has_labels(&series.labels, &query.labels)
+                    && query.cursor.is_none_or(|c| (ts, id) < (c.ts_micros, c.id));
+                wanted.then(|| (key, sample_of(series, ts, value)))
+            })
+            .filter(|(_, s)| in_range(s.timestamp, query.from, query.to))
+            .collect();
+        rows.sort_by(|a, b| (b.0.ts_micros, b.0.id).cmp(&(a.0.ts_micros, a.0.id)));
+        rows.truncate(query.limit as usize + 1);
+        Ok(Page::from_rows(rows, query.limit))
+    }
+
+    async fn series(&self, query: &SeriesQuery) -> Result<Page<Series>, StorageError> {
+        self.available()?;
+        let store = self.store.lock().expect("store lock");
+        let rows: Vec<(Cursor, Series)> = store
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    Cursor {
+                        ts_micros: 0,
+                        id: i as i64 + 1,
+                    },
+                    s,
+                )
+            })
+            .filter(|(_, s)| query.target.as_ref().is_none_or(|t| &s.target == t))
+            .filter(|(_, s)| query.name.as_ref().is_none_or(|n| &s.name == n))
+            .filter(|(key, _)| query.cursor.is_none_or(|c| key.id > c.id))
+            .take(query.limit as usize + 1)
+            .map(|(key, s)| (key, s.clone()))
+            .collect();
+        Ok(Page::from_rows(rows, query.limit))
+    }
+
+    async fn targets(&self, now: DateTime<Utc>) -> Result<Vec<TargetSummary>, StorageError> {
+        self.available()?;
+        let store = self.store.lock().expect("store lock");
+        let hour_ago = now - Duration::hours(1);
+        Ok(store
+            .targets
+            .values()
+            .map(|t| {
+                let checks: Vec<&Check> = store
+                    .checks
+                    .iter()
+                    .map(|(_, c)| c)
+                    .filter(|c| c.target == t.name)
+                    .collect();
+                let last = checks.iter().max_by_key(|c| c.checked_at);
+                let recent: Vec<_> = checks.iter().filter(|c| c.checked_at > hour_ago).collect();
+                let up = recent
+                    .iter()
+                    .filter(|c| c.status == CheckStatus::Up)
+                    .count();
+                TargetSummary {
+                    name: t.name.clone(),
+                    kind: t.kind,
+                    url: t.url.clone(),
+                    last_status: last.map(|c| c.status),
+                    last_checked_at: last.map(|c| c.checked_at),
+                    last_latency_ms: last.map(|c| c.latency_ms),
+                    uptime_ratio: (!recent.is_empty()).then(|| up as f64 / recent.len() as f64),
+                }
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.available()
+    }
+}

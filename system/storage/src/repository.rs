@@ -1,0 +1,38 @@
+//! The write and read interfaces the checker and the API depend on.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use metr_domain::{Check, Sample, Series, TargetSummary};
+
+use crate::batch::Batch;
+use crate::error::StorageError;
+use crate::query::{CheckQuery, MetricQuery, Page, SeriesQuery};
+
+/// Where the checker stores what it sees.
+#[async_trait]
+pub trait WriteRepository: Send + Sync {
+    /// Stores a whole batch atomically. Writing the same batch twice stores it once.
+    async fn write(&self, batch: &Batch) -> Result<(), StorageError>;
+
+    /// Proves the store is reachable now.
+    async fn ping(&self) -> Result<(), StorageError>;
+}
+
+/// What the API reads.
+#[async_trait]
+pub trait ReadRepository: Send + Sync {
+    /// Checks matching the query, newest first.
+    async fn checks(&self, query: &CheckQuery) -> Result<Page<Check>, StorageError>;
+
+    /// Samples matching the query, newest first.
+    async fn metrics(&self, query: &MetricQuery) -> Result<Page<Sample>, StorageError>;
+
+    /// Distinct series matching the query, in the order they were first seen.
+    async fn series(&self, query: &SeriesQuery) -> Result<Page<Series>, StorageError>;
+
+    /// Every target seen, by name, with its state as of `now`.
+    async fn targets(&self, now: DateTime<Utc>) -> Result<Vec<TargetSummary>, StorageError>;
+
+    /// Proves the store is reachable now.
+    async fn ping(&self) -> Result<(), StorageError>;
+}
