@@ -60,7 +60,12 @@ fn family() -> impl Strategy<Value = String> {
                 continue;
             }
             let body: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-            text.push_str(&format!("{name}{{{}}} {value}\n", body.join(",")));
+            if body.is_empty() {
+                // The oracle does not accept empty braces (`m{} 1`), so spell it plainly.
+                text.push_str(&format!("{name} {value}\n"));
+            } else {
+                text.push_str(&format!("{name}{{{}}} {value}\n", body.join(",")));
+            }
         }
         text
     })

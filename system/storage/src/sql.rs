@@ -54,7 +54,11 @@ pub fn checks(query: &CheckQuery) -> Sql {
     );
     if let Some(target) = &query.target {
         let p = sql.param(target.clone());
-        sql.and(format!("t.name = {p}"));
+        // A scalar subquery, not a join filter: the planner then walks
+        // checks_target_time_idx for that one target instead of every check.
+        sql.and(format!(
+            "c.target_id = (SELECT id FROM targets WHERE name = {p})"
+        ));
     }
     if let Some(status) = query.status {
         let p = sql.param(status == metr_domain::CheckStatus::Up);
@@ -88,7 +92,9 @@ pub fn metrics(query: &MetricQuery) -> Sql {
     );
     if let Some(target) = &query.target {
         let p = sql.param(target.clone());
-        sql.and(format!("t.name = {p}"));
+        sql.and(format!(
+            "se.target_id = (SELECT id FROM targets WHERE name = {p})"
+        ));
     }
     if let Some(name) = &query.name {
         let p = sql.param(name.clone());
@@ -152,7 +158,7 @@ FROM targets t \
 LEFT JOIN LATERAL (SELECT c.up, c.checked_at, c.latency_ms FROM checks c \
     WHERE c.target_id = t.id ORDER BY c.checked_at DESC, c.id DESC LIMIT 1) l ON true \
 LEFT JOIN LATERAL (SELECT avg(CASE WHEN c.up THEN 1.0 ELSE 0.0 END)::float8 AS ratio FROM checks c \
-    WHERE c.target_id = t.id AND c.checked_at > $1 - interval '1 hour' AND c.checked_at <= $1) u ON true \
+    WHERE c.target_id = t.id AND c.checked_at > $1::timestamptz - interval '1 hour' AND c.checked_at <= $1) u ON true \
 ORDER BY t.name";
 
 #[cfg(test)]
