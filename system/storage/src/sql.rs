@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(sql.params.len(), 8);
         assert!(
             sql.text
-                .contains("t.name = $1 AND se.name = $2 AND se.labels @> $3")
+                .contains("name = $1) AND se.name = $2 AND se.labels @> $3")
         );
         assert!(sql.text.contains("(s.ts, s.series_id) < ($6, $7)"));
         assert!(sql.text.ends_with("LIMIT $8"));
