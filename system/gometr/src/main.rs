@@ -1,1 +1,25 @@
-fn main() {}
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// gometr: a demo target exposing Prometheus metrics and health, with fault injection.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "GOMETR_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    log: metr_service::logging::LogArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    metr_service::logging::init(&args.log);
+    let control =
+        gometr::Control::from_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    let app = gometr::Application::build(args.listen, control).await?;
+    app.run_until(metr_service::shutdown::signal()).await?;
+    Ok(())
+}

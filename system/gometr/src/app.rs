@@ -1,0 +1,172 @@
+//! gometr's HTTP application: `/metrics`, `/health`, `/control`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use metr_service::health::{Health, HealthCheck, HealthStatus};
+use tokio::net::TcpListener;
+
+use crate::control::{Control, ControlUpdate};
+use crate::telemetry::Telemetry;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone)]
+struct AppState {
+    control: Arc<RwLock<Control>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl AppState {
+    fn control(&self) -> Control {
+        self.control.read().expect("control lock").clone()
+    }
+}
+
+/// A bound, ready-to-run gometr.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `listen` (port 0 picks a free port) with the given start-up state.
+    pub async fn build(listen: SocketAddr, control: Control) -> anyhow::Result<Self> {
+        let telemetry = Arc::new(Telemetry::new(VERSION)?);
+        let state = AppState {
+            control: Arc::new(RwLock::new(control)),
+            telemetry: telemetry.clone(),
+        };
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/health", get(health))
+            .route("/control", get(show_control).put(change_control))
+            .layer(middleware::from_fn_with_state(
+                telemetry.http.clone(),
+                metr_service::http_metrics::HttpMetrics::track,
+            ))
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .with_state(state);
+        let listener = TcpListener::bind(listen).await?;
+        Ok(Application { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), version = VERSION, "gometr listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+async fn delay(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let control = state.control();
+    delay(control.delay_ms).await;
+    if control.metrics_status != 200 {
+        // Still a scrape: the counter must account for every /metrics request.
+        state.telemetry.scrapes.inc();
+        let status = StatusCode::from_u16(control.metrics_status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (
+            status,
+            format!("metrics_status is set to {}\n", control.metrics_status),
+        )
+            .into_response();
+    }
+    let body = state.telemetry.render(control.extra_series);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn health(State(state): State<AppState>) -> Health {
+    let control = state.control();
+    delay(control.delay_ms).await;
+    let uptime = HealthCheck {
+        component_type: "system".into(),
+        status: HealthStatus::Pass,
+        observed_value: Some(serde_json::json!(
+            state.telemetry.start.elapsed().as_secs_f64()
+        )),
+        observed_unit: Some("s".into()),
+        output: None,
+    };
+    let injected = HealthCheck {
+        component_type: "component".into(),
+        status: control.health,
+        observed_value: None,
+        observed_unit: None,
+        output: (control.health != HealthStatus::Pass).then(|| "set through /control".into()),
+    };
+    Health {
+        status: control.health,
+        service_id: "gometr".into(),
+        version: VERSION.into(),
+        output: None,
+        checks: [
+            ("uptime".to_owned(), vec![uptime]),
+            ("control:health".to_owned(), vec![injected]),
+        ]
+        .into(),
+    }
+}
+
+async fn show_control(State(state): State<AppState>) -> Json<Control> {
+    Json(state.control())
+}
+
+async fn change_control(
+    State(state): State<AppState>,
+    update: Result<Json<ControlUpdate>, JsonRejection>,
+) -> Response {
+    let update = match update {
+        Ok(Json(update)) => update,
+        Err(rejection) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": rejection.body_text() })),
+            )
+                .into_response();
+        }
+    };
+    let mut control = state.control.write().expect("control lock");
+    match control.apply(update) {
+        Ok(()) => {
+            tracing::info!(control = ?*control, "control changed");
+            Json(control.clone()).into_response()
+        }
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": message })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,67 @@
+//! gometr's own metrics: the series scenarios and the checker look at.
+
+use std::fmt::Write;
+
+use metr_service::http_metrics::HttpMetrics;
+use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Every metric gometr exposes.
+pub struct Telemetry {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    /// Goes up by exactly one on every `/metrics` request: proves no scrape was lost.
+    pub scrapes: IntCounter,
+    pub uptime: Gauge,
+    pub start: std::time::Instant,
+}
+
+impl Telemetry {
+    pub fn new(version: &str) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry, "gometr")?;
+        let scrapes = IntCounter::new(
+            "gometr_scrapes_total",
+            "Requests to /metrics, this one included.",
+        )?;
+        let uptime = Gauge::new("gometr_uptime_seconds", "Seconds since gometr started.")?;
+        let info = IntGaugeVec::new(Opts::new("gometr_info", "Build information."), &["version"])?;
+        info.with_label_values(&[version]).set(1);
+        let threads = IntGauge::new("gometr_worker_threads", "Tokio worker threads.")?;
+        threads.set(
+            std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+        );
+        registry.register(Box::new(scrapes.clone()))?;
+        registry.register(Box::new(uptime.clone()))?;
+        registry.register(Box::new(info))?;
+        registry.register(Box::new(threads))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Telemetry {
+            registry,
+            http,
+            scrapes,
+            uptime,
+            start: std::time::Instant::now(),
+        })
+    }
+
+    /// The exposition for one scrape, with `extra` synthetic series appended.
+    pub fn render(&self, extra: u32) -> String {
+        self.scrapes.inc();
+        self.uptime.set(self.start.elapsed().as_secs_f64());
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut text = String::from_utf8(buf).unwrap_or_default();
+        if extra > 0 {
+            text.push_str("# HELP gometr_synthetic_series Synthetic series for load tests.\n");
+            text.push_str("# TYPE gometr_synthetic_series gauge\n");
+            for i in 0..extra {
+                let _ = writeln!(text, "gometr_synthetic_series{{index=\"{i}\"}} {i}");
+            }
+        }
+        text
+    }
+}
