@@ -1,0 +1,213 @@
+//! Wires the schedulers, the writer and the checker's own HTTP endpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Router, middleware};
+use metr_domain::Labels;
+use metr_service::health::{Health, HealthCheck, HealthStatus};
+use metr_service::http_metrics::{self, HttpMetrics};
+use metr_storage::{TargetRef, WriteRepository};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkable::Checkable;
+use crate::config::Settings;
+use crate::fetch;
+use crate::probe::HttpTarget;
+use crate::schedule;
+use crate::scrape::PrometheusTarget;
+use crate::telemetry::Telemetry;
+use crate::writer::{Writer, WriterReport};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone)]
+struct AppState {
+    repo: Arc<dyn WriteRepository>,
+    telemetry: Telemetry,
+}
+
+/// A configured checker with its listener bound.
+pub struct Application {
+    settings: Settings,
+    repo: Arc<dyn WriteRepository>,
+    telemetry: Telemetry,
+    listener: TcpListener,
+}
+
+/// Builds the checkable of each configured target.
+pub fn checkables(settings: &Settings) -> anyhow::Result<Vec<(Arc<dyn Checkable>, Duration)>> {
+    let client = fetch::client()?;
+    Ok(settings
+        .targets
+        .iter()
+        .map(|t| {
+            let target = TargetRef {
+                name: t.name.clone(),
+                kind: t.kind,
+                url: t.url.clone(),
+            };
+            let labels: Labels = t.labels.clone();
+            let checkable: Arc<dyn Checkable> = match t.kind {
+                metr_domain::TargetKind::Prometheus => Arc::new(PrometheusTarget {
+                    target,
+                    labels,
+                    timeout: t.timeout(settings),
+                    max_body_bytes: settings.max_body_bytes,
+                    client: client.clone(),
+                }),
+                metr_domain::TargetKind::Http => Arc::new(HttpTarget {
+                    target,
+                    labels,
+                    timeout: t.timeout(settings),
+                    max_body_bytes: settings.max_body_bytes,
+                    expected_status: t.expected_status.clone(),
+                    client: client.clone(),
+                }),
+            };
+            (checkable, t.interval(settings))
+        })
+        .collect())
+}
+
+impl Application {
+    pub async fn build(settings: Settings, repo: Arc<dyn WriteRepository>) -> anyhow::Result<Self> {
+        let telemetry = Telemetry::new()?;
+        let listener = TcpListener::bind(settings.listen).await?;
+        Ok(Application {
+            settings,
+            repo,
+            telemetry,
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Checks and writes until `shutdown` resolves, then stops scheduling and
+    /// flushes within the configured shutdown timeout.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<WriterReport> {
+        let Application {
+            settings,
+            repo,
+            telemetry,
+            listener,
+        } = self;
+        let targets = checkables(&settings)?;
+        let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
+        let (tx, rx) = mpsc::channel(settings.writer.queue_capacity);
+        let writer = tokio::spawn(
+            Writer::new(
+                repo.clone(),
+                settings.writer.clone(),
+                refs,
+                telemetry.clone(),
+            )
+            .run(rx),
+        );
+
+        let cancel = CancellationToken::new();
+        let limit = Arc::new(Semaphore::new(settings.concurrency));
+        let mut schedulers = Vec::new();
+        for (checkable, interval) in targets {
+            tracing::info!(target = %checkable.target().name, kind = %checkable.target().kind, url = %checkable.target().url, ?interval, "scheduling");
+            schedulers.push(tokio::spawn(schedule::run_target(
+                checkable,
+                interval,
+                limit.clone(),
+                tx.clone(),
+                Some(telemetry.clone()),
+                cancel.clone(),
+            )));
+        }
+        drop(tx);
+
+        let state = AppState {
+            repo,
+            telemetry: telemetry.clone(),
+        };
+        let router = Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .layer(middleware::from_fn_with_state(
+                telemetry.http.clone(),
+                HttpMetrics::track,
+            ))
+            .with_state(state);
+        let server_stop = CancellationToken::new();
+        let server = {
+            let stop = server_stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        };
+        tracing::info!(version = VERSION, listen = %settings.listen, "checker running");
+
+        shutdown.await;
+        cancel.cancel();
+        for s in schedulers {
+            let _ = s.await;
+        }
+        let report = writer.await?;
+        tracing::info!(?report, "checker stopped");
+        server_stop.cancel();
+        let _ = server.await;
+        Ok(report)
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Health {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.repo.ping()).await;
+    let (status, output) = match ping {
+        Ok(Ok(())) => (HealthStatus::Pass, None),
+        Ok(Err(e)) => (HealthStatus::Fail, Some(format!("database: {e}"))),
+        Err(_) => (
+            HealthStatus::Fail,
+            Some("database: ping timed out".to_owned()),
+        ),
+    };
+    let database = HealthCheck {
+        component_type: "datastore".into(),
+        status,
+        observed_value: None,
+        observed_unit: None,
+        output: output.clone(),
+    };
+    let buffered = HealthCheck {
+        component_type: "component".into(),
+        status: HealthStatus::Pass,
+        observed_value: Some(state.telemetry.buffered_samples.get().into()),
+        observed_unit: Some("samples".into()),
+        output: None,
+    };
+    Health {
+        status,
+        service_id: "checker".into(),
+        version: VERSION.into(),
+        output,
+        checks: [
+            ("database:reachable".to_owned(), vec![database]),
+            ("writer:buffered".to_owned(), vec![buffered]),
+        ]
+        .into(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    http_metrics::render(&state.telemetry.registry)
+}

@@ -1,0 +1,434 @@
+//! The checker's settings: one YAML file, then `CHECKER_*` environment variables.
+//!
+//! Environment naming: `CHECKER_` + the field path in upper case, with `__`
+//! between levels and list indexes as numbers: `CHECKER_INTERVAL=5s`,
+//! `CHECKER_DATABASE_URL=postgres://…`, `CHECKER_TARGETS__0__URL=http://…`.
+//! Values are read as YAML, so a whole list works too:
+//! `CHECKER_TARGETS='[{name: a, kind: http, url: "http://a/"}]'`.
+//! Written here rather than with a layering crate because none of them indexes
+//! into lists, and target lists are what CI most often overrides.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use metr_domain::TargetKind;
+use metr_storage::DatabaseUrl;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// Environment variable prefix of every override.
+pub const ENV_PREFIX: &str = "CHECKER_";
+
+/// Everything the checker needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    /// Where the checker's own `/health` and `/metrics` listen.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Default interval between two checks of a target.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Default per-request timeout.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Checks running at once, across all targets.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Largest response body read from a target; bigger is a failed check.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub writer: WriterSettings,
+    pub targets: Vec<TargetSettings>,
+}
+
+/// How checks and samples reach the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterSettings {
+    /// Outcomes waiting between the schedulers and the writer.
+    pub queue_capacity: usize,
+    /// Samples per database batch.
+    pub batch_samples: usize,
+    /// Longest time a sample waits before its batch is written.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Samples kept while the database is unreachable; beyond, the oldest are dropped.
+    pub buffer_samples: usize,
+    /// First retry delay after a failed write; doubles up to `max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub min_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Time allowed on SIGTERM to flush what is buffered.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            queue_capacity: 1024,
+            batch_samples: 10_000,
+            flush_interval: Duration::from_millis(500),
+            buffer_samples: 1_000_000,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One target as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    pub name: String,
+    pub kind: TargetKind,
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Labels added to every sample of this target (the exposition's own win).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `http` only: statuses that count as up (default: any 2xx or 3xx).
+    #[serde(default)]
+    pub expected_status: Vec<u16>,
+}
+
+impl TargetSettings {
+    pub fn interval(&self, settings: &Settings) -> Duration {
+        self.interval.unwrap_or(settings.interval)
+    }
+    pub fn timeout(&self, settings: &Settings) -> Duration {
+        self.timeout.unwrap_or(settings.timeout)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    ([0, 0, 0, 0], 9090).into()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid YAML: {source}")]
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
+    #[error("{variable}: cannot apply override: {reason}")]
+    Env { variable: String, reason: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl Settings {
+    /// Loads the file (if any), applies `CHECKER_*` overrides, then validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut tree = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                serde_yaml::from_str(&text).map_err(|source| ConfigError::Yaml {
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
+            None => Value::Mapping(Default::default()),
+        };
+        if tree.is_null() {
+            tree = Value::Mapping(Default::default());
+        }
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        // Whole values first (CHECKER_TARGETS), then fields inside them (CHECKER_TARGETS__0__URL).
+        overrides.sort_by_key(|(k, _)| k.matches("__").count());
+        for (variable, value) in overrides {
+            apply_override(&mut tree, &variable, &value)?;
+        }
+        let settings: Settings =
+            serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Invalid {
+                field: e.path().to_string(),
+                reason: e.inner().to_string(),
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, reason: String| Err(ConfigError::Invalid { field, reason });
+        if self.interval.is_zero() {
+            return invalid("interval".into(), "must be greater than zero".into());
+        }
+        if self.timeout.is_zero() {
+            return invalid("timeout".into(), "must be greater than zero".into());
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency".into(), "must be at least 1".into());
+        }
+        if self.writer.batch_samples == 0 || self.writer.queue_capacity == 0 {
+            return invalid(
+                "writer".into(),
+                "batch_samples and queue_capacity must be at least 1".into(),
+            );
+        }
+        if self.targets.is_empty() {
+            return invalid("targets".into(), "at least one target is required".into());
+        }
+        let mut names = HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let field = |name: &str| format!("targets[{i}].{name}");
+            if t.name.trim().is_empty() {
+                return invalid(field("name"), "must not be empty".into());
+            }
+            if !names.insert(t.name.as_str()) {
+                return invalid(field("name"), format!("duplicate target name {:?}", t.name));
+            }
+            match url::Url::parse(&t.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                Ok(u) => {
+                    return invalid(
+                        field("url"),
+                        format!("scheme must be http or https, got {:?}", u.scheme()),
+                    );
+                }
+                Err(e) => return invalid(field("url"), format!("not a URL ({e}): {:?}", t.url)),
+            }
+            if t.interval.is_some_and(|d| d.is_zero()) {
+                return invalid(field("interval"), "must be greater than zero".into());
+            }
+            if t.timeout.is_some_and(|d| d.is_zero()) {
+                return invalid(field("timeout"), "must be greater than zero".into());
+            }
+            if t.timeout(self) > t.interval(self) {
+                return invalid(
+                    field("timeout"),
+                    format!(
+                        "{} is longer than the interval {}: checks of one target would overlap",
+                        humantime::format_duration(t.timeout(self)),
+                        humantime::format_duration(t.interval(self))
+                    ),
+                );
+            }
+            if let Some(bad) = t.expected_status.iter().find(|s| !(100..=599).contains(*s)) {
+                return invalid(
+                    field("expected_status"),
+                    format!("{bad} is not an HTTP status"),
+                );
+            }
+            if t.kind == TargetKind::Prometheus && !t.expected_status.is_empty() {
+                return invalid(
+                    field("expected_status"),
+                    "only http targets take expected_status".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets one `CHECKER_A__B__0__C` variable in the YAML tree.
+fn apply_override(tree: &mut Value, variable: &str, raw: &str) -> Result<(), ConfigError> {
+    let env_error = |reason: String| ConfigError::Env {
+        variable: variable.to_owned(),
+        reason,
+    };
+    let path: Vec<String> = variable[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(env_error("empty path segment".into()));
+    }
+    let value: Value = serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    let mut node = tree;
+    for (depth, segment) in path.iter().enumerate() {
+        let last = depth + 1 == path.len();
+        node = match node {
+            Value::Sequence(items) => {
+                let index: usize = segment
+                    .parse()
+                    .map_err(|_| env_error(format!("{segment:?} is not a list index")))?;
+                if index > items.len() {
+                    return Err(env_error(format!(
+                        "index {index} skips past the end of a list of {}",
+                        items.len()
+                    )));
+                }
+                if index == items.len() {
+                    items.push(Value::Mapping(Default::default()));
+                }
+                &mut items[index]
+            }
+            Value::Mapping(map) => {
+                let key = Value::String(segment.clone());
+                if !map.contains_key(&key) {
+                    let next_is_index = path
+                        .get(depth + 1)
+                        .is_some_and(|s| s.parse::<usize>().is_ok());
+                    let empty = if next_is_index {
+                        Value::Sequence(vec![])
+                    } else {
+                        Value::Mapping(Default::default())
+                    };
+                    map.insert(key.clone(), empty);
+                }
+                map.get_mut(&key).expect("just inserted")
+            }
+            _ => {
+                return Err(env_error(format!(
+                    "{segment:?} is inside a value that is not a map or list"
+                )));
+            }
+        };
+        if last {
+            *node = value;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checker.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Settings::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    const BASE: &str = "
+database_url: postgres://u:p@db/metr
+interval: 1s
+timeout: 500ms
+targets:
+  - { name: gometr, kind: prometheus, url: 'http://gometr:8080' }
+  - { name: gometr-http, kind: http, url: 'http://gometr:8080/health', interval: 2s }
+";
+
+    #[test]
+    fn a_file_loads_with_defaults_filled_in() {
+        let s = load(BASE, &[]).unwrap();
+        assert_eq!(s.targets.len(), 2);
+        assert_eq!(s.targets[1].interval(&s), Duration::from_secs(2));
+        assert_eq!(s.targets[0].interval(&s), Duration::from_secs(1));
+        assert_eq!(s.concurrency, 16);
+        assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_variables_override_nested_fields_and_list_items() {
+        let s = load(
+            BASE,
+            &[
+                ("CHECKER_CONCURRENCY", "3"),
+                ("CHECKER_WRITER__BUFFER_SAMPLES", "50"),
+                ("CHECKER_TARGETS__1__URL", "http://other:9/health"),
+                ("CHECKER_DATABASE_URL", "postgres://x@y/z"),
+                ("UNRELATED", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.writer.buffer_samples, 50);
+        assert_eq!(s.targets[1].url, "http://other:9/health");
+        assert_eq!(s.database_url.expose(), "postgres://x@y/z");
+    }
+
+    #[test]
+    fn a_whole_target_list_can_come_from_the_environment() {
+        let s = Settings::load(
+            None,
+            [
+                (
+                    "CHECKER_DATABASE_URL".to_owned(),
+                    "postgres://x@y/z".to_owned(),
+                ),
+                (
+                    "CHECKER_TARGETS".to_owned(),
+                    "[{name: a, kind: http, url: 'http://a/'}]".to_owned(),
+                ),
+                ("CHECKER_TARGETS__0__TIMEOUT".to_owned(), "1s".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.targets[0].name, "a");
+        assert_eq!(s.targets[0].timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("database_url: x\ntargets: []", &[], "targets"),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__1__NAME", "gometr")],
+                "targets[1].name",
+            ),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__0__KIND", "ftp")],
+                "targets[0].kind",
+            ),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__0__URL", "not a url")],
+                "targets[0].url",
+            ),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__0__INTERVAL", "soon")],
+                "targets[0].interval",
+            ),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__0__TIMEOUT", "5s")],
+                "targets[0].timeout",
+            ),
+            (BASE, &[("CHECKER_CONCURRENCY", "0")], "concurrency"),
+            (BASE, &[("CHECKER_TYPO", "1")], "typo"),
+            ("interval: 1s\ntargets: []", &[], "database_url"),
+        ];
+        for (yaml, env, field) in cases {
+            let err = load(yaml, env).expect_err(field).to_string();
+            assert!(err.contains(field), "expected {field:?} in {err:?}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The checker's own metrics, served at its `/metrics`.
+
+use metr_service::http_metrics::HttpMetrics;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Counters and gauges the scheduler and the writer update.
+#[derive(Clone)]
+pub struct Telemetry {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    pub scrapes: IntCounterVec,
+    pub scrape_duration: HistogramVec,
+    pub samples_written: IntCounter,
+    pub checks_written: IntCounter,
+    pub write_errors: IntCounter,
+    pub buffered_samples: IntGauge,
+    pub dropped_samples: IntCounter,
+}
+
+impl Telemetry {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry, "checker")?;
+        let scrapes = IntCounterVec::new(
+            Opts::new(
+                "checker_scrapes_total",
+                "Checks run, by target and result (success or failure).",
+            ),
+            &["target", "result"],
+        )?;
+        let scrape_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "checker_scrape_duration_seconds",
+                "Duration of one check of a target.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["target"],
+        )?;
+        let samples_written = IntCounter::new(
+            "checker_samples_written_total",
+            "Samples stored in the database.",
+        )?;
+        let checks_written = IntCounter::new(
+            "checker_checks_written_total",
+            "Checks stored in the database.",
+        )?;
+        let write_errors = IntCounter::new(
+            "checker_write_errors_total",
+            "Failed attempts to write a batch.",
+        )?;
+        let buffered_samples = IntGauge::new(
+            "checker_buffered_samples",
+            "Samples held in memory, waiting to be written.",
+        )?;
+        let dropped_samples = IntCounter::new(
+            "checker_dropped_samples_total",
+            "Samples dropped because the buffer was full during a database outage.",
+        )?;
+        registry.register(Box::new(scrapes.clone()))?;
+        registry.register(Box::new(scrape_duration.clone()))?;
+        registry.register(Box::new(samples_written.clone()))?;
+        registry.register(Box::new(checks_written.clone()))?;
+        registry.register(Box::new(write_errors.clone()))?;
+        registry.register(Box::new(buffered_samples.clone()))?;
+        registry.register(Box::new(dropped_samples.clone()))?;
+        Ok(Telemetry {
+            registry,
+            http,
+            scrapes,
+            scrape_duration,
+            samples_written,
+            checks_written,
+            write_errors,
+            buffered_samples,
+            dropped_samples,
+        })
+    }
+}
