@@ -13,6 +13,7 @@ use crate::value::SampleValue;
 pub type Labels = BTreeMap<String, String>;
 
 /// How the checker polls a target.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
@@ -52,6 +53,7 @@ impl FromStr for TargetKind {
 }
 
 /// Outcome of one check.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
@@ -80,6 +82,7 @@ impl FromStr for CheckStatus {
 }
 
 /// One check of one target, as stored and as served by `/api/v1/checks`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub target: String,
@@ -92,16 +95,19 @@ pub struct Check {
 }
 
 /// One sample of one series, as stored and as served by `/api/v1/metrics`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub target: String,
     pub name: String,
     pub labels: Labels,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::value::SampleValueSchema))]
     pub value: SampleValue,
     pub timestamp: DateTime<Utc>,
 }
 
 /// A distinct series: what `/api/v1/series` lists.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Series {
     pub target: String,
@@ -110,6 +116,7 @@ pub struct Series {
 }
 
 /// A target the checker has seen, with its recent state: what `/api/v1/targets` lists.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSummary {
     pub name: String,

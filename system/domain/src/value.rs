@@ -55,6 +55,17 @@ impl<'de> Deserialize<'de> for SampleValue {
     }
 }
 
+/// OpenAPI shape of [`SampleValue`]: a number, or one of the three strings.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema, Serialize)]
+#[serde(untagged)]
+#[schema(as = SampleValue, example = json!(1.5))]
+pub enum SampleValueSchema {
+    Number(f64),
+    /// `"NaN"`, `"+Inf"` or `"-Inf"`.
+    Special(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

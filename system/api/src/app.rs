@@ -1,0 +1,80 @@
+//! The API's router and server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Router, middleware};
+use metr_service::http_metrics::{self, HttpMetrics};
+use metr_storage::ReadRepository;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::handlers::{self, AppState};
+use crate::openapi;
+
+/// A bound, ready-to-run API.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+/// The router over any read repository; tests use the in-memory one.
+pub fn router(repo: Arc<dyn ReadRepository>, request_timeout: Duration) -> anyhow::Result<Router> {
+    let registry = prometheus::Registry::new();
+    let http = HttpMetrics::register(&registry, "api")?;
+    let state = AppState { repo, registry };
+    let request_id = HeaderName::from_static("x-request-id");
+    Ok(Router::new()
+        .route("/api/v1/checks", get(handlers::checks))
+        .route("/api/v1/metrics", get(handlers::metrics))
+        .route("/api/v1/series", get(handlers::series))
+        .route("/api/v1/targets", get(handlers::targets))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(metrics))
+        .fallback(handlers::not_found)
+        .layer(middleware::from_fn_with_state(http, HttpMetrics::track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    http_metrics::render(&state.registry)
+}
+
+impl Application {
+    pub async fn build(listen: SocketAddr, repo: Arc<dyn ReadRepository>) -> anyhow::Result<Self> {
+        let router = router(repo, Duration::from_secs(30))?;
+        let listener = TcpListener::bind(listen).await?;
+        Ok(Application { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "api listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

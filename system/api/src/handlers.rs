@@ -1,0 +1,145 @@
+//! The `/api/v1` handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use metr_domain::{Check, Sample, Series, TargetSummary};
+use metr_service::health::{Health, HealthCheck, HealthStatus};
+use metr_storage::ReadRepository;
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::params;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: Arc<dyn ReadRepository>,
+    pub registry: prometheus::Registry,
+}
+
+/// `{"status":"success","data":[…],"next_cursor":…}`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListResponse<T> {
+    /// Always `"success"`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    fn new(data: Vec<T>, next_cursor: Option<metr_storage::Cursor>) -> Json<Self> {
+        Json(ListResponse {
+            status: "success",
+            data,
+            next_cursor: next_cursor.map(|c| c.encode()),
+        })
+    }
+}
+
+type ApiResult<T> = Result<Json<ListResponse<T>>, ApiError>;
+
+/// Checks, newest first.
+#[utoipa::path(get, path = "/api/v1/checks", params(
+    ("target" = Option<String>, Query, description = "Target name; an unknown one gives an empty list"),
+    ("status" = Option<String>, Query, description = "`up` or `down`"),
+    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
+    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
+    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
+    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+), responses((status = 200, body = ListResponse<Check>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Check> {
+    let query = params::check_query(raw.as_deref())?;
+    let page = state.repo.checks(&query).await?;
+    Ok(ListResponse::new(page.items, page.next_cursor))
+}
+
+/// Samples, newest first.
+#[utoipa::path(get, path = "/api/v1/metrics", params(
+    ("target" = Option<String>, Query, description = "Target name"),
+    ("name" = Option<String>, Query, description = "Exact metric name"),
+    ("label" = Option<Vec<String>>, Query, description = "`key=value`, repeatable; all must match"),
+    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
+    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
+    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
+    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+), responses((status = 200, body = ListResponse<Sample>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Sample> {
+    let query = params::metric_query(raw.as_deref())?;
+    let page = state.repo.metrics(&query).await?;
+    Ok(ListResponse::new(page.items, page.next_cursor))
+}
+
+/// Distinct series, in the order they were first stored.
+#[utoipa::path(get, path = "/api/v1/series", params(
+    ("target" = Option<String>, Query, description = "Target name"),
+    ("name" = Option<String>, Query, description = "Exact metric name"),
+    ("limit" = Option<u32>, Query, description = "1..1000, default 1000"),
+    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+), responses((status = 200, body = ListResponse<Series>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Series> {
+    let query = params::series_query(raw.as_deref())?;
+    let page = state.repo.series(&query).await?;
+    Ok(ListResponse::new(page.items, page.next_cursor))
+}
+
+/// Every target the checker has seen, by name, with its last check and hourly uptime.
+#[utoipa::path(get, path = "/api/v1/targets",
+    responses((status = 200, body = ListResponse<TargetSummary>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn targets(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<TargetSummary> {
+    params::Params::parse(raw.as_deref(), &[])?;
+    let targets = state.repo.targets(chrono::Utc::now()).await?;
+    Ok(ListResponse::new(targets, None))
+}
+
+/// health+json: `fail` (503) while the database is unreachable.
+#[utoipa::path(get, path = "/health", responses(
+    (status = 200, description = "pass", content_type = "application/health+json"),
+    (status = 503, description = "fail: the database is unreachable", content_type = "application/health+json")))]
+pub async fn health(State(state): State<AppState>) -> Health {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.repo.ping()).await;
+    let (status, output) = match ping {
+        Ok(Ok(())) => (HealthStatus::Pass, None),
+        Ok(Err(e)) => (
+            HealthStatus::Fail,
+            Some(if e.is_unavailable() {
+                "database unreachable".to_owned()
+            } else {
+                "database error".to_owned()
+            }),
+        ),
+        Err(_) => (
+            HealthStatus::Fail,
+            Some("database ping timed out".to_owned()),
+        ),
+    };
+    Health {
+        status,
+        service_id: "api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        output: output.clone(),
+        checks: [(
+            "database:reachable".to_owned(),
+            vec![HealthCheck {
+                component_type: "datastore".into(),
+                status,
+                observed_value: None,
+                observed_unit: None,
+                output,
+            }],
+        )]
+        .into(),
+    }
+}
+
+/// Anything else is a JSON 404.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}

@@ -1,0 +1,229 @@
+//! Query strings into validated storage queries; every error names its parameter.
+
+use chrono::{DateTime, Utc};
+use metr_domain::CheckStatus;
+use metr_storage::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use metr_storage::{CheckQuery, Cursor, MetricQuery, SeriesQuery};
+
+use crate::error::ApiError;
+
+/// The raw `key=value` pairs of a query string, checked against what an endpoint accepts.
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Decodes the query string, rejecting parameters the endpoint does not know
+    /// (a misspelt filter must not silently return everything).
+    pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|_| ApiError::bad_data("the query string is not valid URL encoding"))?;
+        if let Some((key, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(ApiError::bad_data(format!(
+                "unknown parameter {key:?}; this endpoint accepts: {}",
+                known.join(", ")
+            )));
+        }
+        Ok(Params { pairs })
+    }
+
+    /// The value of a parameter that may appear at most once.
+    fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_data(format!(
+                "parameter {key:?} is given more than once"
+            )));
+        }
+        Ok(first)
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.one(key)? {
+            Some("") => Err(ApiError::bad_data(format!(
+                "parameter {key:?} must not be empty"
+            ))),
+            other => Ok(other.map(str::to_owned)),
+        }
+    }
+
+    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.one(key)?
+            .map(|v| {
+                parse_time(v).map_err(|e| ApiError::bad_data(format!("parameter {key:?}: {e}")))
+            })
+            .transpose()
+    }
+
+    fn limit(&self, default: u32) -> Result<u32, ApiError> {
+        let Some(raw) = self.one("limit")? else {
+            return Ok(default);
+        };
+        match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_data(format!(
+                "parameter \"limit\" must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"
+            ))),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<Cursor>, ApiError> {
+        self.one("cursor")?
+            .map(|c| {
+                Cursor::decode(c)
+                    .map_err(|e| ApiError::bad_data(format!("parameter \"cursor\": {e}")))
+            })
+            .transpose()
+    }
+
+    fn range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+        let (from, to) = (self.time("from")?, self.time("to")?);
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(ApiError::bad_data(format!(
+                "parameter \"from\" ({}) is after \"to\" ({})",
+                f.to_rfc3339(),
+                t.to_rfc3339()
+            )));
+        }
+        Ok((from, to))
+    }
+}
+
+/// RFC 3339, or Unix seconds with an optional fraction.
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(seconds) = raw.parse::<f64>()
+        && seconds.is_finite()
+        && let Some(t) = DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
+    {
+        return Ok(t);
+    }
+    Err(format!(
+        "{raw:?} is neither an RFC 3339 time nor Unix seconds"
+    ))
+}
+
+pub const CHECK_PARAMS: &[&str] = &["target", "status", "from", "to", "limit", "cursor"];
+pub const METRIC_PARAMS: &[&str] = &["target", "name", "label", "from", "to", "limit", "cursor"];
+pub const SERIES_PARAMS: &[&str] = &["target", "name", "limit", "cursor"];
+
+pub fn check_query(raw: Option<&str>) -> Result<CheckQuery, ApiError> {
+    let p = Params::parse(raw, CHECK_PARAMS)?;
+    let status = p
+        .one("status")?
+        .map(|s| {
+            s.parse::<CheckStatus>().map_err(|_| {
+                ApiError::bad_data(format!(
+                    "parameter \"status\" must be up or down, got {s:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let (from, to) = p.range()?;
+    Ok(CheckQuery {
+        target: p.text("target")?,
+        status,
+        from,
+        to,
+        limit: p.limit(DEFAULT_LIMIT)?,
+        cursor: p.cursor()?,
+    })
+}
+
+pub fn metric_query(raw: Option<&str>) -> Result<MetricQuery, ApiError> {
+    let p = Params::parse(raw, METRIC_PARAMS)?;
+    let labels = p
+        .all("label")
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(ApiError::bad_data(format!(
+                "parameter \"label\" must be key=value, got {l:?}"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (from, to) = p.range()?;
+    Ok(MetricQuery {
+        target: p.text("target")?,
+        name: p.text("name")?,
+        labels,
+        from,
+        to,
+        limit: p.limit(DEFAULT_LIMIT)?,
+        cursor: p.cursor()?,
+    })
+}
+
+pub fn series_query(raw: Option<&str>) -> Result<SeriesQuery, ApiError> {
+    let p = Params::parse(raw, SERIES_PARAMS)?;
+    Ok(SeriesQuery {
+        target: p.text("target")?,
+        name: p.text("name")?,
+        limit: p.limit(MAX_LIMIT)?,
+        cursor: p.cursor()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(result: Result<impl std::fmt::Debug, ApiError>, word: &str) {
+        let err = result.expect_err(word);
+        assert!(
+            err.message.contains(word),
+            "{word:?} not in {:?}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        bad(check_query(Some("status=sideways")), "status");
+        bad(check_query(Some("limit=0")), "limit");
+        bad(check_query(Some("limit=5000")), "limit");
+        bad(check_query(Some("limit=ten")), "limit");
+        bad(check_query(Some("from=yesterday")), "from");
+        bad(check_query(Some("to=2024-13-01T00:00:00Z")), "to");
+        bad(check_query(Some("from=200&to=100")), "from");
+        bad(check_query(Some("cursor=zzz")), "cursor");
+        bad(check_query(Some("targt=gometr")), "targt");
+        bad(check_query(Some("limit=1&limit=2")), "limit");
+        bad(metric_query(Some("label=novalue")), "label");
+        bad(metric_query(Some("label==x")), "label");
+    }
+
+    #[test]
+    fn good_parameters_become_a_query() {
+        let q = metric_query(Some(
+            "target=gometr&name=up&label=le%3D%2BInf&label=a%3Db&limit=5&from=1700000000.5",
+        ))
+        .unwrap();
+        assert_eq!(q.target.as_deref(), Some("gometr"));
+        assert_eq!(
+            q.labels,
+            vec![("le".into(), "+Inf".into()), ("a".into(), "b".into())]
+        );
+        assert_eq!(q.limit, 5);
+        assert_eq!(q.from.unwrap().timestamp_millis(), 1_700_000_000_500);
+        let c = check_query(Some("status=down&to=2024-01-01T00:00:00%2B01:00")).unwrap();
+        assert_eq!(c.status, Some(CheckStatus::Down));
+        assert_eq!(c.to.unwrap().to_rfc3339(), "2023-12-31T23:00:00+00:00");
+        assert_eq!(c.limit, DEFAULT_LIMIT);
+    }
+}
