@@ -88,7 +88,7 @@ impl Params {
             .transpose()
     }
 
-    fn range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+    fn range(&self) -> Result<TimeRange, ApiError> {
         let (from, to) = (self.time("from")?, self.time("to")?);
         if let (Some(f), Some(t)) = (from, to)
             && f > t
@@ -102,6 +102,9 @@ impl Params {
         Ok((from, to))
     }
 }
+
+/// Optional `from` and `to` bounds.
+type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// RFC 3339, or Unix seconds with an optional fraction.
 pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {

@@ -395,7 +395,8 @@ targets:
 
     #[test]
     fn errors_name_the_field() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("database_url: x\ntargets: []", &[], "targets"),
             (
                 BASE,

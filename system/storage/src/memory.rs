@@ -165,7 +165,7 @@ impl ReadRepository for MemoryRepository {
                     .is_none_or(|c| (key.ts_micros, key.id) < (c.ts_micros, c.id))
             })
             .collect();
-        rows.sort_by(|a, b| (b.0.ts_micros, b.0.id).cmp(&(a.0.ts_micros, a.0.id)));
+        rows.sort_by_key(|(key, _)| std::cmp::Reverse((key.ts_micros, key.id)));
         rows.truncate(query.limit as usize + 1);
         Ok(Page::from_rows(rows, query.limit))
     }
@@ -187,7 +187,7 @@ impl ReadRepository for MemoryRepository {
             })
             .filter(|(_, s)| in_range(s.timestamp, query.from, query.to))
             .collect();
-        rows.sort_by(|a, b| (b.0.ts_micros, b.0.id).cmp(&(a.0.ts_micros, a.0.id)));
+        rows.sort_by_key(|(key, _)| std::cmp::Reverse((key.ts_micros, key.id)));
         rows.truncate(query.limit as usize + 1);
         Ok(Page::from_rows(rows, query.limit))
     }

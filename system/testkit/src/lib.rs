@@ -6,6 +6,8 @@
 //! that dies with this process and then removes the data directory, so nothing
 //! is left behind even when a test panics.
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

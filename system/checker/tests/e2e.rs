@@ -1,0 +1,219 @@
+//! End to end: gometr and the API in process, the checker as a real process, all
+//! on a real PostgreSQL; the checker reaches the database through a proxy that
+//! can cut the connection to play an outage.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metr_storage::postgres::PoolOptions;
+use metr_storage::{DatabaseUrl, PgRepository};
+use metr_testkit::proxy::Proxy;
+use serde_json::Value;
+
+struct Stack {
+    gometr: String,
+    api: String,
+    checker: Child,
+    checker_health: String,
+    proxy: Proxy,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.checker.kill();
+        let _ = self.checker.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start() -> Stack {
+    let db = metr_testkit::fresh_database().await;
+    let cluster_addr = format!("127.0.0.1:{}", metr_testkit::cluster().port)
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(cluster_addr).await;
+    let proxied_url = db.url.replace(
+        &format!(":{}/", metr_testkit::cluster().port),
+        &format!(":{}/", proxy.addr.port()),
+    );
+
+    let gometr =
+        gometr::Application::build("127.0.0.1:0".parse().unwrap(), gometr::Control::default())
+            .await
+            .unwrap();
+    let gometr_url = format!("http://{}", gometr.local_addr());
+    tokio::spawn(gometr.run_until(std::future::pending()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("checker.yaml");
+    let listen_port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: {proxied_url}\nlisten: 127.0.0.1:{listen_port}\ninterval: 250ms\ntimeout: 200ms\n\
+             writer: {{ flush_interval: 100ms, min_backoff: 100ms, max_backoff: 500ms }}\n\
+             targets:\n  - {{ name: gometr, kind: prometheus, url: '{gometr_url}' }}\n  \
+             - {{ name: gometr-http, kind: http, url: '{gometr_url}/health' }}\n"
+        ),
+    )
+    .unwrap();
+    let checker = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--migrate")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+
+    // The API reads the database directly; only the checker's path is cut.
+    let repo = PgRepository::connect(&DatabaseUrl::new(db.url), &PoolOptions::default()).unwrap();
+    let api = api::Application::build("127.0.0.1:0".parse().unwrap(), Arc::new(repo))
+        .await
+        .unwrap();
+    let api_url = format!("http://{}", api.local_addr());
+    tokio::spawn(api.run_until(std::future::pending()));
+
+    Stack {
+        gometr: gometr_url,
+        api: api_url,
+        checker,
+        checker_health: format!("http://127.0.0.1:{listen_port}/health"),
+        proxy,
+        _dir: dir,
+    }
+}
+
+async fn get(url: &str) -> Option<Value> {
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// Polls `url` until `pred` holds on its JSON, or fails after `timeout`.
+async fn eventually(url: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some(body) = get(url).await {
+            if pred(&body) {
+                return body;
+            }
+            last = body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not satisfy the condition within {timeout:?}; last body: {last}");
+}
+
+/// The `data` list, or nothing while the API still answers errors (e.g. before
+/// the checker has migrated the database).
+fn data(body: &Value) -> &[Value] {
+    body["data"].as_array().map_or(&[], Vec::as_slice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_and_samples_come_out_of_the_api_and_follow_gometr_health() {
+    let stack = start().await;
+    let checks = format!("{}/api/v1/checks?target=gometr", stack.api);
+    eventually(&checks, Duration::from_secs(10), |b| {
+        data(b).iter().any(|c| c["status"] == "up")
+    })
+    .await;
+    let up = format!("{}/api/v1/metrics?target=gometr&name=up", stack.api);
+    let body = eventually(&up, Duration::from_secs(10), |b| !data(b).is_empty()).await;
+    assert_eq!(data(&body)[0]["value"], 1.0);
+    let probes = format!(
+        "{}/api/v1/metrics?target=gometr-http&name=probe_success",
+        stack.api
+    );
+    eventually(&probes, Duration::from_secs(10), |b| {
+        data(b).first().is_some_and(|s| s["value"] == 1.0)
+    })
+    .await;
+
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("{}/control", stack.gometr))
+        .json(&serde_json::json!({"health": "fail"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let down = format!("{}/api/v1/checks?target=gometr&status=down", stack.api);
+    let body = eventually(&down, Duration::from_secs(10), |b| !data(b).is_empty()).await;
+    assert_eq!(data(&body)[0]["http_status"], 503);
+
+    let targets = eventually(
+        &format!("{}/api/v1/targets", stack.api),
+        Duration::from_secs(5),
+        |b| data(b).len() == 2,
+    )
+    .await;
+    assert_eq!(data(&targets)[0]["name"], "gometr");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_loses_no_scrape_and_sigterm_flushes_and_exits_zero() {
+    let mut stack = start().await;
+    let scrapes = format!(
+        "{}/api/v1/metrics?target=gometr&name=gometr_scrapes_total&limit=1000",
+        stack.api
+    );
+    eventually(&scrapes, Duration::from_secs(10), |b| data(b).len() >= 3).await;
+
+    stack.proxy.cut();
+    let health = eventually(&stack.checker_health, Duration::from_secs(10), |b| {
+        b["status"] == "fail"
+    })
+    .await;
+    assert!(
+        health["output"].as_str().unwrap_or("").contains("database"),
+        "{health}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.proxy.restore();
+    eventually(&stack.checker_health, Duration::from_secs(10), |b| {
+        b["status"] == "pass"
+    })
+    .await;
+
+    // Stop the checker: it must flush what it holds and exit 0.
+    // SAFETY: kill(2) on the pid of our own, still running child.
+    unsafe {
+        libc::kill(stack.checker.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = stack.checker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checker did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "checker exited with {status}");
+
+    let body = get(&scrapes).await.unwrap();
+    let mut values: Vec<i64> = data(&body)
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap() as i64)
+        .collect();
+    values.sort();
+    assert!(values.len() >= 10, "{values:?}");
+    let gaps: Vec<_> = values.windows(2).filter(|w| w[1] != w[0] + 1).collect();
+    assert!(
+        gaps.is_empty(),
+        "lost scrapes around the outage: {gaps:?} in {values:?}"
+    );
+}
