@@ -193,7 +193,8 @@ impl WriteRepository for PgRepository {
         // COPY into per-session staging tables, then move with ON CONFLICT DO NOTHING:
         // COPY is the fast path, and the conflict clause makes a retried batch idempotent.
         tx.batch_execute(
-            "CREATE TEMP TABLE IF NOT EXISTS samples_in (series_id int8, ts timestamptz, value float8) ON COMMIT DELETE ROWS;
+            "SET LOCAL client_min_messages = warning;
+             CREATE TEMP TABLE IF NOT EXISTS samples_in (series_id int8, ts timestamptz, value float8) ON COMMIT DELETE ROWS;
              CREATE TEMP TABLE IF NOT EXISTS checks_in (target_id int4, up bool, http_status int4, latency_ms float8, error text, checked_at timestamptz) ON COMMIT DELETE ROWS;",
         )
         .await

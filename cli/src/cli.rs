@@ -1,0 +1,187 @@
+//! Arguments and dispatch; the one place outcomes become exit codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::docker::spec::EnvFile;
+use crate::docker::{engine, stack};
+use crate::exit::{ExitKind, Failure, Result};
+use crate::interrupt::Interrupt;
+use crate::ui::{Ui, Verbosity};
+
+/// Integration tests for the metr system on Docker: build, start, run YAML
+/// scenarios, report, tear down.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 passed, 1 a scenario failed, 2 invalid scenarios or arguments, 3 environment error, 130 interrupted."
+)]
+pub struct Args {
+    /// More detail (debug lines).
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that pick the environment file and images.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EnvArgs {
+    /// Environment file (default: metrtest.yaml in the scenarios folder, if any).
+    #[arg(long = "env", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// PostgreSQL image to run instead of the default.
+    #[arg(long, value_name = "IMAGE")]
+    pub postgres_image: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the stack and keep it until Ctrl-C (or detach).
+    Up {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Leave the stack running and print its run id.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Remove the containers, network and volumes of a run.
+    Down {
+        /// The run to remove.
+        #[arg(long = "run", value_name = "ID", conflicts_with = "all")]
+        run: Option<String>,
+        /// Remove every metrtest run on this engine.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List runs and their services.
+    Ps,
+    /// Show a service's logs.
+    Logs {
+        service: String,
+        #[arg(long = "run", value_name = "ID")]
+        run: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
+    /// Build (when needed) and list the images the stack runs.
+    Images {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+}
+
+impl EnvArgs {
+    /// Loads the environment file: `--env`, else `metrtest.yaml` beside the scenarios.
+    pub fn load(&self, scenario_dirs: &[PathBuf]) -> Result<EnvFile> {
+        let path = self.env_file.clone().or_else(|| {
+            scenario_dirs
+                .iter()
+                .map(|d| d.join("metrtest.yaml"))
+                .find(|p| p.is_file())
+        });
+        let mut file = match path {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(Failure::invalid(format!(
+                        "{}: no such environment file",
+                        path.display()
+                    )));
+                }
+                EnvFile::load(&path).map_err(|e| Failure::invalid(e.to_string()))?
+            }
+            None => EnvFile::default(),
+        };
+        if let Some(image) = &self.postgres_image {
+            file.images.postgres = Some(image.clone());
+        }
+        Ok(file)
+    }
+}
+
+async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
+    match args.command {
+        Command::Up { env, detach } => {
+            let file = env.load(&[])?;
+            commands::up::run(&file, detach, &ui, &interrupt).await
+        }
+        Command::Down { run, all } => {
+            commands::down::run(run.as_deref(), all, &ui, &interrupt).await
+        }
+        Command::Ps => commands::ps::run().await,
+        Command::Logs {
+            service,
+            run,
+            follow,
+            tail,
+        } => commands::logs::run(&service, run.as_deref(), follow, tail).await,
+        Command::Images { env } => {
+            let file = env.load(&[])?;
+            commands::images::run(&file.images, &ui).await
+        }
+    }
+}
+
+/// Tears down runs the command left registered: after an error or a panic.
+async fn teardown_leftovers(ui: &Ui, interrupt: &Interrupt) {
+    let runs = stack::active_runs();
+    if runs.is_empty() {
+        return;
+    }
+    let Ok(docker) = engine::connect().await else {
+        ui.error(format!(
+            "cannot reach the engine to remove runs {}; use `metrtest down --all`",
+            runs.join(", ")
+        ));
+        return;
+    };
+    for run in runs {
+        match stack::teardown(&docker, Some(&run), Duration::ZERO, &interrupt.force).await {
+            Ok(_) => ui.debug(format!("removed run {run}")),
+            Err(e) => ui.error(format!(
+                "teardown of run {run} failed: {e}; use `metrtest down --run {run}`"
+            )),
+        }
+    }
+}
+
+/// Runs the command and returns the process exit code.
+pub async fn main(args: Args) -> i32 {
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let ui = Ui::new(verbosity);
+    let interrupt = Interrupt::install();
+    // The command runs in its own task so that a panic becomes an error here and
+    // the teardown below still happens.
+    let outcome = tokio::spawn(dispatch(args, ui.clone(), interrupt.clone())).await;
+    teardown_leftovers(&ui, &interrupt).await;
+    match outcome {
+        Ok(Ok(())) => 0,
+        Ok(Err(failure)) => {
+            if failure.kind != ExitKind::ScenarioFailed {
+                ui.error(&failure.message);
+            }
+            failure.kind.code()
+        }
+        Err(join) => {
+            ui.error(format!(
+                "metrtest crashed: {join}; its containers were removed"
+            ));
+            101
+        }
+    }
+}

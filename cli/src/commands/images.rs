@@ -1,0 +1,32 @@
+//! `metrtest images`: build (if needed) and list the images the stack runs.
+
+use comfy_table::Table;
+
+use crate::docker::{engine, images};
+use crate::exit::Result;
+use crate::ui::Ui;
+
+pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
+    let docker = engine::connect().await?;
+    let set = images::ensure(&docker, choice, ui).await?;
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["service", "image", "size"]);
+    for (service, image) in [
+        ("postgres", &set.postgres),
+        ("gometr", &set.gometr),
+        ("checker", &set.checker),
+        ("api", &set.api),
+    ] {
+        let size = docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|i| i.size)
+            .map(|s| format!("{:.1} MB", s as f64 / 1e6))
+            .unwrap_or_else(|| "?".into());
+        table.add_row([service, image.as_str(), size.as_str()]);
+    }
+    println!("{table}");
+    Ok(())
+}

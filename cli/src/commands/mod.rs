@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod down;
+pub mod images;
+pub mod logs;
+pub mod ps;
+pub mod up;

@@ -1,0 +1,261 @@
+//! The images a stack needs, built locally: no registry is required.
+//!
+//! Service images: `cargo build --release` of static (crt-static glibc) binaries,
+//! then an engine build of `Dockerfile.<service>` `FROM scratch` whose context
+//! holds only the binary, a CA bundle and passwd/group for the non-root user.
+//! Images are tagged by a hash of their context and never rebuilt unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptions;
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::docker::context::Context;
+use crate::docker::engine::root_cause;
+use crate::docker::labels;
+use crate::docker::postgres_image;
+use crate::exit::{Failure, Result};
+use crate::ui::Ui;
+
+/// The services built from this workspace.
+pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// Unprivileged user the service images run as.
+pub const SERVICE_USER: &str = "65532:65532";
+
+/// Image references the stack will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSet {
+    pub postgres: String,
+    pub gometr: String,
+    pub checker: String,
+    pub api: String,
+}
+
+/// Images the user chose explicitly (environment file or flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageChoice {
+    pub postgres: Option<String>,
+    pub gometr: Option<String>,
+    pub checker: Option<String>,
+    pub api: Option<String>,
+}
+
+/// The workspace metrtest builds from: `METRTEST_WORKSPACE`, else the nearest
+/// ancestor of the current directory holding `Dockerfile.checker`, else the
+/// workspace metrtest itself was built from.
+pub fn workspace() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("METRTEST_WORKSPACE") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::environment(format!("read the current directory: {e}")))?;
+    if let Some(found) = cwd
+        .ancestors()
+        .find(|d| d.join("Dockerfile.checker").is_file())
+    {
+        return Ok(found.to_path_buf());
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if built_from.join("Dockerfile.checker").is_file() {
+        return Ok(built_from);
+    }
+    Err(Failure::environment(
+        "cannot find the metr workspace (no Dockerfile.checker here or above); run from the repository or set METRTEST_WORKSPACE",
+    ))
+}
+
+/// Builds whatever the stack needs that is not already there.
+pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<ImageSet> {
+    let mut built = Vec::new();
+    let needs_build: Vec<&str> = SERVICES
+        .into_iter()
+        .filter(|s| match *s {
+            "gometr" => choice.gometr.is_none(),
+            "checker" => choice.checker.is_none(),
+            _ => choice.api.is_none(),
+        })
+        .collect();
+    if !needs_build.is_empty() {
+        let root = workspace()?;
+        compile(&root, &needs_build, ui).await?;
+        for service in &needs_build {
+            built.push((
+                service.to_string(),
+                service_image(docker, &root, service, ui).await?,
+            ));
+        }
+    }
+    let pick = |name: &str, explicit: &Option<String>| -> String {
+        explicit.clone().unwrap_or_else(|| {
+            built
+                .iter()
+                .find(|(s, _)| s == name)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default()
+        })
+    };
+    let set = ImageSet {
+        postgres: postgres_image::ensure(docker, choice.postgres.as_deref(), ui).await?,
+        gometr: pick("gometr", &choice.gometr),
+        checker: pick("checker", &choice.checker),
+        api: pick("api", &choice.api),
+    };
+    for explicit in [&choice.gometr, &choice.checker, &choice.api]
+        .into_iter()
+        .flatten()
+    {
+        require_present(docker, explicit).await?;
+    }
+    Ok(set)
+}
+
+/// Fails unless the engine has `image`.
+pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
+    docker.inspect_image(image).await.map(|_| ()).map_err(|e| {
+        Failure::environment(format!(
+            "image {image} is not present on the engine and cannot be pulled here: {}",
+            root_cause(&e)
+        ))
+    })
+}
+
+/// `cargo build --release` of static service binaries; incremental, so an
+/// unchanged workspace costs about a second.
+async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
+    let task = ui.task("cargo build (static service binaries)");
+    let mut command =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "--target", TARGET])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for s in services {
+        command.args(["-p", s]);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Failure::environment(format!("run cargo: {e}")))?;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut tail: Vec<String> = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        task.update(line.trim().to_owned());
+        tail.push(line);
+        if tail.len() > 40 {
+            tail.remove(0);
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Failure::environment(format!("wait for cargo: {e}")))?;
+    if !status.success() {
+        task.fail("failed");
+        return Err(Failure::environment(format!(
+            "building the service binaries failed:\n{}",
+            tail.join("\n")
+        )));
+    }
+    task.done("");
+    Ok(())
+}
+
+/// `/etc/passwd` and `/etc/group` for the unprivileged user of scratch images.
+fn account_files(ctx: &mut Context) -> std::io::Result<()> {
+    ctx.add_bytes(
+        "passwd",
+        0o644,
+        b"root:x:0:0:root:/:/sbin/nologin\nmetr:x:65532:65532:metr:/:/sbin/nologin\n",
+    )?;
+    ctx.add_bytes("group", 0o644, b"root:x:0:\nmetr:x:65532:\n")
+}
+
+async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> Result<String> {
+    let io = |what: &str, e: std::io::Error| {
+        Failure::environment(format!("prepare the {service} image: {what}: {e}"))
+    };
+    let mut ctx = Context::new();
+    let dockerfile = root.join(format!("Dockerfile.{service}"));
+    ctx.add_file("Dockerfile", &dockerfile)
+        .map_err(|e| io(&dockerfile.display().to_string(), e))?;
+    let binary = root
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(service);
+    ctx.add_file(service, &binary)
+        .map_err(|e| io(&binary.display().to_string(), e))?;
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if ca.is_file() {
+        ctx.add_file("ca-certificates.crt", ca)
+            .map_err(|e| io("CA bundle", e))?;
+    } else {
+        ctx.add_bytes("ca-certificates.crt", 0o644, b"")
+            .map_err(|e| io("CA bundle", e))?;
+    }
+    account_files(&mut ctx).map_err(|e| io("account files", e))?;
+    let tag = format!("metrtest/{service}:{}", ctx.tag());
+    build(docker, &tag, service, ctx, ui).await?;
+    Ok(tag)
+}
+
+/// Builds `ctx` as `tag` through the engine unless the engine already has it.
+pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: &Ui) -> Result<()> {
+    if docker.inspect_image(tag).await.is_ok() {
+        ui.debug(format!("image {tag} is up to date"));
+        return Ok(());
+    }
+    let task = ui.task(format!("image {tag}"));
+    let size = ctx.size;
+    let tar = ctx
+        .finish()
+        .map_err(|e| Failure::environment(format!("pack the {service} build context: {e}")))?;
+    let options = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(tag.to_owned()),
+        rm: true,
+        forcerm: true,
+        labels: Some(std::collections::HashMap::from([(
+            labels::IMAGE.to_owned(),
+            service.to_owned(),
+        )])),
+        ..Default::default()
+    };
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+    let mut log = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail {
+                    task.fail("failed");
+                    return Err(Failure::environment(format!(
+                        "building image {tag} failed: {}\n{}",
+                        detail.message.unwrap_or_default(),
+                        log.join("")
+                    )));
+                }
+                if let Some(line) = info.stream {
+                    task.update(line.trim().to_owned());
+                    log.push(line);
+                }
+            }
+            Err(e) => {
+                task.fail("failed");
+                return Err(Failure::environment(format!(
+                    "building image {tag} failed: {}",
+                    root_cause(&e)
+                )));
+            }
+        }
+    }
+    task.done(format!("built ({} MB context)", size / 1_000_000));
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Everything that talks to the Docker engine, through bollard only.
+
+pub mod context;
+pub mod engine;
+pub mod images;
+pub mod labels;
+pub mod postgres_image;
+pub mod spec;
+pub mod stack;

@@ -1,0 +1,281 @@
+//! The PostgreSQL image: the official `postgres:16-alpine` when the engine has
+//! it or can pull it; otherwise one assembled from the host's PostgreSQL
+//! installation (binaries, `lib/`, `share/`, zoneinfo and the `ldd` closure,
+//! dash as `/bin/sh`), with the official image's environment interface.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptions;
+use futures::StreamExt;
+
+use crate::docker::context::Context;
+use crate::docker::images::{self, require_present};
+use crate::exit::{Failure, Result};
+use crate::ui::Ui;
+
+/// The image used when nothing else is asked for.
+pub const OFFICIAL: &str = "postgres:16-alpine";
+/// Repository of host-assembled images; their containers run as this uid.
+pub const HOST_REPOSITORY: &str = "metrtest/postgres-host";
+pub const HOST_UID: u32 = 999;
+
+/// Whether an image reference is one metrtest assembled from the host.
+pub fn is_host_assembled(image: &str) -> bool {
+    image.starts_with(HOST_REPOSITORY)
+}
+
+/// Resolves the PostgreSQL image to run.
+pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<String> {
+    if let Some(image) = explicit {
+        if docker.inspect_image(image).await.is_err() && !pull(docker, image, ui).await {
+            require_present(docker, image).await?;
+        }
+        return Ok(image.to_owned());
+    }
+    if docker.inspect_image(OFFICIAL).await.is_ok() || pull(docker, OFFICIAL, ui).await {
+        return Ok(OFFICIAL.to_owned());
+    }
+    let install = HostInstall::find().ok_or_else(|| {
+        Failure::environment(format!(
+            "{OFFICIAL} is not on the engine and cannot be pulled, and no PostgreSQL is installed on this host \
+             to assemble one from; install postgresql (scripts/bootstrap does) or load the image"
+        ))
+    })?;
+    let ctx = install.context().map_err(|e| {
+        Failure::environment(format!("assemble a PostgreSQL image from the host: {e}"))
+    })?;
+    let tag = format!("{HOST_REPOSITORY}:{}-{}", install.major, ctx.tag());
+    if docker.inspect_image(&tag).await.is_err() {
+        ui.info(format!(
+            "{OFFICIAL} cannot be pulled: assembling {tag} from the host's PostgreSQL {}",
+            install.major
+        ));
+    }
+    images::build(docker, &tag, "postgres", ctx, ui).await?;
+    Ok(tag)
+}
+
+/// Tries a pull for a few seconds; air-gapped engines fail fast or time out.
+async fn pull(docker: &Docker, image: &str, ui: &Ui) -> bool {
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let options = CreateImageOptions {
+        from_image: Some(name.to_owned()),
+        tag: Some(tag.to_owned()),
+        ..Default::default()
+    };
+    let attempt = async {
+        let mut stream = docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            if item.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let pulled = tokio::time::timeout(Duration::from_secs(20), attempt)
+        .await
+        .unwrap_or(false);
+    ui.debug(format!(
+        "pull {image}: {}",
+        if pulled { "ok" } else { "not possible" }
+    ));
+    pulled && docker.inspect_image(image).await.is_ok()
+}
+
+/// A Debian-layout PostgreSQL installation on the host.
+struct HostInstall {
+    major: String,
+    bin: PathBuf,
+    lib: PathBuf,
+    share: PathBuf,
+}
+
+const ENTRYPOINT: &str = r#"#!/bin/sh
+# Same interface as the official image: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA.
+set -e
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+  user="${POSTGRES_USER:-postgres}"
+  db="${POSTGRES_DB:-$user}"
+  echo "$POSTGRES_PASSWORD" > /tmp/.pwfile
+  initdb -D "$PGDATA" -U "$user" --pwfile=/tmp/.pwfile --auth-local=trust --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C --no-sync >/tmp/.initdb.log 2>&1 || { cat /tmp/.initdb.log 2>/dev/null; echo "initdb failed" >&2; exit 1; }
+  : > /tmp/.pwfile
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  if [ "$db" != "postgres" ]; then
+    echo "CREATE DATABASE \"$db\" OWNER \"$user\";" | postgres --single -D "$PGDATA" postgres >/dev/null
+  fi
+  echo "metrtest: database $db initialised for $user"
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp -c jit=off "$@"
+"#;
+
+impl HostInstall {
+    fn find() -> Option<HostInstall> {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("bin/postgres").is_file() && p.join("bin/initdb").is_file())
+            .collect();
+        versions.sort();
+        let dir = versions.pop()?;
+        let major = dir.file_name()?.to_string_lossy().into_owned();
+        let share = PathBuf::from(format!("/usr/share/postgresql/{major}"));
+        share.is_dir().then(|| HostInstall {
+            bin: dir.join("bin"),
+            lib: dir.join("lib"),
+            share,
+            major,
+        })
+    }
+
+    fn dockerfile(&self) -> String {
+        format!(
+            "# Assembled by metrtest from the host's PostgreSQL {major} (see cli/src/docker/postgres_image.rs).\n\
+             FROM scratch\n\
+             COPY rootfs/ /\n\
+             ENV PATH=/usr/lib/postgresql/{major}/bin:/usr/bin:/bin \\\n    \
+             LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu \\\n    \
+             TZ=UTC LANG=C PGDATA=/var/lib/postgresql/data\n\
+             USER {HOST_UID}:{HOST_UID}\n\
+             EXPOSE 5432\n\
+             STOPSIGNAL SIGINT\n\
+             ENTRYPOINT [\"/bin/sh\", \"/usr/local/bin/docker-entrypoint.sh\"]\n",
+            major = self.major
+        )
+    }
+
+    fn context(&self) -> std::io::Result<Context> {
+        let mut ctx = Context::new();
+        ctx.add_bytes("Dockerfile", 0o644, self.dockerfile().as_bytes())?;
+        let root = |p: &Path| format!("rootfs{}", p.display());
+        let mut elves = Vec::new();
+        for tool in ["postgres", "initdb"] {
+            let path = self.bin.join(tool);
+            ctx.add_file(&root(&path), &path)?;
+            elves.push(path);
+        }
+        // JIT is off in the entrypoint; llvmjit and its bitcode are most of lib/'s size.
+        let skip_jit = |p: &Path| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.starts_with("llvmjit") || name == "bitcode"
+        };
+        ctx.add_tree(&root(&self.lib), &self.lib, &skip_jit)?;
+        for entry in std::fs::read_dir(&self.lib)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "so") && !skip_jit(&path) {
+                elves.push(path);
+            }
+        }
+        ctx.add_tree(&root(&self.share), &self.share, &|_| false)?;
+        let zoneinfo = Path::new("/usr/share/zoneinfo");
+        if zoneinfo.is_dir() {
+            ctx.add_tree("rootfs/usr/share/zoneinfo", zoneinfo, &|p| {
+                p.ends_with("right") || p.ends_with("posix")
+            })?;
+        }
+        let shell = ["/bin/dash", "/usr/bin/dash", "/bin/sh"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file());
+        let shell =
+            shell.ok_or_else(|| std::io::Error::other("no /bin/dash or /bin/sh on the host"))?;
+        ctx.add_file("rootfs/bin/sh", shell)?;
+        elves.push(shell.to_path_buf());
+        let cat = Path::new("/bin/cat");
+        if cat.is_file() {
+            ctx.add_file("rootfs/bin/cat", cat)?;
+            elves.push(cat.to_path_buf());
+        }
+        for library in shared_library_closure(&elves)? {
+            ctx.add_file(&root(&library), &library)?;
+        }
+        ctx.add_bytes(
+            "rootfs/usr/local/bin/docker-entrypoint.sh",
+            0o755,
+            ENTRYPOINT.as_bytes(),
+        )?;
+        let passwd = format!(
+            "root:x:0:0:root:/root:/bin/sh\npostgres:x:{HOST_UID}:{HOST_UID}:PostgreSQL:/var/lib/postgresql:/bin/sh\n"
+        );
+        ctx.add_bytes("rootfs/etc/passwd", 0o644, passwd.as_bytes())?;
+        ctx.add_bytes(
+            "rootfs/etc/group",
+            0o644,
+            format!("root:x:0:\npostgres:x:{HOST_UID}:\n").as_bytes(),
+        )?;
+        ctx.add_bytes(
+            "rootfs/etc/nsswitch.conf",
+            0o644,
+            b"passwd: files\ngroup: files\nhosts: files dns\n",
+        )?;
+        Ok(ctx)
+    }
+}
+
+/// Every shared library the given ELF files load, as `ldd` reports them.
+fn shared_library_closure(elves: &[PathBuf]) -> std::io::Result<BTreeSet<PathBuf>> {
+    let mut libraries = BTreeSet::new();
+    for chunk in elves.chunks(64) {
+        let out = std::process::Command::new("ldd").args(chunk).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            let line = line.trim();
+            // With several files, ldd heads each block with "path:".
+            if line.ends_with(':') {
+                continue;
+            }
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next(),
+                None => line
+                    .split_whitespace()
+                    .next()
+                    .filter(|p| p.starts_with('/')),
+            };
+            if let Some(path) = path.filter(|p| p.starts_with('/')) {
+                libraries.insert(PathBuf::from(path));
+            }
+        }
+    }
+    Ok(libraries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_yields_library_paths() {
+        let Some(sh) = ["/bin/dash", "/bin/sh"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+        else {
+            return;
+        };
+        let libs = shared_library_closure(&[sh]).unwrap();
+        assert!(
+            libs.iter().any(|p| p.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
+        assert!(
+            libs.iter()
+                .any(|p| p.to_string_lossy().contains("ld-linux")),
+            "{libs:?}"
+        );
+    }
+
+    #[test]
+    fn host_images_are_recognised_by_name() {
+        assert!(is_host_assembled("metrtest/postgres-host:15-abc"));
+        assert!(!is_host_assembled(OFFICIAL));
+    }
+}

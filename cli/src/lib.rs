@@ -1,0 +1,8 @@
+//! metrtest: integration tests of the metr system on Docker.
+
+pub mod cli;
+pub mod commands;
+pub mod docker;
+pub mod exit;
+pub mod interrupt;
+pub mod ui;

@@ -1,0 +1,161 @@
+//! How metrtest talks to a person: levels, colour, progress lines.
+//!
+//! Progress uses indicatif on a terminal and plain lines otherwise, so CI logs
+//! stay readable; colour follows NO_COLOR and whether stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Output settings shared by every command.
+#[derive(Clone)]
+pub struct Ui {
+    pub verbosity: Verbosity,
+    pub color: bool,
+    pub interactive: bool,
+    multi: MultiProgress,
+}
+
+impl Ui {
+    pub fn new(verbosity: Verbosity) -> Ui {
+        let interactive = std::io::stderr().is_terminal();
+        let color = interactive && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let multi =
+            MultiProgress::with_draw_target(if interactive && verbosity > Verbosity::Quiet {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            });
+        Ui {
+            verbosity,
+            color,
+            interactive,
+            multi,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    pub fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+    pub fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+    pub fn yellow(&self, text: &str) -> String {
+        self.paint("33", text)
+    }
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    fn line(&self, text: &str) {
+        let _ = self.multi.println(text);
+        if self.multi.is_hidden() {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Normal progress information.
+    pub fn info(&self, text: impl AsRef<str>) {
+        if self.verbosity >= Verbosity::Normal {
+            self.line(text.as_ref());
+        }
+    }
+
+    /// Detail shown with `-v`.
+    pub fn debug(&self, text: impl AsRef<str>) {
+        if self.verbosity >= Verbosity::Verbose {
+            self.line(&format!("debug: {}", text.as_ref()));
+        }
+    }
+
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if self.verbosity >= Verbosity::Normal {
+            self.line(&format!("{} {}", self.yellow("warning:"), text.as_ref()));
+        }
+    }
+
+    /// Errors always show, even with `-q`.
+    pub fn error(&self, text: impl AsRef<str>) {
+        self.line(&format!("{} {}", self.red("error:"), text.as_ref()));
+    }
+
+    /// A live line for one task: a spinner on a terminal, start/end lines otherwise.
+    pub fn task(&self, label: impl Into<String>) -> Task {
+        let label = label.into();
+        let bar = if self.multi.is_hidden() {
+            self.info(format!("{label} ..."));
+            None
+        } else {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {wide_msg} {elapsed}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Some(bar)
+        };
+        Task {
+            ui: self.clone(),
+            label,
+            bar,
+        }
+    }
+}
+
+/// A running task's line.
+pub struct Task {
+    ui: Ui,
+    label: String,
+    bar: Option<ProgressBar>,
+}
+
+impl Task {
+    pub fn update(&self, message: impl Into<String>) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.into()),
+            None => self.ui.debug(format!("{}: {}", self.label, message.into())),
+        }
+    }
+
+    pub fn done(self, message: impl AsRef<str>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.ui.info(format!(
+            "{} {} {}",
+            self.ui.green("✓"),
+            self.label,
+            message.as_ref()
+        ));
+    }
+
+    pub fn fail(self, message: impl AsRef<str>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.ui.info(format!(
+            "{} {} {}",
+            self.ui.red("✗"),
+            self.label,
+            message.as_ref()
+        ));
+    }
+}
