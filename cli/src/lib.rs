@@ -5,4 +5,5 @@ pub mod commands;
 pub mod docker;
 pub mod exit;
 pub mod interrupt;
+pub mod scenario;
 pub mod ui;

@@ -1,0 +1,164 @@
+//! Series selectors for `metrics` steps: `name` or `name{label="value",...}`.
+
+use std::collections::BTreeMap;
+
+use metr_domain::exposition::ParsedSample;
+
+/// A metric name with required label values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Selector {
+    /// Parses a selector with the project's exposition parser (a selector is a
+    /// sample line without its value), so quoting rules are the same.
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        let line = format!("{} 0", text.trim());
+        match metr_domain::exposition::parse(&line) {
+            Ok(mut samples) if samples.len() == 1 => {
+                let s = samples.remove(0);
+                Ok(Selector {
+                    name: s.name,
+                    labels: s.labels,
+                })
+            }
+            Ok(_) => Err(format!("{text:?} is not a series selector")),
+            Err(e) => Err(format!(
+                "{text:?} is not a series selector such as name{{label=\"value\"}}: {}",
+                e.message
+            )),
+        }
+    }
+
+    pub fn matches(&self, sample: &ParsedSample) -> bool {
+        sample.name == self.name
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| sample.labels.get(k) == Some(v))
+    }
+
+    /// Sum of every matching series, or why there is none (with similar names).
+    pub fn sum(&self, samples: &[ParsedSample]) -> Result<f64, String> {
+        let matching: Vec<&ParsedSample> = samples.iter().filter(|s| self.matches(s)).collect();
+        if matching.is_empty() {
+            return Err(self.explain_absence(samples));
+        }
+        Ok(matching.iter().map(|s| s.value).sum())
+    }
+
+    fn explain_absence(&self, samples: &[ParsedSample]) -> String {
+        let same_name: Vec<String> = samples
+            .iter()
+            .filter(|s| s.name == self.name)
+            .take(5)
+            .map(|s| format!("{}{:?}", s.name, s.labels))
+            .collect();
+        if !same_name.is_empty() {
+            return format!(
+                "no {} series has labels {:?}; series of that name: {}",
+                self.name,
+                self.labels,
+                same_name.join(", ")
+            );
+        }
+        let mut names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        let stem = self
+            .name
+            .split('_')
+            .find(|w| w.len() > 2)
+            .unwrap_or(&self.name);
+        let mut similar: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.contains(stem) || distance(n, &self.name) <= 3)
+            .collect();
+        similar.truncate(8);
+        if similar.is_empty() {
+            format!("no series named {}", self.name)
+        } else {
+            format!(
+                "no series named {}; similar names: {}",
+                self.name,
+                similar.join(", ")
+            )
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<ParsedSample> {
+        metr_domain::exposition::parse(
+            "checker_scrapes_total{target=\"a\",result=\"success\"} 3\n\
+             checker_scrapes_total{target=\"b\",result=\"success\"} 4\n\
+             checker_scrapes_total{target=\"b\",result=\"failure\"} 1\n\
+             checker_samples_written_total 10\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn matching_series_are_summed() {
+        let s = samples();
+        assert_eq!(
+            Selector::parse("checker_scrapes_total").unwrap().sum(&s),
+            Ok(8.0)
+        );
+        assert_eq!(
+            Selector::parse("checker_scrapes_total{result=\"success\"}")
+                .unwrap()
+                .sum(&s),
+            Ok(7.0)
+        );
+        assert_eq!(
+            Selector::parse("checker_scrapes_total{target=\"b\",result=\"failure\"}")
+                .unwrap()
+                .sum(&s),
+            Ok(1.0)
+        );
+    }
+
+    #[test]
+    fn no_match_lists_similar_names() {
+        let s = samples();
+        let err = Selector::parse("checker_sample_written_total")
+            .unwrap()
+            .sum(&s)
+            .unwrap_err();
+        assert!(err.contains("checker_samples_written_total"), "{err}");
+        let err = Selector::parse("checker_scrapes_total{target=\"zz\"}")
+            .unwrap()
+            .sum(&s)
+            .unwrap_err();
+        assert!(err.contains("series of that name"), "{err}");
+    }
+
+    #[test]
+    fn bad_selectors_are_rejected() {
+        assert!(Selector::parse("bad{").is_err());
+        assert!(Selector::parse("9lives").is_err());
+    }
+}
