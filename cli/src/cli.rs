@@ -44,6 +44,13 @@ pub struct EnvArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Bring the stack up, run scenarios, report, tear down.
+    Run(commands::run::RunArgs),
+    /// Check scenario files without an engine.
+    Validate {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Start the stack and keep it until Ctrl-C (or detach).
     Up {
         #[command(flatten)]
@@ -110,6 +117,8 @@ impl EnvArgs {
 
 async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {
+        Command::Run(run) => commands::run::run(&run, &ui, &interrupt).await,
+        Command::Validate { paths } => commands::validate::run(&paths, &ui),
         Command::Up { env, detach } => {
             let file = env.load(&[])?;
             commands::up::run(&file, detach, &ui, &interrupt).await

@@ -5,5 +5,7 @@ pub mod commands;
 pub mod docker;
 pub mod exit;
 pub mod interrupt;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod ui;

@@ -4,4 +4,6 @@ pub mod down;
 pub mod images;
 pub mod logs;
 pub mod ps;
+pub mod run;
 pub mod up;
+pub mod validate;

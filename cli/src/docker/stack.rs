@@ -241,7 +241,7 @@ pub async fn published_port(docker: &Docker, container: &str, port: u16) -> Resu
         })
 }
 
-async fn wait_ready(
+pub async fn wait_ready(
     docker: &Docker,
     spec: &StackSpec,
     service: &ServiceSpec,

@@ -193,17 +193,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     }
     let dir = file.parent().unwrap_or(Path::new("."));
     for step in &scenario.steps {
-        if let Some(schema) = &step.expect.json_schema {
-            if let Err(why) = load_schema(&dir.join(schema)) {
-                let (line, column) = locate(text, schema);
-                problems.push(Diagnostic::at(
-                    file,
-                    text,
-                    line,
-                    column,
-                    format!("json_schema {schema:?}: {why}"),
-                ));
-            }
+        if let Some(schema) = &step.expect.json_schema
+            && let Err(why) = load_schema(&dir.join(schema))
+        {
+            let (line, column) = locate(text, schema);
+            problems.push(Diagnostic::at(
+                file,
+                text,
+                line,
+                column,
+                format!("json_schema {schema:?}: {why}"),
+            ));
         }
     }
     if problems.is_empty() {

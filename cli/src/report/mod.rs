@@ -1,0 +1,5 @@
+//! Report renderers: terminal table, JUnit XML, JSON.
+
+pub mod json;
+pub mod junit;
+pub mod table;

@@ -1,0 +1,7 @@
+//! Running scenarios: steps, scenarios, the whole suite, and what they report.
+
+pub mod report;
+pub mod scenario;
+pub mod step;
+pub mod suite;
+pub mod target;

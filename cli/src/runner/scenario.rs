@@ -1,0 +1,125 @@
+//! Runs one scenario's steps in order on a stack.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::report::{FailureDetail, Outcome, ScenarioReport, StepReport};
+use crate::runner::step::{self, StepContext};
+use crate::runner::target::StackHandle;
+use crate::scenario::load::Loaded;
+use crate::scenario::template::Vars;
+
+/// Settings that apply to every scenario of a run.
+#[derive(Debug, Clone)]
+pub struct ScenarioSettings {
+    pub request_timeout: Duration,
+    /// Used when a scenario sets no `timeout`.
+    pub default_timeout: Duration,
+    /// `--var NAME=VALUE`.
+    pub vars: Vec<(String, String)>,
+    /// Log lines per service kept in a failure report.
+    pub log_lines: usize,
+}
+
+fn skipped(step: &crate::scenario::model::Step) -> StepReport {
+    StepReport {
+        name: step.name.clone(),
+        kind: step.action.kind().into(),
+        outcome: Outcome::Skipped,
+        duration: Duration::ZERO,
+        failure: None,
+    }
+}
+
+/// Runs the steps; a failed step skips the rest. `stop` (fail-fast, Ctrl-C)
+/// skips the steps not yet started.
+pub async fn run(
+    loaded: &Loaded,
+    handle: &mut StackHandle,
+    settings: &ScenarioSettings,
+    stop: &CancellationToken,
+) -> ScenarioReport {
+    let scenario = &loaded.scenario;
+    let started = Instant::now();
+    let timeout = scenario
+        .timeout
+        .map(|t| t.0)
+        .unwrap_or(settings.default_timeout);
+    let deadline = started + timeout;
+    let mut vars = Vars::default();
+    for (k, v) in &settings.vars {
+        vars.set(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    handle.export_vars(&mut vars);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("an HTTP client without TLS roots");
+    let dir = loaded
+        .file
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for step in &scenario.steps {
+        if failed || stop.is_cancelled() {
+            steps.push(skipped(step));
+            continue;
+        }
+        let mut ctx = StepContext {
+            stack: handle,
+            vars: &mut vars,
+            http: &http,
+            dir: &dir,
+            request_timeout: settings.request_timeout,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let step_started = Instant::now();
+        let report = tokio::select! {
+            r = tokio::time::timeout(remaining, step::run(step, &mut ctx)) => match r {
+                Ok(report) => report,
+                Err(_) => StepReport {
+                    name: step.name.clone(),
+                    kind: step.action.kind().into(),
+                    outcome: Outcome::Failed,
+                    duration: step_started.elapsed(),
+                    failure: Some(FailureDetail {
+                        error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
+                        ..Default::default()
+                    }),
+                },
+            },
+            _ = stop.cancelled() => {
+                steps.push(skipped(step));
+                continue;
+            }
+        };
+        failed = report.outcome == Outcome::Failed;
+        steps.push(report);
+    }
+    let outcome = if failed {
+        Outcome::Failed
+    } else if steps.iter().all(|s| s.outcome == Outcome::Passed) {
+        Outcome::Passed
+    } else {
+        Outcome::Skipped
+    };
+    let logs = if failed {
+        handle.logs(settings.log_lines).await
+    } else {
+        Default::default()
+    };
+    ScenarioReport {
+        file: loaded.file.clone(),
+        name: scenario.name.clone(),
+        tags: scenario.tags.clone(),
+        outcome,
+        duration: started.elapsed(),
+        steps,
+        stack: Some(handle.stack.run_id.clone()),
+        error: None,
+        logs,
+    }
+}

@@ -1,0 +1,231 @@
+//! A whole run: one shared stack for read-only scenarios (run in parallel), a
+//! fresh stack for each isolated one, then teardown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::docker::spec::{EnvFile, StackSpec};
+use crate::docker::{engine, images, labels, stack};
+use crate::exit::{Failure, Result};
+use crate::interrupt::Interrupt;
+use crate::runner::report::{Outcome, ScenarioReport};
+use crate::runner::scenario::{self, ScenarioSettings};
+use crate::runner::target::StackHandle;
+use crate::scenario::load::Loaded;
+use crate::ui::Ui;
+
+/// How the run behaves.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub jobs: usize,
+    pub fail_fast: bool,
+    /// Leave stacks running for debugging.
+    pub keep: bool,
+    pub scenario: ScenarioSettings,
+}
+
+/// Result of a run: every scenario's report, and whether the environment failed.
+pub struct SuiteResult {
+    pub reports: Vec<ScenarioReport>,
+    pub environment_error: Option<String>,
+    /// Stacks left running by --keep: (run id, handle).
+    pub kept: Vec<StackHandle>,
+}
+
+fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
+    ScenarioReport {
+        file: loaded.file.clone(),
+        name: loaded.scenario.name.clone(),
+        tags: loaded.scenario.tags.clone(),
+        outcome: if error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Skipped
+        },
+        duration: Duration::ZERO,
+        steps: vec![],
+        stack: None,
+        error,
+        logs: Default::default(),
+    }
+}
+
+async fn new_stack(
+    docker: &bollard::Docker,
+    set: &images::ImageSet,
+    file: &EnvFile,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<StackHandle> {
+    let spec = StackSpec::build(set, file);
+    let run_id = labels::new_run_id();
+    ui.info(format!("starting stack {run_id}"));
+    match stack::start(docker, &spec, &run_id, ui, &interrupt.stop).await {
+        Ok(s) => {
+            ui.info(format!(
+                "stack {run_id} ready in {:.1} s",
+                s.ready_in.as_secs_f64()
+            ));
+            Ok(StackHandle {
+                docker: docker.clone(),
+                stack: s,
+                spec,
+            })
+        }
+        Err(e) => {
+            let _ = stack::teardown(docker, Some(&run_id), Duration::ZERO, &interrupt.force).await;
+            Err(e)
+        }
+    }
+}
+
+async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
+    if let Err(e) = stack::teardown(
+        &handle.docker,
+        Some(&handle.stack.run_id),
+        Duration::ZERO,
+        &interrupt.force,
+    )
+    .await
+    {
+        ui.error(format!("teardown of {} failed: {e}", handle.stack.run_id));
+    }
+}
+
+/// Runs the scenarios; environment failures before any scenario ran are errors.
+pub async fn run(
+    scenarios: Vec<Loaded>,
+    file: &EnvFile,
+    options: &SuiteOptions,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<SuiteResult> {
+    let docker = engine::connect().await?;
+    let set = tokio::select! {
+        set = images::ensure(&docker, &file.images, ui) => set?,
+        _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+    };
+    let stop = interrupt.stop.child_token();
+    let (isolated, shared): (Vec<_>, Vec<_>) = scenarios
+        .iter()
+        .enumerate()
+        .partition(|(_, l)| l.scenario.needs_own_stack());
+    let shared_handle = if shared.is_empty() {
+        None
+    } else {
+        Some(new_stack(&docker, &set, file, ui, interrupt).await?)
+    };
+
+    let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let env_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let any_failed = Arc::new(AtomicBool::new(false));
+    let kept: Arc<std::sync::Mutex<Vec<StackHandle>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for (index, loaded) in shared.into_iter().chain(isolated) {
+        let loaded = loaded.clone();
+        let (limit, stop, env_error, any_failed, kept) = (
+            limit.clone(),
+            stop.clone(),
+            env_error.clone(),
+            any_failed.clone(),
+            kept.clone(),
+        );
+        let (options, ui, interrupt, docker, set, file) = (
+            options.clone(),
+            ui.clone(),
+            interrupt.clone(),
+            docker.clone(),
+            set.clone(),
+            file.clone(),
+        );
+        let shared_handle = shared_handle.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            if stop.is_cancelled() {
+                return (index, not_run(&loaded, None));
+            }
+            let own = shared_handle.is_none() || loaded.scenario.needs_own_stack();
+            let mut handle = match (own, shared_handle) {
+                (false, Some(h)) => h,
+                _ => match new_stack(&docker, &set, &file, &ui, &interrupt).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        *env_error.lock().expect("env error") = Some(e.message.clone());
+                        return (
+                            index,
+                            not_run(
+                                &loaded,
+                                Some(format!("its stack did not start: {}", e.message)),
+                            ),
+                        );
+                    }
+                },
+            };
+            let task = ui.task(format!("scenario {}", loaded.scenario.name));
+            let report = scenario::run(&loaded, &mut handle, &options.scenario, &stop).await;
+            match report.outcome {
+                Outcome::Passed => {
+                    task.done(format!("passed in {:.1} s", report.duration.as_secs_f64()))
+                }
+                Outcome::Failed => {
+                    task.fail("FAILED");
+                    any_failed.store(true, Ordering::SeqCst);
+                    if options.fail_fast {
+                        stop.cancel();
+                    }
+                    ui.error(format!(
+                        "scenario {:?} ({}) failed\n{}\n{}",
+                        report.name,
+                        report.file.display(),
+                        report.failure_text(),
+                        report.logs_text()
+                    ));
+                }
+                Outcome::Skipped => task.fail("skipped"),
+            }
+            if own {
+                if options.keep {
+                    kept.lock().expect("kept").push(handle);
+                } else {
+                    remove(&handle, &ui, &interrupt).await;
+                }
+            }
+            (index, report)
+        }));
+    }
+    let mut reports: Vec<(usize, ScenarioReport)> = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                return Err(Failure::environment(format!(
+                    "a scenario task crashed: {e}"
+                )));
+            }
+        }
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    let mut kept = std::mem::take(&mut *kept.lock().expect("kept"));
+    if let Some(h) = shared_handle {
+        if options.keep {
+            kept.push(h);
+        } else {
+            remove(&h, &ui.clone(), interrupt).await;
+        }
+    }
+    for h in &kept {
+        stack::release(&h.stack.run_id);
+    }
+    if interrupt.stop.is_cancelled() {
+        return Err(Failure::interrupted());
+    }
+    let environment_error = env_error.lock().expect("env error").clone();
+    Ok(SuiteResult {
+        reports: reports.into_iter().map(|(_, r)| r).collect(),
+        environment_error,
+        kept,
+    })
+}

@@ -1,0 +1,159 @@
+//! The stack a scenario runs against, and the docker steps that change it.
+
+use std::collections::BTreeMap;
+
+use bollard::Docker;
+use bollard::query_parameters::{KillContainerOptions, StopContainerOptions};
+
+use crate::docker::engine::root_cause;
+use crate::docker::spec::{Readiness, StackSpec};
+use crate::docker::stack::{self, Stack};
+use crate::scenario::model::{DockerAction, DockerVerb};
+use crate::scenario::template::Vars;
+
+/// A stack with what is needed to act on it.
+#[derive(Clone)]
+pub struct StackHandle {
+    pub docker: Docker,
+    pub stack: Stack,
+    pub spec: StackSpec,
+}
+
+impl StackHandle {
+    fn service(&self, name: &str) -> Result<&stack::RunningService, String> {
+        self.stack.service(name).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .stack
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            format!(
+                "this stack has no service {name:?} (it has: {})",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// Base URL of a service from the host.
+    pub fn url_of(&self, name: &str) -> Result<String, String> {
+        self.service(name).map(|s| s.url.clone())
+    }
+
+    pub fn container_of(&self, name: &str) -> Result<String, String> {
+        self.service(name).map(|s| s.container.clone())
+    }
+
+    /// `run.id`, `services.<name>.url` (Postgres: its connection string).
+    pub fn export_vars(&self, vars: &mut Vars) {
+        vars.set("run.id", self.stack.run_id.clone().into());
+        for s in &self.stack.services {
+            let url = if s.name == "postgres" {
+                self.stack.postgres_url.clone()
+            } else {
+                s.url.clone()
+            };
+            vars.set(format!("services.{}.url", s.name), url.into());
+        }
+    }
+
+    /// Applies a docker step. After start, restart and unpause the service must
+    /// be ready again, and its published port is read anew (the engine may pick
+    /// another one when a container starts again).
+    pub async fn apply(&mut self, action: &DockerAction) -> Result<(), String> {
+        let container = self.container_of(&action.service)?;
+        let fail = |e: bollard::errors::Error| {
+            format!("{:?} {}: {}", action.verb, action.service, root_cause(&e)).to_lowercase()
+        };
+        match action.verb {
+            DockerVerb::Stop => {
+                let options = StopContainerOptions {
+                    t: Some(10),
+                    ..Default::default()
+                };
+                self.docker
+                    .stop_container(&container, Some(options))
+                    .await
+                    .map_err(fail)?
+            }
+            DockerVerb::Kill => {
+                let options = KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                };
+                self.docker
+                    .kill_container(&container, Some(options))
+                    .await
+                    .map_err(fail)?
+            }
+            DockerVerb::Pause => self
+                .docker
+                .pause_container(&container)
+                .await
+                .map_err(fail)?,
+            DockerVerb::Start => self
+                .docker
+                .start_container(&container, None)
+                .await
+                .map_err(fail)?,
+            DockerVerb::Restart => self
+                .docker
+                .restart_container(&container, None)
+                .await
+                .map_err(fail)?,
+            DockerVerb::Unpause => self
+                .docker
+                .unpause_container(&container)
+                .await
+                .map_err(fail)?,
+        }
+        if matches!(
+            action.verb,
+            DockerVerb::Start | DockerVerb::Restart | DockerVerb::Unpause
+        ) {
+            self.await_ready(&action.service, &container).await?;
+        }
+        Ok(())
+    }
+
+    async fn await_ready(&mut self, name: &str, container: &str) -> Result<(), String> {
+        let spec = self
+            .spec
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| format!("no spec for {name}"))?;
+        let port = stack::published_port(&self.docker, container, spec.port)
+            .await
+            .map_err(|e| e.message)?;
+        stack::wait_ready(&self.docker, &self.spec, &spec, container, port)
+            .await
+            .map_err(|why| format!("{name} did not become ready again: {why}"))?;
+        if let Some(s) = self.stack.services.iter_mut().find(|s| s.name == name) {
+            s.host_port = port;
+            s.url = match spec.readiness {
+                Readiness::Postgres => format!("postgres://127.0.0.1:{port}"),
+                Readiness::Http { .. } => format!("http://127.0.0.1:{port}"),
+            };
+        }
+        if spec.readiness == Readiness::Postgres {
+            self.stack.postgres_url = format!(
+                "postgres://{}:{}@127.0.0.1:{port}/{}",
+                self.spec.db_user, self.spec.db_password, self.spec.db_name
+            );
+        }
+        Ok(())
+    }
+
+    /// The last `lines` log lines of every service, for failure reports.
+    pub async fn logs(&self, lines: usize) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for s in &self.stack.services {
+            out.insert(
+                s.name.clone(),
+                stack::tail_logs(&self.docker, &s.container, lines).await,
+            );
+        }
+        out
+    }
+}
