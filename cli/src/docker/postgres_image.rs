@@ -139,6 +139,8 @@ impl HostInstall {
             "# Assembled by metrtest from the host's PostgreSQL {major} (see cli/src/docker/postgres_image.rs).\n\
              FROM scratch\n\
              COPY rootfs/ /\n\
+             # A volume mounted here inherits this ownership: the server runs unprivileged.\n\
+             COPY --chown={HOST_UID}:{HOST_UID} pgdata /var/lib/postgresql\n\
              ENV PATH=/usr/lib/postgresql/{major}/bin:/usr/bin:/bin \\\n    \
              LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu \\\n    \
              TZ=UTC LANG=C PGDATA=/var/lib/postgresql/data\n\
@@ -153,6 +155,7 @@ impl HostInstall {
     fn context(&self) -> std::io::Result<Context> {
         let mut ctx = Context::new();
         ctx.add_bytes("Dockerfile", 0o644, self.dockerfile().as_bytes())?;
+        ctx.add_bytes("pgdata/.keep", 0o644, b"")?;
         let root = |p: &Path| format!("rootfs{}", p.display());
         let mut elves = Vec::new();
         for tool in ["postgres", "initdb"] {

@@ -165,6 +165,9 @@ pub struct ServiceSpec {
     pub user: Option<String>,
     pub read_only: bool,
     pub tmpfs: Vec<(String, String)>,
+    /// Named volumes of the run: (name suffix, mount path). They survive a
+    /// container restart and are removed with the run.
+    pub volumes: Vec<(String, String)>,
     /// Services that must be ready before this one starts.
     pub after: Vec<String>,
     pub readiness: Readiness,
@@ -240,7 +243,7 @@ impl StackSpec {
                 kv("POSTGRES_PASSWORD", &db_password),
                 kv("POSTGRES_DB", &db_name),
             ],
-            // Test mode: data on tmpfs, durability off; the stack is thrown away.
+            // Test mode: durability off; the stack is thrown away.
             cmd: [
                 "-c",
                 "fsync=off",
@@ -255,20 +258,18 @@ impl StackSpec {
             user: None,
             read_only: host_pg,
             tmpfs: vec![],
+            volumes: vec![],
             after: vec![],
             readiness: Readiness::Postgres,
         };
+        // Data on a volume of the run (fsync off): it survives `docker restart`
+        // in fault-injection scenarios, which a tmpfs would not.
         if host_pg {
+            postgres.volumes = vec![("pgdata".into(), "/var/lib/postgresql".into())];
             let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
-            postgres.tmpfs = vec![
-                (
-                    "/var/lib/postgresql".into(),
-                    format!("rw,mode=0700,{owner}"),
-                ),
-                ("/tmp".into(), format!("rw,mode=1777,{owner}")),
-            ];
+            postgres.tmpfs = vec![("/tmp".into(), format!("rw,mode=1777,{owner}"))];
         } else {
-            postgres.tmpfs = vec![("/var/lib/postgresql/data".into(), "rw".into())];
+            postgres.volumes = vec![("pgdata".into(), "/var/lib/postgresql/data".into())];
         }
         postgres.env.extend(extra("postgres"));
 
@@ -286,6 +287,7 @@ impl StackSpec {
                 user: Some(SERVICE_USER.into()),
                 read_only: true,
                 tmpfs: vec![],
+                volumes: vec![],
                 after: vec![],
                 // gometr may be told to fail its health at start-up; answering is enough.
                 readiness: Readiness::Http { success: false },
@@ -327,6 +329,7 @@ impl StackSpec {
             user: Some(SERVICE_USER.into()),
             read_only: true,
             tmpfs: vec![],
+            volumes: vec![],
             after: after.clone(),
             readiness: Readiness::Http { success: true },
         });
@@ -345,6 +348,7 @@ impl StackSpec {
             user: Some(SERVICE_USER.into()),
             read_only: true,
             tmpfs: vec![],
+            volumes: vec![],
             after: vec!["postgres".into()],
             readiness: Readiness::Http { success: true },
         });

@@ -119,6 +119,11 @@ pub async fn start(
     })
 }
 
+/// Name of a run's volume.
+pub fn volume_name(run_id: &str, service: &str, suffix: &str) -> String {
+    format!("metrtest-{run_id}-{service}-{suffix}")
+}
+
 fn container_body(service: &ServiceSpec, run_id: &str, network: &str) -> ContainerCreateBody {
     let port = format!("{}/tcp", service.port);
     let mut labels = labels::run_labels(run_id, Some(&service.name));
@@ -149,6 +154,15 @@ fn container_body(service: &ServiceSpec, run_id: &str, network: &str) -> Contain
             security_opt: Some(vec!["no-new-privileges".into()]),
             cap_drop: Some(vec!["ALL".into()]),
             tmpfs: (!service.tmpfs.is_empty()).then(|| service.tmpfs.iter().cloned().collect()),
+            binds: (!service.volumes.is_empty()).then(|| {
+                service
+                    .volumes
+                    .iter()
+                    .map(|(suffix, path)| {
+                        format!("{}:{path}", volume_name(run_id, &service.name, suffix))
+                    })
+                    .collect()
+            }),
             network_mode: Some(network.to_owned()),
             ..Default::default()
         }),
@@ -178,6 +192,19 @@ async fn start_service(
     let fail = |what: &str, e: &bollard::errors::Error| {
         Failure::environment(format!("{what} {}: {}", service.name, root_cause(e)))
     };
+    // Create the run's volumes explicitly, labelled: a volume the engine makes
+    // implicitly for a bind carries no label, and teardown finds resources by label.
+    for (suffix, _) in &service.volumes {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(volume_name(run_id, &service.name, suffix)),
+            labels: Some(labels::run_labels(run_id, Some(&service.name))),
+            ..Default::default()
+        };
+        docker
+            .create_volume(request)
+            .await
+            .map_err(|e| fail("create a volume for", &e))?;
+    }
     let options = CreateContainerOptions {
         name: Some(name.clone()),
         ..Default::default()
