@@ -53,6 +53,16 @@ impl Diagnostic {
         column: Option<usize>,
         message: String,
     ) -> Diagnostic {
+        // A parser error at the end of the file points past the last line:
+        // show the end of the last line instead.
+        let count = text.lines().count();
+        let (line, column) = match line {
+            Some(l) if l > count && count > 0 => {
+                let last = text.lines().last().map_or(0, str::len);
+                (Some(count), Some(last + 1))
+            }
+            other => (other, column),
+        };
         let source_line = line
             .and_then(|l| text.lines().nth(l.saturating_sub(1)))
             .map(str::to_owned);
@@ -98,12 +108,11 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// serde_yaml appends " at line L column C" to messages that have a position.
-fn strip_position(message: &str) -> &str {
-    match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    }
+/// serde_yaml writes " at line L column C" into messages that have a position;
+/// the diagnostic shows the position itself.
+fn strip_position(message: &str) -> String {
+    let re = regex::Regex::new(r" at line \d+ column \d+").expect("valid regex");
+    re.replace_all(message, "").into_owned()
 }
 
 /// Position of the first occurrence of `needle`, for checks made after parsing.
@@ -165,7 +174,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
                 .location()
                 .map(|l| (Some(l.line()), Some(l.column())))
                 .unwrap_or((None, None));
-            let message = strip_position(&e.to_string()).to_owned();
+            let message = strip_position(&e.to_string());
             let (line, column) = refine(text, &message, line, column);
             problems.insert(0, Diagnostic::at(file, text, line, column, message));
             return Err(problems);

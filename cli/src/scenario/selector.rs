@@ -77,7 +77,9 @@ impl Selector {
             .copied()
             .filter(|n| n.contains(stem) || distance(n, &self.name) <= 3)
             .collect();
-        similar.truncate(8);
+        // Closest first: a typo's intended name leads the list.
+        similar.sort_by_key(|n| distance(n, &self.name));
+        similar.truncate(5);
         if similar.is_empty() {
             format!("no series named {}", self.name)
         } else {

@@ -1,0 +1,295 @@
+//! metrtest against the real Docker engine, black-box: exit codes, output, and
+//! no labelled container, network or volume left behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn metrtest() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_metrtest"));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+fn fixtures(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+}
+
+/// Labelled resources of a run still on the engine (containers, networks, volumes).
+fn leftovers(run: &str) -> (usize, usize, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        let filter = metrtest::docker::labels::run_filter(Some(run));
+        let containers = metrtest::docker::stack::list_containers(&docker, Some(run))
+            .await
+            .unwrap()
+            .len();
+        let networks = docker
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(filter.clone()),
+            }))
+            .await
+            .unwrap()
+            .len();
+        let volumes = docker
+            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .unwrap()
+            .volumes
+            .unwrap_or_default()
+            .len();
+        (containers, networks, volumes)
+    })
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn wait(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrtest did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads stderr lines until one contains `needle`; returns everything read.
+fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    needle: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains(needle);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("stream ended before {needle:?}; saw:\n{}", seen.join("\n"));
+}
+
+fn run_id_in(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("starting stack ")
+                .map(|r| r.trim().to_owned())
+        })
+        .expect("a 'starting stack' line")
+}
+
+#[test]
+fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("report.xml");
+    let out = metrtest()
+        .arg("run")
+        .arg(fixtures("failing"))
+        .args(["--format", "json", "--junit"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["totals"]["failed"], 6, "{report:#}");
+    assert_eq!(report["totals"]["passed"], 0);
+    let text_of = |name_part: &str| -> String {
+        let s = report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().contains(name_part))
+            .unwrap();
+        s.to_string()
+    };
+    // Each failure names the request, the status, and expected vs actual.
+    let status = text_of("expects 404");
+    assert!(
+        status.contains("status: expected equals 404, actual 200"),
+        "{status}"
+    );
+    assert!(status.contains("GET http://127.0.0.1:"), "{status}");
+    let json = text_of("gometr down");
+    assert!(
+        json.contains("json $.data[0].status: expected equals \\\"down\\\", actual \\\"up\\\""),
+        "{json}"
+    );
+    assert!(
+        json.contains("json $.data[0].latency_ms: expected gt 100000"),
+        "{json}"
+    );
+    assert!(json.contains("\"attempts\":"), "{json}");
+    assert!(
+        json.contains("\"skipped\""),
+        "the step after a failure is skipped: {json}"
+    );
+    let series = text_of("series it does not have");
+    assert!(
+        series.contains("similar names: checker_samples_written_total"),
+        "{series}"
+    );
+    let sql = text_of("empty checks table");
+    assert!(sql.contains("rows 0.n: expected equals 0, actual"), "{sql}");
+    let absent = text_of("selects nothing");
+    assert!(
+        absent.contains("nothing (the path selected no value)"),
+        "{absent}"
+    );
+    assert!(
+        !absent.contains("$.nothing_here"),
+        "exists: false held and is not reported: {absent}"
+    );
+    let logs = text_of("log line");
+    assert!(logs.contains("expected a line that contains"), "{logs}");
+    // Service logs come with every failure, in the terminal and the JUnit report.
+    assert!(
+        stderr.contains("----- checker (last lines) -----"),
+        "{stderr}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        6,
+        "a testsuite per file"
+    );
+    assert_eq!(xml.matches("<failure").count(), 6);
+    assert!(xml.contains("<system-out>"), "logs in system-out");
+    assert!(
+        stderr.contains("0 passed, 6 failed")
+            || String::from_utf8_lossy(&out.stdout).contains("0 passed, 6 failed")
+            || stderr.contains("6 failed")
+    );
+}
+
+#[test]
+fn up_detach_then_down_leaves_nothing() {
+    let out = metrtest().args(["up", "--detach"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .expect("run id")
+        .trim()
+        .to_owned();
+    let api = stdout
+        .lines()
+        .find(|l| l.contains(&format!("metrtest-{run}-api")))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+        })
+        .expect("api url")
+        .to_owned();
+    let health = reqwest::blocking_get(&format!("{api}/health"));
+    assert_eq!(health, 200, "the printed URL works");
+    assert_eq!(leftovers(&run).0, 4);
+    let ps = metrtest().arg("ps").output().unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).contains(&run));
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn sigint_while_starting_tears_everything_down() {
+    let mut child = metrtest()
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = read_until(&mut lines, "starting stack");
+    let run = run_id_in(&seen);
+    // Mid-start: the network exists, containers are being created.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let code = wait(&mut child, Duration::from_secs(60));
+    assert_eq!(code, 130, "interrupted runs exit 130");
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn ctrl_c_on_a_running_up_tears_down_and_exits_zero() {
+    let mut child = metrtest()
+        .arg("up")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = read_until(&mut lines, "press Ctrl-C");
+    let run = run_id_in(&seen);
+    assert_eq!(leftovers(&run).0, 4);
+    signal(&child, libc::SIGINT);
+    let code = wait(&mut child, Duration::from_secs(60));
+    assert_eq!(code, 0);
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn no_engine_is_exit_3_within_two_seconds_with_a_hint() {
+    let started = Instant::now();
+    let out = metrtest()
+        .arg("ps")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+mod reqwest {
+    /// Status of a GET, from a blocking context.
+    pub fn blocking_get(url: &str) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            ::reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    }
+}
