@@ -16,8 +16,9 @@ pub enum StorageError {
     },
     /// The schema is older than this build expects.
     #[error(
-        "use the database: its schema is at version {current:?} but this build needs version {latest}; \
-         run the `migrate` subcommand or start with --migrate"
+        "use the database: its schema is {} but this build needs version {latest}; \
+         run the `migrate` subcommand or start with --migrate",
+        current.map_or("not migrated yet".to_owned(), |v| format!("at version {v}"))
     )]
     NotMigrated { current: Option<i32>, latest: i32 },
     /// Applying migrations failed.
