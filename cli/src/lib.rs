@@ -7,5 +7,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod report;
 pub mod runner;
-pub mod scenario;
 pub mod ui;
+
+/// The scenario format (its own crate, with no I/O beyond reading files).
+pub use metrtest_scenario as scenario;

@@ -42,3 +42,62 @@ pub fn render(reports: &[ScenarioReport]) -> String {
     }
     report.to_string().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::report::{FailureDetail, StepReport};
+    use std::time::Duration;
+
+    fn scenario(file: &str, name: &str, outcome: Outcome) -> ScenarioReport {
+        let failure = (outcome == Outcome::Failed).then(|| FailureDetail {
+            request: Some("GET http://127.0.0.1:1/api/v1/checks".into()),
+            status: Some(200),
+            mismatches: vec!["status: expected equals 404, actual 200".into()],
+            attempts: 1,
+            ..Default::default()
+        });
+        ScenarioReport {
+            file: file.into(),
+            name: name.into(),
+            tags: vec![],
+            outcome,
+            duration: Duration::from_millis(1500),
+            steps: vec![StepReport {
+                name: "s".into(),
+                kind: "http".into(),
+                outcome,
+                duration: Duration::ZERO,
+                failure,
+            }],
+            stack: Some("abc".into()),
+            error: None,
+            logs: [(
+                "api".to_owned(),
+                "a log line <with> markup & more".to_owned(),
+            )]
+            .into_iter()
+            .filter(|_| outcome == Outcome::Failed)
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn one_suite_per_file_one_case_per_scenario_with_failure_and_logs() {
+        let xml = render(&[
+            scenario("a.yaml", "first", Outcome::Passed),
+            scenario("b.yaml", "second", Outcome::Failed),
+            scenario("c.yaml", "third", Outcome::Skipped),
+        ]);
+        assert_eq!(xml.matches("<testsuite ").count(), 3, "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 3);
+        assert!(xml.contains("<failure"), "{xml}");
+        assert!(xml.contains("status: expected equals 404, actual 200"));
+        assert!(xml.contains("<skipped"));
+        assert!(xml.contains("<system-out>"));
+        assert!(
+            xml.contains("&lt;with&gt; markup &amp; more"),
+            "log text is escaped: {xml}"
+        );
+    }
+}

@@ -32,3 +32,36 @@ pub fn render(reports: &[ScenarioReport], color: bool) -> String {
     }
     format!("{table}\n{}", Totals::of(reports).line())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::report::Totals;
+
+    #[test]
+    fn the_total_line_names_skipped_only_when_there_are_some() {
+        assert_eq!(
+            Totals {
+                passed: 3,
+                failed: 1,
+                skipped: 0
+            }
+            .line(),
+            "3 passed, 1 failed"
+        );
+        assert_eq!(
+            Totals {
+                passed: 0,
+                failed: 0,
+                skipped: 2
+            }
+            .line(),
+            "0 passed, 0 failed, 2 skipped"
+        );
+    }
+
+    #[test]
+    fn an_empty_run_still_prints_its_total() {
+        assert!(render(&[], false).ends_with("0 passed, 0 failed"));
+    }
+}

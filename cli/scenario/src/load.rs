@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::scenario::model::Scenario;
-use crate::scenario::template;
+use crate::model::Scenario;
+use crate::template;
 
 /// A scenario with where it came from.
 #[derive(Debug, Clone)]

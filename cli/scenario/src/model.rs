@@ -10,9 +10,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use crate::scenario::matcher::Matcher;
-use crate::scenario::selector::Selector;
-use crate::scenario::template;
+use crate::matcher::Matcher;
+use crate::selector::Selector;
+use crate::template;
 
 /// A map that keeps the file's order (assertions run and report in that order).
 #[derive(Debug, Clone, PartialEq)]

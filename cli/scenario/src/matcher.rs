@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use serde_json::Value;
 
-use crate::scenario::template::{self, Vars};
+use crate::template::{self, Vars};
 
 /// The matcher keywords, in the order the documentation lists them.
 pub const KEYWORDS: &[&str] = &[
