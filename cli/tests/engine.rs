@@ -293,3 +293,117 @@ mod reqwest {
         })
     }
 }
+
+#[test]
+fn an_env_file_sets_replicas_their_env_and_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrtest.yaml");
+    std::fs::write(&file, "gometr: { replicas: 2 }\nenv:\n  gometr-2: { GOMETR_HEALTH: fail }\nchecker: { interval: 500ms, timeout: 400ms }\n")
+        .unwrap();
+    let out = metrtest()
+        .args(["up", "--detach", "--env"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .expect("run id")
+        .trim()
+        .to_owned();
+    let url_of = |service: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("metrtest-{run}-{service} ")))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("http://127.0.0.1:"))
+            })
+            .unwrap_or_else(|| panic!("no {service} in\n{stdout}"))
+            .to_owned()
+    };
+    let api = url_of("api");
+    assert!(
+        stdout.contains(&format!("metrtest-{run}-gometr-1"))
+            && stdout.contains(&format!("metrtest-{run}-gometr-2"))
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let targets = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body: serde_json::Value = ::reqwest::get(format!("{api}/api/v1/targets"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            let states: Vec<(String, String)> = body["data"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|t| {
+                            (
+                                t["name"].as_str().unwrap_or("").to_owned(),
+                                t["last_status"].as_str().unwrap_or("").to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if states.len() == 4 && states.iter().all(|(_, s)| !s.is_empty())
+                || Instant::now() > deadline
+            {
+                break states;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(leftovers(&run), (0, 0, 0));
+    let names: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gometr-1", "gometr-1-http", "gometr-2", "gometr-2-http"]
+    );
+    let state = |name: &str| {
+        targets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str())
+    };
+    assert_eq!(state("gometr-1"), Some("up"));
+    assert_eq!(
+        state("gometr-2"),
+        Some("down"),
+        "GOMETR_HEALTH=fail reached only gometr-2"
+    );
+}
+
+#[test]
+fn a_bad_env_file_is_exit_2_naming_the_key_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrtest.yaml");
+    std::fs::write(&file, "gometr:\n  replica: 2\n").unwrap();
+    let out = metrtest()
+        .args(["up", "--env"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metrtest.yaml:2:3") && stderr.contains("replica"),
+        "{stderr}"
+    );
+}
