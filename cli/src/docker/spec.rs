@@ -23,6 +23,8 @@ pub struct EnvFile {
     pub gometr: GometrOptions,
     #[serde(default)]
     pub checker: CheckerOptions,
+    #[serde(default)]
+    pub postgres: PostgresOptions,
     /// How long each service may take to become ready.
     #[serde(default, with = "humantime_serde_opt")]
     pub readiness_timeout: Option<Duration>,
@@ -43,6 +45,24 @@ impl Default for GometrOptions {
 
 fn one() -> u32 {
     1
+}
+
+/// Where PostgreSQL keeps its data during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataStore {
+    /// A volume of the run: survives `docker: { restart: postgres }`.
+    #[default]
+    Volume,
+    /// Memory only: lost when the container stops.
+    Tmpfs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    #[serde(default)]
+    pub data: DataStore,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -264,12 +284,26 @@ impl StackSpec {
         };
         // Data on a volume of the run (fsync off): it survives `docker restart`
         // in fault-injection scenarios, which a tmpfs would not.
-        if host_pg {
-            postgres.volumes = vec![("pgdata".into(), "/var/lib/postgresql".into())];
-            let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
-            postgres.tmpfs = vec![("/tmp".into(), format!("rw,mode=1777,{owner}"))];
+        let data_dir = if host_pg {
+            "/var/lib/postgresql"
         } else {
-            postgres.volumes = vec![("pgdata".into(), "/var/lib/postgresql/data".into())];
+            "/var/lib/postgresql/data"
+        };
+        match file.postgres.data {
+            DataStore::Volume => postgres.volumes = vec![("pgdata".into(), data_dir.into())],
+            DataStore::Tmpfs if host_pg => {
+                let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
+                postgres
+                    .tmpfs
+                    .push((data_dir.into(), format!("rw,mode=0700,{owner}")));
+            }
+            DataStore::Tmpfs => postgres.tmpfs.push((data_dir.into(), "rw".into())),
+        }
+        if host_pg {
+            let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
+            postgres
+                .tmpfs
+                .push(("/tmp".into(), format!("rw,mode=1777,{owner}")));
         }
         postgres.env.extend(extra("postgres"));
 
@@ -461,6 +495,24 @@ mod tests {
             env_of(&spec, "checker", "CHECKER_TARGETS")
                 .unwrap()
                 .contains("gometr-2-http")
+        );
+    }
+
+    #[test]
+    fn postgres_data_is_on_a_volume_unless_tmpfs_is_asked_for() {
+        let spec = StackSpec::build(&images(), &EnvFile::default());
+        assert_eq!(
+            spec.services[0].volumes,
+            vec![("pgdata".to_owned(), "/var/lib/postgresql".to_owned())]
+        );
+        let file = EnvFile::parse("postgres: { data: tmpfs }\n", "metrtest.yaml").unwrap();
+        let spec = StackSpec::build(&images(), &file);
+        assert!(spec.services[0].volumes.is_empty());
+        assert!(
+            spec.services[0]
+                .tmpfs
+                .iter()
+                .any(|(path, _)| path == "/var/lib/postgresql")
         );
     }
 
