@@ -100,6 +100,42 @@ fn run_id_in(lines: &[String]) -> String {
         .expect("a 'starting stack' line")
 }
 
+/// `metrtest up --detach ARGS`: the run id and the printed table.
+fn up_detached(args: &[&std::ffi::OsStr]) -> (String, String) {
+    let out = metrtest()
+        .args(["up", "--detach"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .expect("run id")
+        .trim()
+        .to_owned();
+    (run, stdout)
+}
+
+/// The host URL `up` printed for a service.
+fn url_in(table: &str, run: &str, service: &str) -> String {
+    table
+        .lines()
+        .find(|l| l.contains(&format!("metrtest-{run}-{service} ")))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+        })
+        .unwrap_or_else(|| panic!("no {service} in\n{table}"))
+        .to_owned()
+}
+
 #[test]
 fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,29 +222,8 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
 
 #[test]
 fn up_detach_then_down_leaves_nothing() {
-    let out = metrtest().args(["up", "--detach"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .expect("run id")
-        .trim()
-        .to_owned();
-    let api = stdout
-        .lines()
-        .find(|l| l.contains(&format!("metrtest-{run}-api")))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-        })
-        .expect("api url")
-        .to_owned();
+    let (run, stdout) = up_detached(&[]);
+    let api = url_in(&stdout, &run, "api");
     let health = reqwest::blocking_get(&format!("{api}/health"));
     assert_eq!(health, 200, "the printed URL works");
     assert_eq!(leftovers(&run).0, 4);
@@ -300,36 +315,8 @@ fn an_env_file_sets_replicas_their_env_and_the_targets() {
     let file = dir.path().join("metrtest.yaml");
     std::fs::write(&file, "gometr: { replicas: 2 }\nenv:\n  gometr-2: { GOMETR_HEALTH: fail }\nchecker: { interval: 500ms, timeout: 400ms }\n")
         .unwrap();
-    let out = metrtest()
-        .args(["up", "--detach", "--env"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .expect("run id")
-        .trim()
-        .to_owned();
-    let url_of = |service: &str| {
-        stdout
-            .lines()
-            .find(|l| l.contains(&format!("metrtest-{run}-{service} ")))
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find(|w| w.starts_with("http://127.0.0.1:"))
-            })
-            .unwrap_or_else(|| panic!("no {service} in\n{stdout}"))
-            .to_owned()
-    };
-    let api = url_of("api");
+    let (run, stdout) = up_detached(&[std::ffi::OsStr::new("--env"), file.as_os_str()]);
+    let api = url_in(&stdout, &run, "api");
     assert!(
         stdout.contains(&format!("metrtest-{run}-gometr-1"))
             && stdout.contains(&format!("metrtest-{run}-gometr-2"))

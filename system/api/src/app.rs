@@ -10,8 +10,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Router, middleware};
 use metr_service::http_metrics::{self, HttpMetrics};
+use metr_service::server::Server;
 use metr_storage::ReadRepository;
-use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -21,7 +21,7 @@ use crate::openapi;
 
 /// A bound, ready-to-run API.
 pub struct Application {
-    listener: TcpListener,
+    server: Server,
     router: Router,
 }
 
@@ -58,23 +58,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
 impl Application {
     pub async fn build(listen: SocketAddr, repo: Arc<dyn ReadRepository>) -> anyhow::Result<Self> {
         let router = router(repo, Duration::from_secs(30))?;
-        let listener = TcpListener::bind(listen).await?;
-        Ok(Application { listener, router })
+        Ok(Application {
+            server: Server::bind(listen).await?,
+            router,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.server.local_addr()
     }
 
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "api listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        self.server.serve("api", self.router, shutdown).await
     }
 }

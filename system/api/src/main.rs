@@ -2,9 +2,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use metr_storage::postgres::PoolOptions;
-use metr_storage::{DatabaseUrl, PgRepository};
+use clap::Parser;
+use metr_storage::DatabaseUrl;
+use metr_storage::startup::{self, DbCommand};
 
 /// The metr API: serves checks and samples from PostgreSQL.
 #[derive(Parser)]
@@ -22,28 +22,19 @@ struct Args {
     #[command(flatten)]
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Apply pending database migrations and exit.
-    Migrate,
+    command: Option<DbCommand>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     metr_service::logging::init(&args.log);
-    if args.migrate || matches!(args.command, Some(Command::Migrate)) {
-        let report = metr_storage::migrate::run(&args.database_url).await?;
-        tracing::info!(applied = ?report.applied, version = report.version, "database migrated");
-        if args.command.is_some() {
-            return Ok(());
-        }
-    }
-    let repo = PgRepository::connect(&args.database_url, &PoolOptions::default())?;
-    repo.ensure_migrated().await.context("cannot start")?;
+    let Some(repo) = startup::open(&args.database_url, args.migrate, args.command)
+        .await
+        .context("cannot start")?
+    else {
+        return Ok(());
+    };
     let app = api::Application::build(args.listen, Arc::new(repo)).await?;
     app.run_until(metr_service::shutdown::signal()).await?;
     Ok(())

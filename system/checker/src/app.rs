@@ -11,8 +11,8 @@ use axum::{Router, middleware};
 use metr_domain::Labels;
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_service::http_metrics::{self, HttpMetrics};
+use metr_service::server::Server;
 use metr_storage::{TargetRef, WriteRepository};
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -33,12 +33,12 @@ struct AppState {
     telemetry: Telemetry,
 }
 
-/// A configured checker with its listener bound.
+/// A configured checker with its own HTTP listener bound.
 pub struct Application {
     settings: Settings,
     repo: Arc<dyn WriteRepository>,
     telemetry: Telemetry,
-    listener: TcpListener,
+    server: Server,
 }
 
 /// Builds the checkable of each configured target.
@@ -79,19 +79,17 @@ pub fn checkables(settings: &Settings) -> anyhow::Result<Vec<(Arc<dyn Checkable>
 impl Application {
     pub async fn build(settings: Settings, repo: Arc<dyn WriteRepository>) -> anyhow::Result<Self> {
         let telemetry = Telemetry::new()?;
-        let listener = TcpListener::bind(settings.listen).await?;
+        let server = Server::bind(settings.listen).await?;
         Ok(Application {
             settings,
             repo,
             telemetry,
-            listener,
+            server,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.server.local_addr()
     }
 
     /// Checks and writes until `shutdown` resolves, then stops scheduling and
@@ -104,7 +102,7 @@ impl Application {
             settings,
             repo,
             telemetry,
-            listener,
+            server,
         } = self;
         let targets = checkables(&settings)?;
         let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
@@ -150,13 +148,8 @@ impl Application {
         let server_stop = CancellationToken::new();
         let server = {
             let stop = server_stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            tokio::spawn(server.serve("checker", router, async move { stop.cancelled().await }))
         };
-        tracing::info!(version = VERSION, listen = %settings.listen, "checker running");
 
         shutdown.await;
         cancel.cancel();

@@ -2,9 +2,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use metr_storage::PgRepository;
-use metr_storage::postgres::PoolOptions;
+use clap::Parser;
+use metr_storage::startup::{self, DbCommand};
 
 /// The checker: polls targets and writes samples and checks to PostgreSQL.
 #[derive(Parser)]
@@ -19,13 +18,7 @@ struct Args {
     #[command(flatten)]
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Apply pending database migrations and exit.
-    Migrate,
+    command: Option<DbCommand>,
 }
 
 #[tokio::main]
@@ -34,15 +27,12 @@ async fn main() -> anyhow::Result<()> {
     metr_service::logging::init(&args.log);
     let settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
-    if args.migrate || matches!(args.command, Some(Command::Migrate)) {
-        let report = metr_storage::migrate::run(&settings.database_url).await?;
-        tracing::info!(applied = ?report.applied, version = report.version, "database migrated");
-        if args.command.is_some() {
-            return Ok(());
-        }
-    }
-    let repo = PgRepository::connect(&settings.database_url, &PoolOptions::default())?;
-    repo.ensure_migrated().await.context("cannot start")?;
+    let Some(repo) = startup::open(&settings.database_url, args.migrate, args.command)
+        .await
+        .context("cannot start")?
+    else {
+        return Ok(());
+    };
     let app = checker::Application::build(settings, Arc::new(repo)).await?;
     app.run_until(metr_service::shutdown::signal()).await?;
     Ok(())

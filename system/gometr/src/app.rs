@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use metr_service::health::{Health, HealthCheck, HealthStatus};
-use tokio::net::TcpListener;
+use metr_service::server::Server;
 
 use crate::control::{Control, ControlUpdate};
 use crate::telemetry::Telemetry;
@@ -32,7 +32,7 @@ impl AppState {
 
 /// A bound, ready-to-run gometr.
 pub struct Application {
-    listener: TcpListener,
+    server: Server,
     router: Router,
 }
 
@@ -54,14 +54,14 @@ impl Application {
             ))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(state);
-        let listener = TcpListener::bind(listen).await?;
-        Ok(Application { listener, router })
+        Ok(Application {
+            server: Server::bind(listen).await?,
+            router,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.server.local_addr()
     }
 
     /// Serves until `shutdown` resolves.
@@ -69,10 +69,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), version = VERSION, "gometr listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        self.server.serve("gometr", self.router, shutdown).await
     }
 }
 

@@ -3,4 +3,5 @@
 pub mod health;
 pub mod http_metrics;
 pub mod logging;
+pub mod server;
 pub mod shutdown;

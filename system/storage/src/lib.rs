@@ -11,6 +11,7 @@ pub mod query;
 pub mod repository;
 pub mod secret;
 pub mod sql;
+pub mod startup;
 
 pub use batch::{Batch, TargetRef};
 pub use cursor::Cursor;
