@@ -9,6 +9,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Router, middleware};
+use metr_service::error::StartError;
 use metr_service::http_metrics::{self, HttpMetrics};
 use metr_service::server::Server;
 use metr_storage::ReadRepository;
@@ -26,7 +27,10 @@ pub struct Application {
 }
 
 /// The router over any read repository; tests use the in-memory one.
-pub fn router(repo: Arc<dyn ReadRepository>, request_timeout: Duration) -> anyhow::Result<Router> {
+pub fn router(
+    repo: Arc<dyn ReadRepository>,
+    request_timeout: Duration,
+) -> Result<Router, StartError> {
     let registry = prometheus::Registry::new();
     let http = HttpMetrics::register(&registry, "api")?;
     let state = AppState { repo, registry };
@@ -56,7 +60,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 impl Application {
-    pub async fn build(listen: SocketAddr, repo: Arc<dyn ReadRepository>) -> anyhow::Result<Self> {
+    pub async fn build(
+        listen: SocketAddr,
+        repo: Arc<dyn ReadRepository>,
+    ) -> Result<Self, StartError> {
         let router = router(repo, Duration::from_secs(30))?;
         Ok(Application {
             server: Server::bind(listen).await?,

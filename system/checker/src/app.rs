@@ -9,6 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Router, middleware};
 use metr_domain::Labels;
+use metr_service::error::StartError;
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_service::http_metrics::{self, HttpMetrics};
 use metr_service::server::Server;
@@ -27,6 +28,15 @@ use crate::writer::{Writer, WriterReport};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Why the checker stopped other than by being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("the writer task crashed: {0}")]
+    WriterCrashed(String),
+}
+
 #[derive(Clone)]
 struct AppState {
     repo: Arc<dyn WriteRepository>,
@@ -41,9 +51,12 @@ pub struct Application {
     server: Server,
 }
 
+/// A target ready to schedule, with its interval.
+pub type Scheduled = (Arc<dyn Checkable>, Duration);
+
 /// Builds the checkable of each configured target.
-pub fn checkables(settings: &Settings) -> anyhow::Result<Vec<(Arc<dyn Checkable>, Duration)>> {
-    let client = fetch::client()?;
+pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
+    let client = fetch::client().map_err(|e| StartError::HttpClient(e.to_string()))?;
     Ok(settings
         .targets
         .iter()
@@ -77,7 +90,10 @@ pub fn checkables(settings: &Settings) -> anyhow::Result<Vec<(Arc<dyn Checkable>
 }
 
 impl Application {
-    pub async fn build(settings: Settings, repo: Arc<dyn WriteRepository>) -> anyhow::Result<Self> {
+    pub async fn build(
+        settings: Settings,
+        repo: Arc<dyn WriteRepository>,
+    ) -> Result<Self, StartError> {
         let telemetry = Telemetry::new()?;
         let server = Server::bind(settings.listen).await?;
         Ok(Application {
@@ -97,7 +113,7 @@ impl Application {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<WriterReport> {
+    ) -> Result<WriterReport, RunError> {
         let Application {
             settings,
             repo,
@@ -156,7 +172,9 @@ impl Application {
         for s in schedulers {
             let _ = s.await;
         }
-        let report = writer.await?;
+        let report = writer
+            .await
+            .map_err(|e| RunError::WriterCrashed(e.to_string()))?;
         tracing::info!(?report, "checker stopped");
         server_stop.cancel();
         let _ = server.await;

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
+use metr_service::error::StartError;
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_service::server::Server;
 
@@ -38,7 +39,7 @@ pub struct Application {
 
 impl Application {
     /// Binds `listen` (port 0 picks a free port) with the given start-up state.
-    pub async fn build(listen: SocketAddr, control: Control) -> anyhow::Result<Self> {
+    pub async fn build(listen: SocketAddr, control: Control) -> Result<Self, StartError> {
         let telemetry = Arc::new(Telemetry::new(VERSION)?);
         let state = AppState {
             control: Arc::new(RwLock::new(control)),

@@ -6,16 +6,19 @@ use std::net::SocketAddr;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::error::StartError;
+
 /// A listener bound and ready to serve a router.
 pub struct Server {
     listener: TcpListener,
 }
 
 impl Server {
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Server> {
-        Ok(Server {
-            listener: TcpListener::bind(addr).await?,
-        })
+    pub async fn bind(addr: SocketAddr) -> Result<Server, StartError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Server { listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
