@@ -41,8 +41,13 @@ pub struct Writer {
     buffered: usize,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Consecutive rejections of the oldest batch (not counting unavailability).
+    rejections: u32,
     report: WriterReport,
 }
+
+/// Attempts before a batch the database rejects (rather than cannot take) is dropped.
+const MAX_REJECTIONS: u32 = 3;
 
 fn samples_in(batch: &Batch) -> usize {
     batch.samples.len()
@@ -66,6 +71,7 @@ impl Writer {
             buffered: 0,
             backoff,
             retry_at: None,
+            rejections: 0,
             report: WriterReport::default(),
         }
     }
@@ -147,8 +153,24 @@ impl Writer {
                         tracing::info!("database reachable again: writing resumed");
                     }
                     self.backoff = self.settings.min_backoff;
+                    self.rejections = 0;
+                }
+                Err(e) if !e.is_unavailable() && self.rejections + 1 >= MAX_REJECTIONS => {
+                    // The database keeps refusing this data (not an outage): drop it,
+                    // or one bad batch would block every later one for good.
+                    self.telemetry.write_errors.inc();
+                    let batch = self.pending.pop_front().expect("front exists");
+                    let n = samples_in(&batch);
+                    self.buffered -= n;
+                    self.report.samples_dropped += n as u64;
+                    self.telemetry.dropped_samples.inc_by(n as u64);
+                    self.rejections = 0;
+                    tracing::error!(error = %e, samples = n, checks = batch.checks.len(), "the database rejected a batch {MAX_REJECTIONS} times: dropped it");
                 }
                 Err(e) => {
+                    if !e.is_unavailable() {
+                        self.rejections += 1;
+                    }
                     self.telemetry.write_errors.inc();
                     tracing::warn!(
                         error = %e,
@@ -296,6 +318,56 @@ mod tests {
         // The newest data survived: the last outcome's samples are stored.
         assert!(repo.all_samples().iter().any(|s| s.value.0 == 9.0));
         assert!(!repo.all_samples().iter().any(|s| s.value.0 == 0.0));
+    }
+
+    /// Rejects every batch holding a sample named `poison`, as PostgreSQL
+    /// rejects data it cannot store; stores the rest in memory.
+    struct Picky(Arc<MemoryRepository>);
+
+    #[async_trait::async_trait]
+    impl WriteRepository for Picky {
+        async fn write(&self, batch: &Batch) -> Result<(), metr_storage::StorageError> {
+            if batch.samples.iter().any(|s| s.name == "poison") {
+                return Err(metr_storage::StorageError::Rejected("invalid data".into()));
+            }
+            self.0.write(batch).await
+        }
+        async fn ping(&self) -> Result<(), metr_storage::StorageError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_batch_is_dropped_and_counted_instead_of_blocking_the_rest() {
+        let store = Arc::new(MemoryRepository::new());
+        let telemetry = Telemetry::new().unwrap();
+        let target = TargetRef {
+            name: "t".into(),
+            kind: TargetKind::Http,
+            url: "http://t/".into(),
+        };
+        let writer = Writer::new(
+            Arc::new(Picky(store.clone())),
+            settings(10_000),
+            vec![target],
+            telemetry.clone(),
+        );
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(writer.run(rx));
+        let mut poisoned = outcome(0, 1);
+        poisoned.samples[0].name = "poison".into();
+        tx.send(poisoned).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        for i in 1..5 {
+            tx.send(outcome(i, 2)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        drop(tx);
+        let report = task.await.unwrap();
+        assert_eq!(report.samples_dropped, 1);
+        assert_eq!(telemetry.dropped_samples.get(), 1);
+        assert_eq!(report.samples_written, 8, "later batches were written");
+        assert_eq!(store.all_samples().len(), 8);
     }
 
     #[tokio::test(start_paused = true)]

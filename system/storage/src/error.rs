@@ -14,6 +14,9 @@ pub enum StorageError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The data was refused (retrying the same data will not help).
+    #[error("store the data: {0}")]
+    Rejected(String),
     /// The schema is older than this build expects.
     #[error(
         "use the database: its schema is {} but this build needs version {latest}; \
@@ -30,7 +33,7 @@ impl StorageError {
     /// Wraps a driver error with the operation that failed, classifying lost
     /// connections as `Unavailable` so callers can retry them.
     pub fn database(operation: &'static str, source: tokio_postgres::Error) -> Self {
-        if source.is_closed() || source.code().is_none() {
+        if source.is_closed() || source.code().is_none_or(is_transient) {
             StorageError::Unavailable(format!("{operation}: connection lost"))
         } else {
             StorageError::Database { operation, source }
@@ -56,5 +59,33 @@ impl From<deadpool_postgres::PoolError> for StorageError {
             _ => "cannot get a connection".to_owned(),
         };
         StorageError::Unavailable(reason)
+    }
+}
+
+/// SQLSTATEs that say "not now" rather than "never": connection exceptions (08),
+/// insufficient resources (53), operator intervention such as a shutdown (57),
+/// system errors (58), serialization failures and deadlocks.
+fn is_transient(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    ["08", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "40001"
+        || code == "40P01"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn shutdowns_and_lost_connections_are_transient_bad_data_is_not() {
+        assert!(is_transient(&SqlState::ADMIN_SHUTDOWN));
+        assert!(is_transient(&SqlState::CANNOT_CONNECT_NOW));
+        assert!(is_transient(&SqlState::CONNECTION_FAILURE));
+        assert!(is_transient(&SqlState::T_R_SERIALIZATION_FAILURE));
+        assert!(!is_transient(&SqlState::UNTRANSLATABLE_CHARACTER));
+        assert!(!is_transient(&SqlState::CHECK_VIOLATION));
     }
 }

@@ -178,7 +178,7 @@ impl WriteRepository for PgRepository {
             targets
                 .get(name)
                 .copied()
-                .ok_or(StorageError::Unavailable(format!(
+                .ok_or(StorageError::Rejected(format!(
                     "store data of target {name:?}: the batch does not register it"
                 )))
         };
