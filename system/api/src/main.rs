@@ -11,7 +11,7 @@ use metr_storage::startup::{self, DbCommand};
 #[command(version)]
 struct Args {
     /// PostgreSQL connection string.
-    #[arg(long, env = "API_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "API_DATABASE_URL", hide_env_values = true)]
     database_url: DatabaseUrl,
     /// Address to listen on.
     #[arg(long, env = "API_LISTEN", default_value = "0.0.0.0:8080")]
@@ -38,4 +38,14 @@ async fn main() -> anyhow::Result<()> {
     let app = api::Application::build(args.listen, Arc::new(repo)).await?;
     app.run_until(metr_service::shutdown::signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        super::Args::command().debug_assert();
+    }
 }

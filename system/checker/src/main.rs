@@ -37,3 +37,13 @@ async fn main() -> anyhow::Result<()> {
     app.run_until(metr_service::shutdown::signal()).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,13 +1,10 @@
-//! End to end: gometr and the API in process, the checker as a real process, all
-//! on a real PostgreSQL; the checker reaches the database through a proxy that
-//! can cut the connection to play an outage.
+//! End to end: gometr, the checker and the API as separate processes on a real
+//! PostgreSQL; the checker reaches the database through a proxy that can cut
+//! the connection to play an outage.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metr_storage::postgres::PoolOptions;
-use metr_storage::{DatabaseUrl, PgRepository};
 use metr_testkit::proxy::Proxy;
 use serde_json::Value;
 
@@ -15,6 +12,7 @@ struct Stack {
     gometr: String,
     api: String,
     checker: Child,
+    others: Vec<Child>,
     checker_health: String,
     proxy: Proxy,
     _dir: tempfile::TempDir,
@@ -22,8 +20,41 @@ struct Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.checker.kill();
-        let _ = self.checker.wait();
+        for child in self
+            .others
+            .iter_mut()
+            .chain(std::iter::once(&mut self.checker))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The gometr and api binaries beside the checker's, built if missing or stale
+/// (a no-op under `cargo test --workspace`, which builds every binary).
+fn sibling_binaries() -> (std::path::PathBuf, std::path::PathBuf) {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let checker = std::path::Path::new(env!("CARGO_BIN_EXE_checker"));
+    let profile_dir = checker.parent().expect("the binary's folder");
+    BUILT.get_or_init(|| {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--bins", "-p", "gometr", "-p", "api"])
+            .arg("--target-dir")
+            .arg(profile_dir.parent().expect("the target folder"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building gometr and api failed");
+    });
+    (profile_dir.join("gometr"), profile_dir.join("api"))
+}
+
+/// Waits until `url` answers at all.
+async fn answers(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(url).await.is_err() {
+        assert!(Instant::now() < deadline, "{url} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -37,21 +68,22 @@ fn free_port() -> u16 {
 
 async fn start() -> Stack {
     let db = metr_testkit::fresh_database().await;
-    let cluster_addr = format!("127.0.0.1:{}", metr_testkit::cluster().port)
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(cluster_addr).await;
+    let cluster_port = metr_testkit::cluster().port;
+    let proxy = Proxy::start(format!("127.0.0.1:{cluster_port}").parse().unwrap()).await;
     let proxied_url = db.url.replace(
-        &format!(":{}/", metr_testkit::cluster().port),
+        &format!(":{cluster_port}/"),
         &format!(":{}/", proxy.addr.port()),
     );
+    let (gometr_bin, api_bin) = sibling_binaries();
 
-    let gometr =
-        gometr::Application::build("127.0.0.1:0".parse().unwrap(), gometr::Control::default())
-            .await
-            .unwrap();
-    let gometr_url = format!("http://{}", gometr.local_addr());
-    tokio::spawn(gometr.run_until(std::future::pending()));
+    let gometr_port = free_port();
+    let gometr_url = format!("http://127.0.0.1:{gometr_port}");
+    let gometr = Command::new(gometr_bin)
+        .args(["--listen", &format!("127.0.0.1:{gometr_port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("checker.yaml");
@@ -77,21 +109,32 @@ async fn start() -> Stack {
         .unwrap();
 
     // The API reads the database directly; only the checker's path is cut.
-    let repo = PgRepository::connect(&DatabaseUrl::new(db.url), &PoolOptions::default()).unwrap();
-    let api = api::Application::build("127.0.0.1:0".parse().unwrap(), Arc::new(repo))
-        .await
+    let api_port = free_port();
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let api = Command::new(api_bin)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{api_port}"),
+            "--migrate",
+            "--database-url",
+            &db.url,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
         .unwrap();
-    let api_url = format!("http://{}", api.local_addr());
-    tokio::spawn(api.run_until(std::future::pending()));
-
-    Stack {
+    let stack = Stack {
         gometr: gometr_url,
         api: api_url,
         checker,
+        others: vec![gometr, api],
         checker_health: format!("http://127.0.0.1:{listen_port}/health"),
         proxy,
         _dir: dir,
-    }
+    };
+    answers(&format!("{}/health", stack.gometr)).await;
+    answers(&format!("{}/health", stack.api)).await;
+    stack
 }
 
 async fn get(url: &str) -> Option<Value> {
