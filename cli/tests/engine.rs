@@ -394,3 +394,56 @@ fn a_bad_env_file_is_exit_2_naming_the_key_and_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fail_fast_stops_the_other_scenarios_and_filter_selects() {
+    let out = metrtest()
+        .arg("run")
+        .arg(fixtures("failing"))
+        .args([
+            "--fail-fast",
+            "--jobs",
+            "1",
+            "--filter",
+            "fixture - expect",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        4,
+        "--filter keeps the four 'fixture - expect…' files: {names:?}"
+    );
+    assert_eq!(report["totals"]["failed"], 1, "{report:#}");
+    assert_eq!(
+        report["totals"]["skipped"], 3,
+        "the rest never ran: {report:#}"
+    );
+
+    let none = metrtest()
+        .arg("run")
+        .arg(fixtures("failing"))
+        .args(["--tag", "no-such-tag"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        none.status.code(),
+        Some(2),
+        "an empty selection is an argument error"
+    );
+}
