@@ -41,10 +41,14 @@ pub async fn run_target(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            // Cancellation first: once stopping, no new check may start.
+            biased;
             _ = cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let permit = tokio::select! {
+            // Cancellation first: once stopping, no new check may start.
+            biased;
             _ = cancel.cancelled() => break,
             permit = limit.clone().acquire_owned() => match permit {
                 Ok(p) => p,
@@ -52,6 +56,8 @@ pub async fn run_target(
             },
         };
         let outcome = tokio::select! {
+            // Cancellation first: once stopping, no new check may start.
+            biased;
             _ = cancel.cancelled() => break,
             outcome = target.check(chrono::Utc::now()) => outcome,
         };
@@ -90,7 +96,18 @@ mod tests {
         calls: Mutex<Vec<Instant>>,
         in_flight: Arc<AtomicUsize>,
         max_in_flight: Arc<AtomicUsize>,
-        own_in_flight: AtomicUsize,
+        own_in_flight: Arc<AtomicUsize>,
+    }
+
+    /// Decrements counters when a check ends or is dropped.
+    struct Leave(Vec<Arc<AtomicUsize>>);
+
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            for counter in &self.0 {
+                counter.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 
     impl Fake {
@@ -110,7 +127,7 @@ mod tests {
                 calls: Mutex::new(Vec::new()),
                 in_flight,
                 max_in_flight: max,
-                own_in_flight: AtomicUsize::new(0),
+                own_in_flight: Arc::new(AtomicUsize::new(0)),
             })
         }
     }
@@ -129,9 +146,9 @@ mod tests {
             );
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            // Decrement even when the check is dropped mid-way (at cancellation).
+            let _leave = Leave(vec![self.in_flight.clone(), self.own_in_flight.clone()]);
             tokio::time::sleep(self.work).await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.own_in_flight.fetch_sub(1, Ordering::SeqCst);
             Outcome {
                 check: Check {
                     target: self.target.name.clone(),
