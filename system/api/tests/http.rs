@@ -82,6 +82,7 @@ async fn seeded() -> Api {
         url: "http://gometr:8080".into(),
     }];
     repo.write(&Batch {
+        scrapes: vec![],
         targets,
         checks,
         samples,

@@ -13,7 +13,7 @@ use metr_service::error::StartError;
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_service::http_metrics::{self, HttpMetrics};
 use metr_service::server::Server;
-use metr_storage::{TargetRef, WriteRepository};
+use metr_storage::{StorageError, TargetRef, WriteRepository};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,8 @@ use crate::config::Settings;
 use crate::fetch;
 use crate::probe::HttpTarget;
 use crate::schedule;
-use crate::scrape::PrometheusTarget;
+use crate::scrape::{PrometheusTarget, SampleLimits};
+use crate::target_series::TargetSeries;
 use crate::telemetry::Telemetry;
 use crate::writer::{Writer, WriterReport};
 
@@ -35,6 +36,8 @@ pub enum RunError {
     Start(#[from] StartError),
     #[error("the writer task crashed: {0}")]
     WriterCrashed(String),
+    #[error(transparent)]
+    Database(#[from] StorageError),
 }
 
 #[derive(Clone)]
@@ -53,6 +56,15 @@ pub struct Application {
 
 /// A target ready to schedule, with its interval.
 pub type Scheduled = (Arc<dyn Checkable>, Duration);
+
+/// How far ahead of the checker's clock an explicit sample timestamp may be.
+const MAX_AHEAD: Duration = Duration::from_secs(600);
+
+/// Series a target's table may hold before it is rebuilt: room for churn
+/// around a full scrape.
+fn max_series(settings: &Settings) -> usize {
+    settings.sample_limit.saturating_mul(2)
+}
 
 /// Builds the checkable of each configured target.
 pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
@@ -73,6 +85,12 @@ pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
                     labels,
                     timeout: t.timeout(settings),
                     max_body_bytes: settings.max_body_bytes,
+                    limits: SampleLimits {
+                        max_samples: settings.sample_limit,
+                        max_age: settings.retention,
+                        max_ahead: MAX_AHEAD,
+                    },
+                    series: TargetSeries::new(max_series(settings)),
                     client: client.clone(),
                 }),
                 metr_domain::TargetKind::Http => Arc::new(HttpTarget {
@@ -81,6 +99,7 @@ pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
                     timeout: t.timeout(settings),
                     max_body_bytes: settings.max_body_bytes,
                     expected_status: t.expected_status.clone(),
+                    series: TargetSeries::new(max_series(settings)),
                     client: client.clone(),
                 }),
             };
@@ -108,10 +127,12 @@ impl Application {
         self.server.local_addr()
     }
 
-    /// Checks and writes until `shutdown` resolves, then stops scheduling and
-    /// flushes within the configured shutdown timeout.
+    /// Serves `/health` at once; once `ready` resolves (the database reachable
+    /// and migrated), checks and writes until `shutdown` resolves, then stops
+    /// scheduling and flushes within the configured shutdown timeout.
     pub async fn run_until(
         self,
+        ready: impl std::future::Future<Output = Result<(), StorageError>> + Send,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<WriterReport, RunError> {
         let Application {
@@ -120,37 +141,8 @@ impl Application {
             telemetry,
             server,
         } = self;
-        let targets = checkables(&settings)?;
-        let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
-        let (tx, rx) = mpsc::channel(settings.writer.queue_capacity);
-        let writer = tokio::spawn(
-            Writer::new(
-                repo.clone(),
-                settings.writer.clone(),
-                refs,
-                telemetry.clone(),
-            )
-            .run(rx),
-        );
-
-        let cancel = CancellationToken::new();
-        let limit = Arc::new(Semaphore::new(settings.concurrency));
-        let mut schedulers = Vec::new();
-        for (checkable, interval) in targets {
-            tracing::info!(target = %checkable.target().name, kind = %checkable.target().kind, url = %checkable.target().url, ?interval, "scheduling");
-            schedulers.push(tokio::spawn(schedule::run_target(
-                checkable,
-                interval,
-                limit.clone(),
-                tx.clone(),
-                Some(telemetry.clone()),
-                cancel.clone(),
-            )));
-        }
-        drop(tx);
-
         let state = AppState {
-            repo,
+            repo: repo.clone(),
             telemetry: telemetry.clone(),
         };
         let router = Router::new()
@@ -166,12 +158,60 @@ impl Application {
             let stop = server_stop.clone();
             tokio::spawn(server.serve("checker", router, async move { stop.cancelled().await }))
         };
+        let mut shutdown = std::pin::pin!(shutdown);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => {
+                server_stop.cancel();
+                let _ = server.await;
+                return Ok(WriterReport::default());
+            }
+            ready = ready => if let Err(e) = ready {
+                server_stop.cancel();
+                let _ = server.await;
+                return Err(RunError::Database(e));
+            },
+        }
+        let targets = checkables(&settings)?;
+        let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
+        let (tx, rx) = mpsc::channel(settings.writer.queue_capacity);
+        let writer = tokio::spawn(
+            Writer::new(
+                repo.clone(),
+                settings.writer.clone(),
+                refs,
+                telemetry.clone(),
+            )
+            .run(rx),
+        );
+
+        let cancel = CancellationToken::new();
+        let retention = tokio::spawn(enforce_retention(
+            repo.clone(),
+            settings.retention,
+            cancel.clone(),
+        ));
+        let limit = Arc::new(Semaphore::new(settings.concurrency));
+        let mut schedulers = Vec::new();
+        for (checkable, interval) in targets {
+            tracing::info!(target = %checkable.target().name, kind = %checkable.target().kind, url = %checkable.target().url, ?interval, "scheduling");
+            schedulers.push(tokio::spawn(schedule::run_target(
+                checkable,
+                interval,
+                limit.clone(),
+                tx.clone(),
+                Some(telemetry.clone()),
+                cancel.clone(),
+            )));
+        }
+        drop(tx);
 
         shutdown.await;
         cancel.cancel();
         for s in schedulers {
             let _ = s.await;
         }
+        let _ = retention.await;
         let report = writer
             .await
             .map_err(|e| RunError::WriterCrashed(e.to_string()))?;
@@ -179,6 +219,35 @@ impl Application {
         server_stop.cancel();
         let _ = server.await;
         Ok(report)
+    }
+}
+
+/// How often old partitions are looked for.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Drops samples older than `retention`, at start and then hourly.
+async fn enforce_retention(
+    repo: Arc<dyn WriteRepository>,
+    retention: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(age) = chrono::Duration::from_std(retention) else {
+            return;
+        };
+        match repo.drop_before(chrono::Utc::now() - age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, ?retention, "retention: old samples dropped"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: could not drop old samples; will retry")
+            }
+        }
     }
 }
 
@@ -199,12 +268,26 @@ async fn health(State(state): State<AppState>) -> Health {
         observed_unit: None,
         output: output.clone(),
     };
+    let (writer_status, writer_output) = writer_state(&state.telemetry);
     let buffered = HealthCheck {
         component_type: "component".into(),
-        status: HealthStatus::Pass,
+        status: writer_status,
         observed_value: Some(state.telemetry.buffered_samples.get().into()),
         observed_unit: Some("samples".into()),
+        output: writer_output.clone(),
+    };
+    let lag = HealthCheck {
+        component_type: "component".into(),
+        status: writer_status,
+        observed_value: Some(state.telemetry.write_lag_seconds.get().into()),
+        observed_unit: Some("s".into()),
         output: None,
+    };
+    // Behind but reachable is degraded (warn, still 200), never a failure:
+    // restarting a checker that is catching up would only lose its buffer.
+    let (status, output) = match (status, writer_status) {
+        (HealthStatus::Pass, HealthStatus::Warn) => (HealthStatus::Warn, writer_output),
+        other => (other.0, output),
     };
     Health {
         status,
@@ -214,8 +297,26 @@ async fn health(State(state): State<AppState>) -> Health {
         checks: [
             ("database:reachable".to_owned(), vec![database]),
             ("writer:buffered".to_owned(), vec![buffered]),
+            ("writer:lag".to_owned(), vec![lag]),
         ]
         .into(),
+    }
+}
+
+/// Lag beyond which the writer counts as behind.
+const BEHIND_AFTER: Duration = Duration::from_secs(5);
+
+/// Whether the writer keeps up with what is scraped.
+fn writer_state(telemetry: &Telemetry) -> (HealthStatus, Option<String>) {
+    let lag = telemetry.write_lag_seconds.get();
+    if lag > BEHIND_AFTER.as_secs_f64() {
+        let output = format!(
+            "writer is {lag:.1} s behind with {} samples buffered",
+            telemetry.buffered_samples.get()
+        );
+        (HealthStatus::Warn, Some(output))
+    } else {
+        (HealthStatus::Pass, None)
     }
 }
 

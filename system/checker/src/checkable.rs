@@ -2,17 +2,39 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use metr_domain::{Check, Sample};
-use metr_storage::TargetRef;
+use metr_domain::{Check, Sample, SampleValue};
+use metr_storage::{ScrapeSamples, TargetRef};
 
 /// What one check of a target produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub check: Check,
-    pub samples: Vec<Sample>,
+    /// The samples, synthetic series included.
+    pub scrape: ScrapeSamples,
     /// Whether the target's data could be collected (the `up` series for scrapes).
     pub collected: bool,
     pub duration_seconds: f64,
+}
+
+impl Outcome {
+    /// The samples as whole domain samples. Allocates for each: for tests and
+    /// diagnostics, not the write path.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.scrape
+            .samples
+            .iter()
+            .filter_map(|s| {
+                let entry = self.scrape.table.entry(s.series)?;
+                Some(Sample {
+                    target: self.scrape.target.clone(),
+                    name: entry.name,
+                    labels: entry.labels,
+                    value: SampleValue(s.value),
+                    timestamp: DateTime::from_timestamp_micros(s.ts_micros)?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// One implementation per target kind.

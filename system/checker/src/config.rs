@@ -41,6 +41,13 @@ pub struct Settings {
     /// Largest response body read from a target; bigger is a failed check.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Samples one scrape may hold; more rejects the scrape, as Prometheus's `sample_limit`.
+    #[serde(default = "default_sample_limit")]
+    pub sample_limit: usize,
+    /// How long samples are kept: older days are dropped whole, and explicit
+    /// sample timestamps older than this are rejected.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
     #[serde(default)]
     pub writer: WriterSettings,
     pub targets: Vec<TargetSettings>,
@@ -67,6 +74,10 @@ pub struct WriterSettings {
     /// Time allowed on SIGTERM to flush what is buffered.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Longest one batch write may take; then it counts as failed and the
+    /// batch stays buffered (a paused database otherwise hangs writes silently).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
 }
 
 impl Default for WriterSettings {
@@ -79,6 +90,7 @@ impl Default for WriterSettings {
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -125,6 +137,12 @@ fn default_concurrency() -> usize {
 }
 fn default_max_body_bytes() -> usize {
     10 * 1024 * 1024
+}
+fn default_sample_limit() -> usize {
+    200_000
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(15 * 24 * 3600)
 }
 
 /// A configuration problem, naming the field.
@@ -203,6 +221,21 @@ impl Settings {
                 "batch_samples and queue_capacity must be at least 1".into(),
             );
         }
+        if self.writer.write_timeout.is_zero() {
+            return invalid(
+                "writer.write_timeout".into(),
+                "must be greater than zero".into(),
+            );
+        }
+        if self.sample_limit == 0 {
+            return invalid("sample_limit".into(), "must be at least 1".into());
+        }
+        if self.retention < Duration::from_secs(3600) {
+            return invalid(
+                "retention".into(),
+                "must be at least 1h (samples are kept in day partitions)".into(),
+            );
+        }
         if self.targets.is_empty() {
             return invalid("targets".into(), "at least one target is required".into());
         }
@@ -211,6 +244,16 @@ impl Settings {
             let field = |name: &str| format!("targets[{i}].{name}");
             if t.name.trim().is_empty() {
                 return invalid(field("name"), "must not be empty".into());
+            }
+            let has_nul = |s: &str| s.contains('\0');
+            if has_nul(&t.name)
+                || has_nul(&t.url)
+                || t.labels.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+            {
+                return invalid(
+                    field("name"),
+                    "names, URLs and labels must not hold NUL bytes".into(),
+                );
             }
             if !names.insert(t.name.as_str()) {
                 return invalid(field("name"), format!("duplicate target name {:?}", t.name));

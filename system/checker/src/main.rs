@@ -3,6 +3,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use metr_storage::PgRepository;
+use metr_storage::postgres::PoolOptions;
 use metr_storage::startup::{self, DbCommand};
 
 /// The checker: polls targets and writes samples and checks to PostgreSQL.
@@ -27,14 +29,23 @@ async fn main() -> anyhow::Result<()> {
     metr_service::logging::init(&args.log);
     let settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
-    let Some(repo) = startup::open(&settings.database_url, args.migrate, args.command)
-        .await
-        .context("cannot start")?
-    else {
+    if args.command == Some(DbCommand::Migrate) {
+        startup::open(&settings.database_url, true, args.command)
+            .await
+            .context("cannot migrate")?;
         return Ok(());
-    };
-    let app = checker::Application::build(settings, Arc::new(repo)).await?;
-    app.run_until(metr_service::shutdown::signal()).await?;
+    }
+    // Connecting is lazy: /health answers (fail) while the database is away.
+    let repo = Arc::new(
+        PgRepository::connect(&settings.database_url, &PoolOptions::default())
+            .context("cannot start")?,
+    );
+    let url = settings.database_url.clone();
+    let app = checker::Application::build(settings, repo.clone()).await?;
+    let ready = async move { startup::wait_until_ready(&url, &repo, args.migrate).await };
+    app.run_until(ready, metr_service::shutdown::signal())
+        .await
+        .context("cannot start")?;
     Ok(())
 }
 

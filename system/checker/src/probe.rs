@@ -4,11 +4,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use metr_domain::{Check, CheckStatus, Labels, Sample, SampleValue};
-use metr_storage::TargetRef;
+use metr_domain::{Check, CheckStatus, Labels};
+use metr_storage::{ScrapeSamples, TargetRef};
 
 use crate::checkable::{Checkable, Outcome};
 use crate::fetch::{self, FetchError};
+use crate::target_series::TargetSeries;
 
 /// An HTTP endpoint probed with GET.
 pub struct HttpTarget {
@@ -18,6 +19,7 @@ pub struct HttpTarget {
     pub max_body_bytes: usize,
     /// Statuses that count as up; empty means any 2xx or 3xx.
     pub expected_status: Vec<u16>,
+    pub series: TargetSeries,
     pub client: reqwest::Client,
 }
 
@@ -64,19 +66,21 @@ impl Checkable for HttpTarget {
             Err(e) => (CheckStatus::Down, None, -1.0, Some(e.to_string())),
         };
         let up = status == CheckStatus::Up;
-        let sample = |name: &str, value: f64| Sample {
-            target: self.target.name.clone(),
-            name: name.to_owned(),
-            labels: self.labels.clone(),
-            value: SampleValue(value),
-            timestamp: started,
+        let table = self.series.current();
+        let samples = {
+            let mut recorder = table.record();
+            let ts = started.timestamp_micros();
+            for (name, value) in [
+                ("probe_success", if up { 1.0 } else { 0.0 }),
+                ("probe_duration_seconds", duration),
+                ("probe_http_status_code", http_status.map_or(0.0, f64::from)),
+                ("probe_content_length", length),
+            ] {
+                // Four distinct names: a duplicate cannot happen.
+                let _ = recorder.push(name, self.labels.clone(), value, ts);
+            }
+            recorder.finish()
         };
-        let samples = vec![
-            sample("probe_success", if up { 1.0 } else { 0.0 }),
-            sample("probe_duration_seconds", duration),
-            sample("probe_http_status_code", http_status.map_or(0.0, f64::from)),
-            sample("probe_content_length", length),
-        ];
         Outcome {
             check: Check {
                 target: self.target.name.clone(),
@@ -87,7 +91,11 @@ impl Checkable for HttpTarget {
                 error,
                 checked_at: started,
             },
-            samples,
+            scrape: ScrapeSamples {
+                target: self.target.name.clone(),
+                table,
+                samples,
+            },
             collected: up,
             duration_seconds: duration,
         }

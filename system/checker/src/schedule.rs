@@ -73,7 +73,7 @@ pub async fn run_target(
                 .with_label_values(&[&name])
                 .observe(outcome.duration_seconds);
         }
-        tracing::debug!(target = %name, status = ?outcome.check.status, samples = outcome.samples.len(), "checked");
+        tracing::debug!(target = %name, status = ?outcome.check.status, samples = outcome.scrape.samples.len(), "checked");
         if outcomes.send(outcome).await.is_err() {
             break;
         }
@@ -159,7 +159,11 @@ mod tests {
                     error: None,
                     checked_at: started,
                 },
-                samples: vec![],
+                scrape: metr_storage::ScrapeSamples {
+                    target: self.target.name.clone(),
+                    table: Default::default(),
+                    samples: vec![],
+                },
                 collected: true,
                 duration_seconds: self.work.as_secs_f64(),
             }

@@ -4,12 +4,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use metr_domain::exposition;
-use metr_domain::{Check, CheckStatus, Labels, Sample, SampleValue};
-use metr_storage::TargetRef;
+use metr_domain::exposition::{self, ParseError, RawSample};
+use metr_domain::{Check, CheckStatus, Labels};
+use metr_storage::{DuplicateSample, Recorder, ScrapeSamples, TargetRef};
 
 use crate::checkable::{Checkable, Outcome};
 use crate::fetch::{self, FetchError, Fetched};
+use crate::target_series::TargetSeries;
 
 /// A Prometheus-style target.
 pub struct PrometheusTarget {
@@ -17,7 +18,40 @@ pub struct PrometheusTarget {
     pub labels: Labels,
     pub timeout: Duration,
     pub max_body_bytes: usize,
+    pub limits: SampleLimits,
+    pub series: TargetSeries,
     pub client: reqwest::Client,
+}
+
+/// What a scrape may hold before it is rejected whole.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleLimits {
+    /// Samples in one scrape.
+    pub max_samples: usize,
+    /// Oldest explicit timestamp accepted, as an age relative to the scrape.
+    pub max_age: Duration,
+    /// Furthest explicit timestamp accepted in the future.
+    pub max_ahead: Duration,
+}
+
+/// Why a scrape was rejected whole.
+#[derive(Debug, thiserror::Error)]
+enum Rejected {
+    #[error("malformed exposition at {0}")]
+    Parse(#[from] ParseError),
+    #[error("{0}")]
+    Duplicate(#[from] DuplicateSample),
+    #[error("more than {0} samples (the sample limit)")]
+    TooMany(usize),
+    #[error(
+        "line {line}: timestamp {ms} ms is outside the accepted window (from {max_age:?} ago to {max_ahead:?} ahead)"
+    )]
+    OutOfBounds {
+        line: String,
+        ms: i64,
+        max_age: Duration,
+        max_ahead: Duration,
+    },
 }
 
 impl PrometheusTarget {
@@ -25,50 +59,75 @@ impl PrometheusTarget {
         format!("{}{path}", self.target.url.trim_end_matches('/'))
     }
 
-    fn sample(
+    /// Records a scrape's samples, or says why the whole scrape is rejected.
+    fn record(
         &self,
-        name: &str,
-        mut labels: Labels,
-        value: f64,
-        timestamp: DateTime<Utc>,
-    ) -> Sample {
-        for (k, v) in &self.labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        Sample {
-            target: self.target.name.clone(),
-            name: name.to_owned(),
-            labels,
-            value: SampleValue(value),
-            timestamp,
-        }
-    }
-
-    /// Parses a scrape into samples, or says why the whole scrape is rejected.
-    fn samples(
-        &self,
+        recorder: &mut Recorder<'_>,
         fetched: Result<Fetched, FetchError>,
         started: DateTime<Utc>,
-    ) -> Result<Vec<Sample>, String> {
+    ) -> Result<(), String> {
         let fetched = fetched.map_err(|e| format!("scrape: {e}"))?;
         if !(200..300).contains(&fetched.status) {
             return Err(format!("scrape: /metrics answered HTTP {}", fetched.status));
         }
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|e| format!("scrape: body is not UTF-8: {e}"))?;
-        let parsed =
-            exposition::parse(text).map_err(|e| format!("scrape: malformed exposition at {e}"))?;
-        Ok(parsed
-            .into_iter()
-            .map(|s| {
-                let ts = s
-                    .timestamp_ms
-                    .and_then(DateTime::from_timestamp_millis)
-                    .unwrap_or(started);
-                self.sample(&s.name, s.labels, s.value, ts)
+        let now = started.timestamp_micros();
+        let oldest = now - micros(self.limits.max_age);
+        let newest = now + micros(self.limits.max_ahead);
+        exposition::scan(text, |raw: RawSample<'_>| {
+            if recorder.len() >= self.limits.max_samples {
+                return Err(Rejected::TooMany(self.limits.max_samples));
+            }
+            let ts = match raw.timestamp_ms {
+                None => now,
+                Some(ms) => {
+                    let ts = ms.saturating_mul(1000);
+                    if !(oldest..=newest).contains(&ts) {
+                        return Err(Rejected::OutOfBounds {
+                            line: raw.series.chars().take(200).collect(),
+                            ms,
+                            max_age: self.limits.max_age,
+                            max_ahead: self.limits.max_ahead,
+                        });
+                    }
+                    ts
+                }
+            };
+            recorder.push_raw(raw.series, raw.value, ts, || {
+                let (name, mut labels) = raw.parse_series()?;
+                for (k, v) in &self.labels {
+                    labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                Ok::<_, Rejected>((name, labels))
             })
-            .collect())
+        })
+        .map_err(|e| format!("scrape: {e}"))
     }
+
+    /// Adds the series Prometheus adds to every scrape.
+    fn synthetic(
+        &self,
+        recorder: &mut Recorder<'_>,
+        collected: bool,
+        duration: f64,
+        scraped: usize,
+        started: DateTime<Utc>,
+    ) {
+        let ts = started.timestamp_micros();
+        for (name, value) in [
+            ("up", if collected { 1.0 } else { 0.0 }),
+            ("scrape_duration_seconds", duration),
+            ("scrape_samples_scraped", scraped as f64),
+        ] {
+            // The exposition's own series of the same name wins, as in Prometheus.
+            let _ = recorder.push(name, self.labels.clone(), value, ts);
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Whether a health response means up, and if not, why.
@@ -124,7 +183,25 @@ impl Checkable for PrometheusTarget {
             Err(_) => clock.elapsed().as_secs_f64() * 1000.0,
         };
         let (status, http_status, health_error) = judge_health(&health);
-        let scraped = self.samples(metrics, started);
+        let table = self.series.current();
+        let (scraped, samples) = {
+            let mut recorder = table.record();
+            match self.record(&mut recorder, metrics, started) {
+                Ok(()) => {
+                    let scraped = recorder.len();
+                    self.synthetic(&mut recorder, true, duration, scraped, started);
+                    (Ok(scraped), recorder.finish())
+                }
+                Err(reason) => {
+                    // A rejected scrape stores none of its samples: start over
+                    // with only the synthetic series.
+                    drop(recorder);
+                    let mut recorder = table.record();
+                    self.synthetic(&mut recorder, false, duration, 0, started);
+                    (Err(reason), recorder.finish())
+                }
+            }
+        };
         let collected = scraped.is_ok();
         // The check reports /health; a failed scrape shows in `up` and is noted here too.
         let error = match (&health_error, &scraped) {
@@ -133,21 +210,9 @@ impl Checkable for PrometheusTarget {
             (None, Err(s)) => Some(s.clone()),
             (None, Ok(_)) => None,
         };
-        let mut samples = scraped.unwrap_or_default();
-        let scraped_count = samples.len() as f64;
-        samples.push(self.sample(
-            "up",
-            Labels::new(),
-            if collected { 1.0 } else { 0.0 },
-            started,
-        ));
-        samples.push(self.sample("scrape_duration_seconds", Labels::new(), duration, started));
-        samples.push(self.sample(
-            "scrape_samples_scraped",
-            Labels::new(),
-            scraped_count,
-            started,
-        ));
+        if let Err(reason) = &scraped {
+            tracing::warn!(target = %self.target.name, %reason, "scrape rejected");
+        }
         Outcome {
             check: Check {
                 target: self.target.name.clone(),
@@ -158,7 +223,11 @@ impl Checkable for PrometheusTarget {
                 error,
                 checked_at: started,
             },
-            samples,
+            scrape: ScrapeSamples {
+                target: self.target.name.clone(),
+                table,
+                samples,
+            },
             collected,
             duration_seconds: duration,
         }

@@ -2,7 +2,7 @@
 
 use metr_service::http_metrics::HttpMetrics;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 /// Counters and gauges the scheduler and the writer update.
@@ -17,6 +17,7 @@ pub struct Telemetry {
     pub write_errors: IntCounter,
     pub buffered_samples: IntGauge,
     pub dropped_samples: IntCounter,
+    pub write_lag_seconds: Gauge,
 }
 
 impl Telemetry {
@@ -58,7 +59,11 @@ impl Telemetry {
         )?;
         let dropped_samples = IntCounter::new(
             "checker_dropped_samples_total",
-            "Samples dropped because the buffer was full during a database outage.",
+            "Samples dropped: the buffer was full, or the database rejected them.",
+        )?;
+        let write_lag_seconds = Gauge::new(
+            "checker_write_lag_seconds",
+            "Age of the oldest batch waiting to be written: how far behind storage is.",
         )?;
         registry.register(Box::new(scrapes.clone()))?;
         registry.register(Box::new(scrape_duration.clone()))?;
@@ -67,6 +72,7 @@ impl Telemetry {
         registry.register(Box::new(write_errors.clone()))?;
         registry.register(Box::new(buffered_samples.clone()))?;
         registry.register(Box::new(dropped_samples.clone()))?;
+        registry.register(Box::new(write_lag_seconds.clone()))?;
         Ok(Telemetry {
             registry,
             http,
@@ -77,6 +83,7 @@ impl Telemetry {
             write_errors,
             buffered_samples,
             dropped_samples,
+            write_lag_seconds,
         })
     }
 }

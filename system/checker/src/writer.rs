@@ -1,19 +1,27 @@
 //! Batches outcomes into the write repository, riding out database outages.
 //!
-//! Outcomes arrive through a bounded queue. They are grouped into batches of up
-//! to `batch_samples` samples and written every `flush_interval`. A failed write
-//! keeps its batch and retries with exponential back-off; while the database is
-//! away, batches pile up to `buffer_samples`, beyond which the oldest batch is
-//! dropped and counted. Batches are written in order, and rewriting one is
-//! harmless (the repository is idempotent), so nothing is lost or doubled by an
-//! outage shorter than the buffer.
+//! Outcomes arrive through a bounded queue and are grouped into batches of up
+//! to `batch_samples` samples, sealed at least every `flush_interval`. One
+//! batch is written at a time, in a task of its own, so the queue keeps
+//! draining while a write is slow; a write that takes longer than
+//! `write_timeout` counts as failed. A failed write keeps its batch and retries
+//! with exponential back-off; while the database is away, batches pile up to
+//! `buffer_samples`, beyond which the oldest batch is dropped, counted and
+//! logged. Rewriting a batch is harmless (the repository is idempotent), so an
+//! outage shorter than the buffer loses nothing.
+//!
+//! A batch the database *rejects* (bad data, not an outage) is split by target,
+//! so that one target's poison cannot take other targets' data with it; a
+//! single target's part that keeps being rejected loses its samples, then, if
+//! even its check records are refused, the rest.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metr_storage::{Batch, TargetRef, WriteRepository};
+use metr_storage::{Batch, StorageError, TargetRef, WriteRepository};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::checkable::Outcome;
@@ -26,9 +34,22 @@ pub struct WriterReport {
     pub samples_written: u64,
     pub checks_written: u64,
     pub samples_dropped: u64,
+    pub checks_dropped: u64,
     /// Samples still unwritten when the shutdown timeout ran out.
     pub samples_abandoned: u64,
+    pub checks_abandoned: u64,
 }
+
+/// A sealed batch waiting to be written.
+struct Pending {
+    batch: Arc<Batch>,
+    /// When its oldest data was sealed: how far behind the writer is.
+    since: Instant,
+    /// Consecutive rejections (not counting unavailability).
+    rejections: u32,
+}
+
+type Written = (Pending, Result<(), StorageError>);
 
 /// The writer task's state.
 pub struct Writer {
@@ -37,21 +58,18 @@ pub struct Writer {
     targets: Vec<TargetRef>,
     telemetry: Telemetry,
     current: Batch,
-    pending: VecDeque<Batch>,
+    pending: VecDeque<Pending>,
+    /// Samples held, pending and in flight.
     buffered: usize,
+    /// Checks of the batch being written, if one is.
+    in_flight_checks: usize,
     backoff: Duration,
     retry_at: Option<Instant>,
-    /// Consecutive rejections of the oldest batch (not counting unavailability).
-    rejections: u32,
     report: WriterReport,
 }
 
-/// Attempts before a batch the database rejects (rather than cannot take) is dropped.
+/// Attempts before a part the database rejects (rather than cannot take) loses data.
 const MAX_REJECTIONS: u32 = 3;
-
-fn samples_in(batch: &Batch) -> usize {
-    batch.samples.len()
-}
 
 impl Writer {
     pub fn new(
@@ -69,9 +87,9 @@ impl Writer {
             current: Batch::default(),
             pending: VecDeque::new(),
             buffered: 0,
+            in_flight_checks: 0,
             backoff,
             retry_at: None,
-            rejections: 0,
             report: WriterReport::default(),
         }
     }
@@ -81,41 +99,49 @@ impl Writer {
     pub async fn run(mut self, mut outcomes: mpsc::Receiver<Outcome>) -> WriterReport {
         let mut tick = tokio::time::interval(self.settings.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut in_flight: Option<JoinHandle<Written>> = None;
         loop {
+            if in_flight.is_none() {
+                in_flight = self.start_next();
+            }
             tokio::select! {
+                biased;
+                done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    self.finished(done);
+                }
                 outcome = outcomes.recv() => match outcome {
                     Some(outcome) => self.add(outcome),
                     None => break,
                 },
-                _ = tick.tick() => {
-                    self.seal();
-                    if self.retry_at.is_none_or(|at| Instant::now() >= at) {
-                        self.flush().await;
-                    }
-                }
+                _ = tick.tick() => self.seal(),
             }
+            self.update_gauges();
         }
-        self.drain().await
+        self.drain(in_flight).await
     }
 
     fn add(&mut self, outcome: Outcome) {
         if self.current.targets.is_empty() {
             self.current.targets = self.targets.clone();
         }
-        self.buffered += outcome.samples.len();
+        self.buffered += outcome.scrape.samples.len();
         self.current.checks.push(outcome.check);
-        self.current.samples.extend(outcome.samples);
-        if samples_in(&self.current) >= self.settings.batch_samples {
+        self.current.scrapes.push(outcome.scrape);
+        if self.current.sample_count() >= self.settings.batch_samples {
             self.seal();
         }
         self.enforce_limit();
-        self.telemetry.buffered_samples.set(self.buffered as i64);
     }
 
     /// Moves the batch being filled to the back of the queue.
     fn seal(&mut self) {
         if !self.current.is_empty() {
-            self.pending.push_back(std::mem::take(&mut self.current));
+            self.pending.push_back(Pending {
+                batch: Arc::new(std::mem::take(&mut self.current)),
+                since: Instant::now(),
+                rejections: 0,
+            });
         }
     }
 
@@ -124,277 +150,241 @@ impl Writer {
             let Some(oldest) = self.pending.pop_front() else {
                 break;
             };
-            let n = samples_in(&oldest);
-            self.buffered -= n;
-            self.report.samples_dropped += n as u64;
-            self.telemetry.dropped_samples.inc_by(n as u64);
-            tracing::error!(
-                samples = n,
-                "buffer full while the database is unreachable: dropped the oldest batch"
+            let (samples, checks) = counts(&oldest.batch);
+            self.buffered -= samples;
+            self.count_dropped(samples, checks);
+            tracing::warn!(
+                samples,
+                checks,
+                buffer_samples = self.settings.buffer_samples,
+                "the database cannot keep up (or is away) and the buffer is full: dropped the oldest batch"
             );
         }
     }
 
-    /// Writes pending batches in order until one fails.
-    async fn flush(&mut self) -> bool {
-        while let Some(batch) = self.pending.front() {
-            match self.repo.write(batch).await {
-                Ok(()) => {
-                    let batch = self.pending.pop_front().expect("front exists");
-                    let n = samples_in(&batch);
-                    self.buffered -= n;
-                    self.report.samples_written += n as u64;
-                    self.report.checks_written += batch.checks.len() as u64;
-                    self.telemetry.samples_written.inc_by(n as u64);
-                    self.telemetry
-                        .checks_written
-                        .inc_by(batch.checks.len() as u64);
-                    if self.retry_at.take().is_some() {
-                        tracing::info!("database reachable again: writing resumed");
-                    }
-                    self.backoff = self.settings.min_backoff;
-                    self.rejections = 0;
-                }
-                Err(e) if !e.is_unavailable() && self.rejections + 1 >= MAX_REJECTIONS => {
-                    // The database keeps refusing this data (not an outage): drop it,
-                    // or one bad batch would block every later one for good.
-                    self.telemetry.write_errors.inc();
-                    let batch = self.pending.pop_front().expect("front exists");
-                    let n = samples_in(&batch);
-                    self.buffered -= n;
-                    self.report.samples_dropped += n as u64;
-                    self.telemetry.dropped_samples.inc_by(n as u64);
-                    self.rejections = 0;
-                    tracing::error!(error = %e, samples = n, checks = batch.checks.len(), "the database rejected a batch {MAX_REJECTIONS} times: dropped it");
-                }
-                Err(e) => {
-                    if !e.is_unavailable() {
-                        self.rejections += 1;
-                    }
-                    self.telemetry.write_errors.inc();
-                    tracing::warn!(
-                        error = %e,
-                        buffered_samples = self.buffered,
-                        retry_in = ?self.backoff,
-                        "database write failed; keeping the batch"
-                    );
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    self.backoff = (self.backoff * 2).min(self.settings.max_backoff);
-                    self.telemetry.buffered_samples.set(self.buffered as i64);
-                    return false;
-                }
-            }
-        }
-        self.telemetry.buffered_samples.set(self.buffered as i64);
-        true
+    fn count_dropped(&mut self, samples: usize, checks: usize) {
+        self.report.samples_dropped += samples as u64;
+        self.report.checks_dropped += checks as u64;
+        self.telemetry.dropped_samples.inc_by(samples as u64);
     }
 
-    async fn drain(mut self) -> WriterReport {
+    /// Starts writing the oldest pending batch, unless backing off.
+    fn start_next(&mut self) -> Option<JoinHandle<Written>> {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return None;
+        }
+        let pending = self.pending.pop_front()?;
+        self.in_flight_checks = pending.batch.checks.len();
+        let repo = self.repo.clone();
+        let timeout = self.settings.write_timeout;
+        Some(tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, repo.write(&pending.batch)).await {
+                Ok(result) => result,
+                Err(_) => Err(StorageError::Unavailable(format!(
+                    "write timed out after {}",
+                    humantime::format_duration(timeout)
+                ))),
+            };
+            (pending, result)
+        }))
+    }
+
+    fn finished(&mut self, done: Result<Written, tokio::task::JoinError>) {
+        self.in_flight_checks = 0;
+        let (mut pending, result) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                // The write task panicked: its batch is gone. Say so loudly.
+                tracing::error!(error = %e, "a batch write crashed; its data is lost");
+                return;
+            }
+        };
+        match result {
+            Ok(()) => {
+                let (samples, checks) = counts(&pending.batch);
+                self.buffered -= samples;
+                self.report.samples_written += samples as u64;
+                self.report.checks_written += checks as u64;
+                self.telemetry.samples_written.inc_by(samples as u64);
+                self.telemetry.checks_written.inc_by(checks as u64);
+                if self.retry_at.take().is_some() {
+                    tracing::info!("database reachable again: writing resumed");
+                }
+                self.backoff = self.settings.min_backoff;
+            }
+            Err(e) if e.is_unavailable() => {
+                self.telemetry.write_errors.inc();
+                tracing::warn!(
+                    error = %e,
+                    buffered_samples = self.buffered,
+                    retry_in = ?self.backoff,
+                    "database write failed; keeping the batch"
+                );
+                self.pending.push_front(pending);
+                self.back_off();
+            }
+            Err(e) => {
+                self.telemetry.write_errors.inc();
+                pending.rejections += 1;
+                self.rejected(pending, &e);
+            }
+        }
+    }
+
+    fn back_off(&mut self) {
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.settings.max_backoff);
+    }
+
+    /// Splits a rejected batch by target, or sheds what a lone target's part cannot store.
+    fn rejected(&mut self, pending: Pending, error: &StorageError) {
+        let parts = split_by_target(&pending.batch);
+        if parts.len() > 1 {
+            tracing::warn!(error = %error, parts = parts.len(), "the database rejected a batch: retrying it target by target");
+            for batch in parts.into_iter().rev() {
+                self.pending.push_front(Pending {
+                    batch: Arc::new(batch),
+                    since: pending.since,
+                    rejections: 0,
+                });
+            }
+            return;
+        }
+        if pending.rejections < MAX_REJECTIONS {
+            tracing::warn!(error = %error, attempt = pending.rejections, "the database rejected a batch; retrying");
+            self.pending.push_front(pending);
+            self.back_off();
+            return;
+        }
+        let (samples, checks) = counts(&pending.batch);
+        let target = pending.batch.targets.first().map(|t| t.name.clone());
+        if samples > 0 {
+            // The checks alone may still be storable: keep them, drop the samples.
+            let mut checks_only = (*pending.batch).clone();
+            checks_only.scrapes.clear();
+            checks_only.samples.clear();
+            self.buffered -= samples;
+            self.count_dropped(samples, 0);
+            tracing::error!(error = %error, target = ?target, samples, "the database rejected this target's samples {MAX_REJECTIONS} times: dropped them, keeping its checks");
+            if !checks_only.is_empty() {
+                self.pending.push_front(Pending {
+                    batch: Arc::new(checks_only),
+                    since: pending.since,
+                    rejections: 0,
+                });
+            }
+        } else {
+            self.count_dropped(0, checks);
+            tracing::error!(error = %error, target = ?target, checks, "the database rejected these check records {MAX_REJECTIONS} times: dropped them");
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.telemetry.buffered_samples.set(self.buffered as i64);
+        let lag = self
+            .pending
+            .front()
+            .map_or(0.0, |p| p.since.elapsed().as_secs_f64());
+        self.telemetry.write_lag_seconds.set(lag);
+    }
+
+    async fn drain(mut self, mut in_flight: Option<JoinHandle<Written>>) -> WriterReport {
         self.seal();
         let deadline = Instant::now() + self.settings.shutdown_timeout;
-        while !self.pending.is_empty() {
-            let flushed = tokio::time::timeout_at(deadline, self.flush()).await;
-            if matches!(flushed, Ok(true)) {
-                break;
+        loop {
+            if in_flight.is_none() {
+                if self.pending.is_empty() {
+                    break;
+                }
+                if let Some(at) = self.retry_at.filter(|at| *at > Instant::now()) {
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at).await;
+                }
+                in_flight = self.start_next();
             }
-            let wait = self.retry_at.unwrap_or_else(Instant::now).min(deadline);
-            if Instant::now() >= deadline || flushed.is_err() {
-                break;
+            let Some(handle) = in_flight.as_mut() else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, handle).await {
+                Ok(done) => {
+                    in_flight = None;
+                    self.finished(done);
+                }
+                Err(_) => break,
             }
-            tokio::time::sleep_until(wait).await;
         }
-        self.report.samples_abandoned = self.pending.iter().map(|b| samples_in(b) as u64).sum();
-        if self.report.samples_abandoned > 0 {
+        if let Some(handle) = in_flight.take() {
+            handle.abort();
+            // Finished just before the abort: account for it as usual. An
+            // aborted write may or may not have committed; this process cannot
+            // know, so it counts as abandoned.
+            if let Ok(done) = handle.await {
+                self.finished(Ok(done));
+            }
+        }
+        self.update_gauges();
+        self.report.samples_abandoned = self.buffered as u64;
+        self.report.checks_abandoned = self.in_flight_checks as u64
+            + self
+                .pending
+                .iter()
+                .map(|p| p.batch.checks.len() as u64)
+                .sum::<u64>();
+        if self.report.samples_abandoned > 0 || self.report.checks_abandoned > 0 {
             tracing::error!(
                 samples = self.report.samples_abandoned,
-                "shutdown timeout: samples left unwritten"
+                checks = self.report.checks_abandoned,
+                shutdown_timeout = ?self.settings.shutdown_timeout,
+                "shutting down with data the database did not take in time: it is lost"
             );
         }
         self.report
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Utc;
-    use metr_domain::{Check, CheckStatus, Sample, SampleValue, TargetKind};
-    use metr_storage::MemoryRepository;
-
-    fn outcome(i: usize, samples: usize) -> Outcome {
-        let at = Utc::now() + chrono::Duration::milliseconds(i as i64);
-        Outcome {
-            check: Check {
-                target: "t".into(),
-                kind: TargetKind::Http,
-                status: CheckStatus::Up,
-                http_status: Some(200),
-                latency_ms: 1.0,
-                error: None,
-                checked_at: at,
-            },
-            samples: (0..samples)
-                .map(|s| Sample {
-                    target: "t".into(),
-                    name: format!("m{s}"),
-                    labels: Default::default(),
-                    value: SampleValue(i as f64),
-                    timestamp: at,
-                })
-                .collect(),
-            collected: true,
-            duration_seconds: 0.001,
-        }
-    }
-
-    fn settings(buffer: usize) -> WriterSettings {
-        WriterSettings {
-            queue_capacity: 16,
-            batch_samples: 10,
-            flush_interval: Duration::from_millis(100),
-            buffer_samples: buffer,
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            shutdown_timeout: Duration::from_secs(5),
-        }
-    }
-
-    fn writer(repo: Arc<MemoryRepository>, buffer: usize) -> (Writer, Telemetry) {
-        let telemetry = Telemetry::new().unwrap();
-        let target = TargetRef {
-            name: "t".into(),
-            kind: TargetKind::Http,
-            url: "http://t/".into(),
-        };
-        (
-            Writer::new(repo, settings(buffer), vec![target], telemetry.clone()),
-            telemetry,
-        )
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_outage_shorter_than_the_buffer_loses_nothing() {
-        let repo = Arc::new(MemoryRepository::new());
-        let (writer, telemetry) = writer(repo.clone(), 10_000);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(writer.run(rx));
-        for i in 0..20 {
-            if i == 5 {
-                repo.set_unavailable(true);
-            }
-            if i == 15 {
-                repo.set_unavailable(false);
-            }
-            tx.send(outcome(i, 3)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        drop(tx);
-        let report = task.await.unwrap();
-        assert_eq!(report.samples_written, 60);
-        assert_eq!(report.samples_dropped, 0);
-        assert_eq!(repo.all_checks().len(), 20);
-        assert_eq!(repo.all_samples().len(), 60);
-        assert!(telemetry.write_errors.get() > 0, "the outage was noticed");
-        assert_eq!(telemetry.buffered_samples.get(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_buffer_drops_the_oldest_and_counts_it() {
-        let repo = Arc::new(MemoryRepository::new());
-        repo.set_unavailable(true);
-        let (writer, telemetry) = writer(repo.clone(), 25);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(writer.run(rx));
-        for i in 0..10 {
-            tx.send(outcome(i, 5)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        repo.set_unavailable(false);
-        drop(tx);
-        let report = task.await.unwrap();
-        assert!(report.samples_dropped > 0);
-        assert_eq!(report.samples_dropped + report.samples_written, 50);
-        assert_eq!(telemetry.dropped_samples.get(), report.samples_dropped);
-        // The newest data survived: the last outcome's samples are stored.
-        assert!(repo.all_samples().iter().any(|s| s.value.0 == 9.0));
-        assert!(!repo.all_samples().iter().any(|s| s.value.0 == 0.0));
-    }
-
-    /// Rejects every batch holding a sample named `poison`, as PostgreSQL
-    /// rejects data it cannot store; stores the rest in memory.
-    struct Picky(Arc<MemoryRepository>);
-
-    #[async_trait::async_trait]
-    impl WriteRepository for Picky {
-        async fn write(&self, batch: &Batch) -> Result<(), metr_storage::StorageError> {
-            if batch.samples.iter().any(|s| s.name == "poison") {
-                return Err(metr_storage::StorageError::Rejected("invalid data".into()));
-            }
-            self.0.write(batch).await
-        }
-        async fn ping(&self) -> Result<(), metr_storage::StorageError> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_rejected_batch_is_dropped_and_counted_instead_of_blocking_the_rest() {
-        let store = Arc::new(MemoryRepository::new());
-        let telemetry = Telemetry::new().unwrap();
-        let target = TargetRef {
-            name: "t".into(),
-            kind: TargetKind::Http,
-            url: "http://t/".into(),
-        };
-        let writer = Writer::new(
-            Arc::new(Picky(store.clone())),
-            settings(10_000),
-            vec![target],
-            telemetry.clone(),
-        );
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(writer.run(rx));
-        let mut poisoned = outcome(0, 1);
-        poisoned.samples[0].name = "poison".into();
-        tx.send(poisoned).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        for i in 1..5 {
-            tx.send(outcome(i, 2)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        drop(tx);
-        let report = task.await.unwrap();
-        assert_eq!(report.samples_dropped, 1);
-        assert_eq!(telemetry.dropped_samples.get(), 1);
-        assert_eq!(report.samples_written, 8, "later batches were written");
-        assert_eq!(store.all_samples().len(), 8);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn shutdown_flushes_what_is_held() {
-        let repo = Arc::new(MemoryRepository::new());
-        let (writer, _) = writer(repo.clone(), 10_000);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(writer.run(rx));
-        tx.send(outcome(0, 2)).await.unwrap();
-        drop(tx);
-        let report = task.await.unwrap();
-        assert_eq!(report.samples_written, 2);
-        assert_eq!(repo.all_samples().len(), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn shutdown_gives_up_after_its_timeout_and_says_how_much() {
-        let repo = Arc::new(MemoryRepository::new());
-        repo.set_unavailable(true);
-        let (writer, _) = writer(repo.clone(), 10_000);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(writer.run(rx));
-        tx.send(outcome(0, 4)).await.unwrap();
-        drop(tx);
-        let start = Instant::now();
-        let report = task.await.unwrap();
-        assert_eq!(report.samples_abandoned, 4);
-        assert!(start.elapsed() <= Duration::from_secs(6));
-    }
+fn counts(batch: &Batch) -> (usize, usize) {
+    (batch.sample_count(), batch.checks.len())
 }
+
+/// One batch per target that has data in `batch`.
+fn split_by_target(batch: &Batch) -> Vec<Batch> {
+    let mut parts: Vec<Batch> = Vec::new();
+    let part_of = |name: &str, parts: &mut Vec<Batch>| -> usize {
+        if let Some(i) = parts.iter().position(|p| p.targets[0].name == name) {
+            return i;
+        }
+        let target = batch
+            .targets
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .unwrap_or_else(|| TargetRef {
+                name: name.to_owned(),
+                kind: metr_domain::TargetKind::Http,
+                url: String::new(),
+            });
+        parts.push(Batch {
+            targets: vec![target],
+            ..Default::default()
+        });
+        parts.len() - 1
+    };
+    for check in &batch.checks {
+        let i = part_of(&check.target, &mut parts);
+        parts[i].checks.push(check.clone());
+    }
+    for scrape in &batch.scrapes {
+        let i = part_of(&scrape.target, &mut parts);
+        parts[i].scrapes.push(scrape.clone());
+    }
+    for sample in &batch.samples {
+        let i = part_of(&sample.target, &mut parts);
+        parts[i].samples.push(sample.clone());
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use checker::checkable::{Checkable, Outcome};
 use checker::probe::HttpTarget;
-use checker::scrape::PrometheusTarget;
+use checker::scrape::{PrometheusTarget, SampleLimits};
+use checker::target_series::TargetSeries;
 use metr_domain::{CheckStatus, TargetKind};
 use metr_storage::TargetRef;
 
@@ -37,6 +38,26 @@ async fn serve() -> String {
             get(|| async { "good_line 1\nbad_line{ 2\n" }),
         )
         .route("/bad/health", get(|| async { r#"{"status":"warn"}"# }))
+        .route(
+            "/old/metrics",
+            get(|| async { "old_metric 1 -300000000000000\n" }),
+        )
+        .route(
+            "/nul/metrics",
+            get(|| async { "nul_metric{v=\"a\0b\"} 1\n" }),
+        )
+        .route(
+            "/dup/metrics",
+            get(|| async { "d{a=\"1\"} 1\nd{a=\"1\"} 2\nd{a=\"2\"} 3\n" }),
+        )
+        .route(
+            "/many/metrics",
+            get(|| async {
+                (0..101)
+                    .map(|i| format!("m{{i=\"{i}\"}} 1\n"))
+                    .collect::<String>()
+            }),
+        )
         .route("/big/metrics", get(|| async { "x".repeat(4096) }))
         .route("/big/health", get(|| async { r#"{"status":"pass"}"# }))
         .route("/fail/metrics", get(|| async { GOOD }))
@@ -81,6 +102,12 @@ async fn scrape(base: &str, path: &str, max_body_bytes: usize, timeout: Duration
         labels: [("env".to_owned(), "test".to_owned())].into(),
         timeout,
         max_body_bytes,
+        limits: SampleLimits {
+            max_samples: 100,
+            max_age: Duration::from_secs(3600),
+            max_ahead: Duration::from_secs(600),
+        },
+        series: TargetSeries::new(1000),
         client: checker::fetch::client().unwrap(),
     };
     target.check(chrono::Utc::now()).await
@@ -88,7 +115,7 @@ async fn scrape(base: &str, path: &str, max_body_bytes: usize, timeout: Duration
 
 fn value(outcome: &Outcome, name: &str) -> f64 {
     outcome
-        .samples
+        .samples()
         .iter()
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("no {name}"))
@@ -105,7 +132,8 @@ async fn a_good_scrape_stores_every_sample_with_escapes_and_target_labels() {
     let o = scrape(&base, "/ok", LIMIT, SECOND).await;
     assert_eq!(o.check.status, CheckStatus::Up);
     assert_eq!(o.check.error, None);
-    let req: Vec<_> = o.samples.iter().filter(|s| s.name == "req").collect();
+    let samples = o.samples();
+    let req: Vec<_> = samples.iter().filter(|s| s.name == "req").collect();
     assert_eq!(req.len(), 2);
     assert_eq!(req[0].labels["path"], "/a,b=c");
     assert_eq!(req[0].labels["msg"], "say \"hi\"");
@@ -129,7 +157,7 @@ async fn a_malformed_exposition_fails_the_whole_scrape() {
     let o = scrape(&base, "/bad", LIMIT, SECOND).await;
     assert_eq!(value(&o, "up"), 0.0);
     assert!(
-        o.samples.iter().all(|s| s.name != "good_line"),
+        o.samples().iter().all(|s| s.name != "good_line"),
         "no partial scrape"
     );
     assert_eq!(value(&o, "scrape_samples_scraped"), 0.0);
@@ -191,6 +219,7 @@ async fn probe(base: &str, path: &str, expected_status: Vec<u16>) -> Outcome {
         timeout: SECOND,
         max_body_bytes: LIMIT,
         expected_status,
+        series: TargetSeries::new(1000),
         client: checker::fetch::client().unwrap(),
     };
     target.check(chrono::Utc::now()).await
@@ -226,4 +255,64 @@ async fn http_probes_judge_the_status_by_the_expected_set() {
         "3xx is up by default and not followed"
     );
     assert_eq!(moved.check.http_status, Some(301));
+}
+
+/// Samples PostgreSQL cannot store, duplicates and too many samples reject the
+/// scrape with a reason instead of reaching the writer.
+#[tokio::test]
+async fn unstorable_or_excessive_expositions_fail_the_scrape_with_a_reason() {
+    let base = serve().await;
+    for (path, reason) in [
+        ("/old", "outside the accepted window"),
+        ("/nul", "NUL byte"),
+        ("/dup", "duplicate sample"),
+        ("/many", "sample limit"),
+    ] {
+        let o = scrape(&base, path, LIMIT, SECOND).await;
+        assert_eq!(value(&o, "up"), 0.0, "{path}");
+        let error = o.check.error.clone().unwrap_or_default();
+        assert!(error.contains(reason), "{path}: {error}");
+        assert_eq!(o.samples().len(), 3, "{path}: only the synthetic series");
+    }
+}
+
+#[tokio::test]
+async fn a_second_scrape_reuses_the_series_of_the_first() {
+    let base = serve().await;
+    let target = PrometheusTarget {
+        target: TargetRef {
+            name: "t".into(),
+            kind: TargetKind::Prometheus,
+            url: format!("{base}/ok"),
+        },
+        labels: Default::default(),
+        timeout: SECOND,
+        max_body_bytes: LIMIT,
+        limits: SampleLimits {
+            max_samples: 100,
+            max_age: Duration::from_secs(3600),
+            max_ahead: Duration::from_secs(600),
+        },
+        series: TargetSeries::new(1000),
+        client: checker::fetch::client().unwrap(),
+    };
+    let first = target.check(chrono::Utc::now()).await;
+    let second = target.check(chrono::Utc::now()).await;
+    assert!(std::sync::Arc::ptr_eq(
+        &first.scrape.table,
+        &second.scrape.table
+    ));
+    assert_eq!(
+        first.scrape.table.len(),
+        5,
+        "2 scraped + 3 synthetic series"
+    );
+    let series = |o: &Outcome| {
+        o.scrape
+            .samples
+            .iter()
+            .map(|s| s.series)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(series(&first), series(&second));
 }

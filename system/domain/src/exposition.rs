@@ -32,6 +32,62 @@ pub struct ParseError {
 /// Parses a whole exposition; any malformed line rejects all of it.
 pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
     let mut samples = Vec::new();
+    scan(text, |raw: RawSample<'_>| {
+        let (name, labels) = raw.parse_series()?;
+        samples.push(ParsedSample {
+            name,
+            labels,
+            value: raw.value,
+            timestamp_ms: raw.timestamp_ms,
+        });
+        Ok::<(), ParseError>(())
+    })?;
+    Ok(samples)
+}
+
+/// A sample line whose series (`name{labels}`) is found but not parsed yet.
+///
+/// The checker looks the raw series text up in a cache and parses it only the
+/// first time it sees it: a scrape repeats the same text every time.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSample<'a> {
+    /// The series exactly as written: the name and its label block, if any.
+    pub series: &'a str,
+    pub value: f64,
+    /// Explicit timestamp in milliseconds since the Unix epoch, if any.
+    pub timestamp_ms: Option<i64>,
+    line_text: &'a str,
+    line: usize,
+    start: usize,
+}
+
+impl RawSample<'_> {
+    /// Parses the series into its name and labels, rejecting what cannot be
+    /// stored (duplicate labels, NUL bytes) with the position of the problem.
+    pub fn parse_series(&self) -> Result<(String, Labels), ParseError> {
+        let mut cursor = Cursor::new(self.line_text, self.line);
+        cursor.pos = self.start;
+        let (name, labels) = cursor.series()?;
+        if cursor.pos != self.start + self.series.len() {
+            return Err(cursor.error("malformed series"));
+        }
+        if let Some((key, _)) = labels.iter().find(|(_, v)| v.contains('\0')) {
+            cursor.pos = self.start;
+            return Err(cursor.error(format!(
+                "label {key:?} holds a NUL byte, which cannot be stored"
+            )));
+        }
+        Ok((name.to_owned(), labels))
+    }
+}
+
+/// Finds every sample of an exposition and hands it to `each`, validating the
+/// syntax of everything but the label block, which [`RawSample::parse_series`]
+/// checks; stops at the first error, from the text or from `each`.
+pub fn scan<E: From<ParseError>>(
+    text: &str,
+    mut each: impl FnMut(RawSample<'_>) -> Result<(), E>,
+) -> Result<(), E> {
     let mut after_eof = false;
     for (index, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -41,15 +97,41 @@ pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
             continue;
         }
         if after_eof {
-            return Err(cursor.error("content after \"# EOF\""));
+            return Err(cursor.error("content after \"# EOF\"").into());
         }
         if cursor.peek() == Some(b'#') {
             after_eof = cursor.comment()? == Comment::Eof;
             continue;
         }
-        samples.push(cursor.sample()?);
+        let start = cursor.pos;
+        let sample = match cursor.raw_sample() {
+            Some(sample) => sample,
+            // The fast scan only finds that something is wrong; the full
+            // parser says what and where.
+            None => {
+                let mut full = Cursor::new(line, index + 1);
+                full.pos = start;
+                full.sample()?;
+                return Err(full.error("malformed sample line").into());
+            }
+        };
+        each(RawSample {
+            series: &line[start..sample.series_end],
+            value: sample.value,
+            timestamp_ms: sample.timestamp_ms,
+            line_text: line,
+            line: index + 1,
+            start,
+        })?;
     }
-    Ok(samples)
+    Ok(())
+}
+
+/// What the fast scan found on a sample line.
+struct ScannedLine {
+    series_end: usize,
+    value: f64,
+    timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -204,6 +286,71 @@ impl<'a> Cursor<'a> {
                 Ok(Comment::Other)
             }
         }
+    }
+
+    /// Scans a sample line without parsing its labels; `None` when the line
+    /// is malformed (the full parser then reports why).
+    fn raw_sample(&mut self) -> Option<ScannedLine> {
+        self.name(true, "a metric name").ok()?;
+        let blanks = self.skip_blanks();
+        if self.peek() == Some(b'{') {
+            self.skip_label_block()?;
+        } else if blanks == 0 {
+            return None;
+        }
+        let series_end = if self.bytes[self.pos - 1] == b'}' {
+            self.pos
+        } else {
+            // `name 1`: the series ends with the name, before the blanks.
+            self.text[..self.pos].trim_end_matches([' ', '\t']).len()
+        };
+        self.skip_blanks();
+        let value = parse_float(self.token())?;
+        let mut timestamp_ms = None;
+        if self.skip_blanks() > 0 && !self.at_end() && self.peek() != Some(b'#') {
+            timestamp_ms = Some(parse_timestamp(self.token())?);
+            self.skip_blanks();
+        }
+        if self.peek() == Some(b'#') {
+            self.exemplar().ok()?;
+        }
+        self.at_end().then_some(ScannedLine {
+            series_end,
+            value,
+            timestamp_ms,
+        })
+    }
+
+    /// Moves past a `{...}` label block, honouring quotes and escapes.
+    fn skip_label_block(&mut self) -> Option<()> {
+        self.pos += 1;
+        let mut quoted = false;
+        while let Some(b) = self.peek() {
+            self.pos += 1;
+            match (quoted, b) {
+                (true, b'\\') => self.pos += 1,
+                (true, b'"') => quoted = false,
+                (false, b'"') => quoted = true,
+                (false, b'}') => return Some(()),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Parses `name` and an optional label block.
+    fn series(&mut self) -> Result<(&'a str, Labels), ParseError> {
+        let name = self.name(true, "a metric name")?;
+        let mut labels = Labels::new();
+        let after_name = self.pos;
+        self.skip_blanks();
+        if self.peek() == Some(b'{') {
+            self.pos += 1;
+            self.label_set(&mut labels)?;
+        } else {
+            self.pos = after_name;
+        }
+        Ok((name, labels))
     }
 
     fn sample(&mut self) -> Result<ParsedSample, ParseError> {
@@ -524,5 +671,33 @@ c_created 1700000000.123
     fn unicode_in_label_values_survives() {
         assert_eq!(one("a{v=\"héllo ✓\"} 1").labels["v"], "héllo ✓");
         assert_eq!(one("a{v=\"é\\\\\"} 1").labels["v"], "é\\");
+    }
+
+    #[test]
+    fn a_scan_finds_the_raw_series_text_without_parsing_labels() {
+        let mut seen = Vec::new();
+        scan(
+            "a{x=\"}\\\"\"} 1\nb 2 1700000000000\nc {} 3\n",
+            |raw: RawSample<'_>| {
+                seen.push((raw.series.to_owned(), raw.value, raw.timestamp_ms));
+                Ok::<(), ParseError>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                ("a{x=\"}\\\"\"}".to_owned(), 1.0, None),
+                ("b".to_owned(), 2.0, Some(1_700_000_000_000)),
+                ("c {}".to_owned(), 3.0, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_label_value_is_rejected_with_its_position() {
+        let err = parse("ok 1\nbad{v=\"a\0b\"} 1").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 1), "{err}");
+        assert!(err.message.contains("NUL"), "{err}");
     }
 }

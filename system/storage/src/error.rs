@@ -43,6 +43,23 @@ impl StorageError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StorageError::Unavailable(_))
     }
+
+    fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            StorageError::Database { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+
+    /// A row with the same key exists already (a retried batch, say).
+    pub fn is_conflict(&self) -> bool {
+        self.sqlstate() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    }
+
+    /// A sample fell outside every partition of the samples table.
+    pub fn is_missing_partition(&self) -> bool {
+        self.sqlstate() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for StorageError {

@@ -2,6 +2,7 @@
 //! PostgreSQL and an in-memory implementation, plus the schema migrations.
 
 pub mod batch;
+pub mod blocks;
 pub mod cursor;
 pub mod error;
 pub mod memory;
@@ -10,6 +11,7 @@ pub mod postgres;
 pub mod query;
 pub mod repository;
 pub mod secret;
+pub mod series;
 pub mod sql;
 pub mod startup;
 
@@ -21,3 +23,6 @@ pub use postgres::PgRepository;
 pub use query::{CheckQuery, MetricQuery, Page, SeriesQuery};
 pub use repository::{ReadRepository, WriteRepository};
 pub use secret::DatabaseUrl;
+pub use series::{
+    DuplicateSample, Recorder, ScrapeSamples, ScrapedSample, SeriesIndex, SeriesTable,
+};

@@ -104,12 +104,32 @@ impl WriteRepository for MemoryRepository {
         for target in &batch.targets {
             store.targets.insert(target.name.clone(), target.clone());
         }
-        for sample in &batch.samples {
-            let series = Series {
-                target: sample.target.clone(),
-                name: sample.name.clone(),
-                labels: sample.labels.clone(),
-            };
+        let mut stored: Vec<(Series, i64, f64)> = batch
+            .samples
+            .iter()
+            .map(|sample| {
+                let series = Series {
+                    target: sample.target.clone(),
+                    name: sample.name.clone(),
+                    labels: sample.labels.clone(),
+                };
+                (series, sample.timestamp.timestamp_micros(), sample.value.0)
+            })
+            .collect();
+        for scrape in &batch.scrapes {
+            for sample in &scrape.samples {
+                let entry = scrape.table.entry(sample.series).ok_or_else(|| {
+                    StorageError::Rejected("store a sample of an unknown series".into())
+                })?;
+                let series = Series {
+                    target: scrape.target.clone(),
+                    name: entry.name,
+                    labels: entry.labels,
+                };
+                stored.push((series, sample.ts_micros, sample.value));
+            }
+        }
+        for (series, ts, value) in stored {
             let id = match store.series_ids.get(&series) {
                 Some(id) => *id,
                 None => {
@@ -119,8 +139,7 @@ impl WriteRepository for MemoryRepository {
                     id
                 }
             };
-            let key = (id, sample.timestamp.timestamp_micros());
-            store.samples.entry(key).or_insert(sample.value.0);
+            store.samples.entry((id, ts)).or_insert(value);
         }
         for check in &batch.checks {
             let duplicate = store
@@ -134,6 +153,15 @@ impl WriteRepository for MemoryRepository {
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.available()?;
+        let mut store = self.store.lock().expect("store lock");
+        let before = store.samples.len();
+        let cutoff = cutoff.timestamp_micros();
+        store.samples.retain(|&(_, ts), _| ts >= cutoff);
+        Ok((before - store.samples.len()) as u64)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
@@ -248,6 +276,16 @@ impl ReadRepository for MemoryRepository {
                 }
             })
             .collect())
+    }
+
+    async fn held_range(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
+        self.available()?;
+        let store = self.store.lock().expect("store lock");
+        let oldest = store.samples.keys().map(|&(_, ts)| ts).min();
+        let newest = store.samples.keys().map(|&(_, ts)| ts).max();
+        Ok(oldest.zip(newest).and_then(|(o, n)| {
+            DateTime::from_timestamp_micros(o).zip(DateTime::from_timestamp_micros(n))
+        }))
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

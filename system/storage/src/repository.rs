@@ -14,6 +14,10 @@ pub trait WriteRepository: Send + Sync {
     /// Stores a whole batch atomically. Writing the same batch twice stores it once.
     async fn write(&self, batch: &Batch) -> Result<(), StorageError>;
 
+    /// Removes samples older than `cutoff` (at the store's granularity: whole
+    /// days for PostgreSQL); returns how many units (partitions, samples) went.
+    async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError>;
+
     /// Proves the store is reachable now.
     async fn ping(&self) -> Result<(), StorageError>;
 }
@@ -32,6 +36,9 @@ pub trait ReadRepository: Send + Sync {
 
     /// Every target seen, by name, with its state as of `now`.
     async fn targets(&self, now: DateTime<Utc>) -> Result<Vec<TargetSummary>, StorageError>;
+
+    /// Timestamps of the oldest and newest stored samples, `None` when there are none.
+    async fn held_range(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError>;
 
     /// Proves the store is reachable now.
     async fn ping(&self) -> Result<(), StorageError>;

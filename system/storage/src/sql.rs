@@ -84,17 +84,12 @@ pub fn checks(query: &CheckQuery) -> Sql {
     sql
 }
 
-/// Newest samples first; keyset pagination on (ts, series_id).
-pub fn metrics(query: &MetricQuery) -> Sql {
-    let mut sql = Sql::new(
-        "SELECT s.series_id, t.name, se.name, se.labels, s.value, s.ts \
-         FROM samples s JOIN series se ON se.id = s.series_id JOIN targets t ON t.id = se.target_id",
-    );
-    if let Some(target) = &query.target {
-        let p = sql.param(target.clone());
-        sql.and(format!(
-            "se.target_id = (SELECT id FROM targets WHERE name = {p})"
-        ));
+/// Ids (and target ids) of the series a filtered `/api/v1/metrics` asks for.
+pub fn series_ids(query: &MetricQuery, target_id: Option<i32>) -> Sql {
+    let mut sql = Sql::new("SELECT se.id, se.target_id FROM series se");
+    if let Some(target_id) = target_id {
+        let p = sql.param(target_id);
+        sql.and(format!("se.target_id = {p}"));
     }
     if let Some(name) = &query.name {
         let p = sql.param(name.clone());
@@ -109,23 +104,87 @@ pub fn metrics(query: &MetricQuery) -> Sql {
         let p = sql.param(Json(serde_json::Value::Object(wanted)));
         sql.and(format!("se.labels @> {p}"));
     }
+    sql.text.push_str(" ORDER BY se.target_id, se.id");
+    sql
+}
+
+fn time_range(sql: &mut Sql, query: &MetricQuery) {
     if let Some(from) = query.from {
         let p = sql.param(from);
-        sql.and(format!("s.ts >= {p}"));
+        sql.and(format!("ts >= {p}"));
     }
     if let Some(to) = query.to {
         let p = sql.param(to);
-        sql.and(format!("s.ts <= {p}"));
+        sql.and(format!("ts <= {p}"));
     }
-    if let Some(cursor) = query.cursor {
-        let ts = sql.param(micros(cursor.ts_micros));
-        let id = sql.param(cursor.id);
-        sql.and(format!("(s.ts, s.series_id) < ({ts}, {id})"));
+}
+
+/// Rows of one (target, block) older than `before` (µs), newest first: the
+/// history of the few series a narrow query asks for.
+pub fn block_rows(
+    query: &MetricQuery,
+    target_id: i32,
+    block: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Sql {
+    let mut sql = Sql::new("SELECT ts, vals FROM sample_blocks");
+    let t = sql.param(target_id);
+    let b = sql.param(block);
+    sql.and(format!("target_id = {t} AND block = {b}"));
+    if let Some(before) = before {
+        let p = sql.param(micros(before));
+        sql.and(format!("ts < {p}"));
     }
-    let limit = sql.param(i64::from(query.limit) + 1);
-    sql.text.push_str(&format!(
-        " ORDER BY s.ts DESC, s.series_id DESC LIMIT {limit}"
-    ));
+    time_range(&mut sql, query);
+    let l = sql.param(limit);
+    sql.text.push_str(&format!(" ORDER BY ts DESC LIMIT {l}"));
+    sql
+}
+
+/// Block rows newest first by (ts, block, target), of one target or of all,
+/// from `after` on (inclusive or not), optionally only of some blocks.
+pub fn time_rows(
+    query: &MetricQuery,
+    target_id: Option<i32>,
+    blocks: Option<&[i64]>,
+    after: Option<(i64, i64, i32)>,
+    inclusive: bool,
+    limit: i64,
+) -> Sql {
+    let mut sql = Sql::new("SELECT ts, block, target_id, vals FROM sample_blocks");
+    let op = if inclusive { "<=" } else { "<" };
+    match target_id {
+        Some(target_id) => {
+            let t = sql.param(target_id);
+            sql.and(format!("target_id = {t}"));
+            if let Some((ts, block, _)) = after {
+                let ts = sql.param(micros(ts));
+                let b = sql.param(block);
+                sql.and(format!("(ts, block) {op} ({ts}, {b})"));
+            }
+        }
+        None => {
+            if let Some((ts, block, target)) = after {
+                let ts = sql.param(micros(ts));
+                let b = sql.param(block);
+                let t = sql.param(target);
+                sql.and(format!("(ts, block, target_id) {op} ({ts}, {b}, {t})"));
+            }
+        }
+    }
+    if let Some(blocks) = blocks {
+        let p = sql.param(blocks.to_vec());
+        sql.and(format!("block = ANY({p})"));
+    }
+    time_range(&mut sql, query);
+    let l = sql.param(limit);
+    let order = if target_id.is_some() {
+        "ts DESC, block DESC"
+    } else {
+        "ts DESC, block DESC, target_id DESC"
+    };
+    sql.text.push_str(&format!(" ORDER BY {order} LIMIT {l}"));
     sql
 }
 
@@ -136,7 +195,9 @@ pub fn series(query: &SeriesQuery) -> Sql {
     );
     if let Some(target) = &query.target {
         let p = sql.param(target.clone());
-        sql.and(format!("t.name = {p}"));
+        sql.and(format!(
+            "se.target_id = (SELECT id FROM targets WHERE name = {p})"
+        ));
     }
     if let Some(name) = &query.name {
         let p = sql.param(name.clone());
@@ -181,7 +242,7 @@ mod tests {
     fn every_filter_is_a_numbered_parameter_never_text() {
         let query = MetricQuery {
             target: Some("x'; DROP TABLE samples; --".into()),
-            name: Some("up".into()),
+            name: Some("up'--".into()),
             labels: vec![("le".into(), "+Inf".into())],
             from: Some(Utc::now()),
             to: Some(Utc::now()),
@@ -191,15 +252,50 @@ mod tests {
                 id: 2,
             }),
         };
-        let sql = metrics(&query);
-        assert!(!sql.text.contains("DROP"));
-        assert_eq!(sql.params.len(), 8);
+        let ids = series_ids(&query, Some(3));
+        assert!(!ids.text.contains("--"));
         assert!(
-            sql.text
-                .contains("name = $1) AND se.name = $2 AND se.labels @> $3")
+            ids.text
+                .contains("se.target_id = $1 AND se.name = $2 AND se.labels @> $3"),
+            "{}",
+            ids.text
         );
-        assert!(sql.text.contains("(s.ts, s.series_id) < ($6, $7)"));
-        assert!(sql.text.ends_with("LIMIT $8"));
+        let rows = time_rows(&query, None, Some(&[1, 2]), Some((5, 0, 1)), true, 8);
+        assert!(
+            rows.text.contains("(ts, block, target_id) <= ($1, $2, $3)"),
+            "{}",
+            rows.text
+        );
+        assert!(rows.text.contains("block = ANY($4)"));
+        assert!(rows.text.ends_with("LIMIT $7"), "{}", rows.text);
+        assert_eq!(rows.params.len(), 7);
+    }
+
+    #[test]
+    fn a_one_target_walk_orders_by_time_then_block() {
+        let rows = time_rows(
+            &MetricQuery::default(),
+            Some(1),
+            None,
+            Some((5, 0, 0)),
+            false,
+            8,
+        );
+        assert!(
+            rows.text
+                .contains("target_id = $1 AND (ts, block) < ($2, $3)"),
+            "{}",
+            rows.text
+        );
+        assert!(rows.text.ends_with("ORDER BY ts DESC, block DESC LIMIT $4"));
+        let block = block_rows(&MetricQuery::default(), 1, 2, Some(9), 101);
+        assert!(
+            block
+                .text
+                .contains("target_id = $1 AND block = $2 AND ts < $3"),
+            "{}",
+            block.text
+        );
     }
 
     #[test]

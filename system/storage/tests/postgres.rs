@@ -59,6 +59,7 @@ fn sample(target: &str, name: &str, labels: &[(&str, &str)], value: f64, seconds
 async fn checks_come_back_newest_first_with_every_field() {
     let (repo, _) = migrated().await;
     let batch = Batch {
+        scrapes: vec![],
         targets: vec![target("gometr")],
         checks: vec![
             check("gometr", 1, CheckStatus::Up),
@@ -83,6 +84,7 @@ async fn walking_the_cursor_visits_every_check_once() {
     let (repo, _) = migrated().await;
     let checks: Vec<_> = (0..25).map(|i| check("a", i, CheckStatus::Up)).collect();
     repo.write(&Batch {
+        scrapes: vec![],
         targets: vec![target("a")],
         checks,
         samples: vec![],
@@ -110,6 +112,7 @@ async fn walking_the_cursor_visits_every_check_once() {
 async fn check_filters_combine() {
     let (repo, _) = migrated().await;
     let batch = Batch {
+        scrapes: vec![],
         targets: vec![target("a"), target("b")],
         checks: vec![
             check("a", 1, CheckStatus::Up),
@@ -140,6 +143,7 @@ async fn check_filters_combine() {
 async fn writing_a_batch_twice_stores_it_once() {
     let (repo, _) = migrated().await;
     let batch = Batch {
+        scrapes: vec![],
         targets: vec![target("a")],
         checks: vec![check("a", 1, CheckStatus::Up)],
         samples: vec![sample("a", "up", &[], 1.0, 1)],
@@ -169,6 +173,7 @@ async fn samples_keep_labels_special_values_and_filter_by_label() {
     let (repo, _) = migrated().await;
     let tricky = "a \"quoted\", = } value\n";
     let batch = Batch {
+        scrapes: vec![],
         targets: vec![target("a")],
         checks: vec![],
         samples: vec![
@@ -222,6 +227,7 @@ async fn metric_pages_cover_every_sample_across_series() {
         })
         .collect();
     repo.write(&Batch {
+        scrapes: vec![],
         targets: vec![target("a")],
         checks: vec![],
         samples,
@@ -255,6 +261,7 @@ async fn series_are_listed_once_each() {
         sample("b", "up", &[], 0.0, 1),
     ];
     repo.write(&Batch {
+        scrapes: vec![],
         targets: vec![target("a"), target("b")],
         checks: vec![],
         samples,
@@ -299,6 +306,7 @@ async fn targets_report_last_state_and_hourly_uptime() {
         check("a", 30, CheckStatus::Down),
     ];
     repo.write(&Batch {
+        scrapes: vec![],
         targets: vec![target("a"), target("quiet")],
         checks,
         samples: vec![],
@@ -336,7 +344,16 @@ async fn concurrent_migrations_do_not_race() {
     let runs = futures_join(&url).await;
     assert!(runs.iter().all(Result::is_ok), "{runs:?}");
     let applied: usize = runs.iter().map(|r| r.as_ref().unwrap().applied.len()).sum();
-    assert_eq!(applied, 1, "exactly one runner applies V1");
+    assert_eq!(
+        applied,
+        migrate::latest_version() as usize,
+        "each migration applied once"
+    );
+    let appliers = runs
+        .iter()
+        .filter(|r| !r.as_ref().unwrap().applied.is_empty())
+        .count();
+    assert_eq!(appliers, 1, "exactly one runner applies them");
     let repo = PgRepository::connect(&url, &PoolOptions::default()).unwrap();
     repo.ensure_migrated().await.unwrap();
 }
@@ -380,6 +397,7 @@ async fn the_main_queries_use_their_indexes() {
     let mut checks: Vec<_> = (0..20).map(|i| check("a", i, CheckStatus::Up)).collect();
     checks.extend((0..5000).map(|i| check("b", i, CheckStatus::Up)));
     repo.write(&Batch {
+        scrapes: vec![],
         targets: vec![target("a"), target("b")],
         checks,
         samples,
@@ -417,13 +435,68 @@ async fn the_main_queries_use_their_indexes() {
         checks_plan.contains("checks_target_time_idx"),
         "{checks_plan}"
     );
-    let metrics_plan = explain(metr_storage::sql::metrics(&MetricQuery {
-        target: Some("a".into()),
-        name: Some("m".into()),
-        labels: vec![("i".into(), "7".into())],
-        ..Default::default()
-    }))
+    let no_sort = |plan: &str| {
+        !plan.lines().any(|l| {
+            l.trim_start()
+                .trim_start_matches("->")
+                .trim_start()
+                .starts_with("Sort")
+        })
+    };
+    let query = MetricQuery::default();
+    let later = (1_700_000_000 + 10_000) * 1_000_000_i64;
+    let one_series = explain(metr_storage::sql::block_rows(
+        &query,
+        1,
+        0,
+        Some(later),
+        101,
+    ))
     .await;
-    println!("{metrics_plan}");
-    assert!(metrics_plan.contains("samples_pkey"), "{metrics_plan}");
+    println!("{one_series}");
+    assert!(
+        one_series.contains("Index Scan Backward using sample_blocks_"),
+        "{one_series}"
+    );
+    assert!(no_sort(&one_series), "{one_series}");
+    let whole_target = explain(metr_storage::sql::time_rows(
+        &query,
+        Some(1),
+        None,
+        Some((later, 3, 0)),
+        false,
+        8,
+    ))
+    .await;
+    println!("{whole_target}");
+    assert!(
+        whole_target.contains("target_id_ts_block_idx"),
+        "{whole_target}"
+    );
+    assert!(no_sort(&whole_target), "{whole_target}");
+    let everything = explain(metr_storage::sql::time_rows(
+        &query,
+        None,
+        Some(&[0, 1]),
+        None,
+        true,
+        8,
+    ))
+    .await;
+    println!("{everything}");
+    assert!(
+        everything.contains("ts_block_target_id_idx"),
+        "{everything}"
+    );
+    assert!(no_sort(&everything), "{everything}");
+    let by_name = explain(metr_storage::sql::series_ids(
+        &MetricQuery {
+            name: Some("m".into()),
+            ..Default::default()
+        },
+        Some(1),
+    ))
+    .await;
+    println!("{by_name}");
+    assert!(by_name.contains("Index"), "{by_name}");
 }

@@ -1,0 +1,56 @@
+//! The series table of one target, bounded so that series churn cannot grow it forever.
+
+use std::sync::{Arc, Mutex};
+
+use metr_storage::SeriesTable;
+
+/// Holds a target's [`SeriesTable`] and starts a fresh one when it outgrows
+/// `max_series` (series that came and went). Scrapes still buffered keep the
+/// old table alive through their `Arc` until they are written.
+pub struct TargetSeries {
+    table: Mutex<Arc<SeriesTable>>,
+    max_series: usize,
+}
+
+impl TargetSeries {
+    pub fn new(max_series: usize) -> Self {
+        TargetSeries {
+            table: Mutex::new(Arc::new(SeriesTable::new())),
+            max_series,
+        }
+    }
+
+    /// The table the next scrape records into.
+    pub fn current(&self) -> Arc<SeriesTable> {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() > self.max_series {
+            tracing::info!(
+                series = table.len(),
+                "series table outgrew its bound: starting a fresh one"
+            );
+            *table = Arc::new(SeriesTable::new());
+        }
+        table.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metr_domain::Labels;
+
+    #[test]
+    fn a_table_past_its_bound_is_replaced_and_the_old_one_survives_its_users() {
+        let series = TargetSeries::new(2);
+        let old = series.current();
+        let mut rec = old.record();
+        for name in ["a", "b", "c"] {
+            rec.push(name, Labels::new(), 1.0, 0).unwrap();
+        }
+        drop(rec);
+        let new = series.current();
+        assert!(!Arc::ptr_eq(&old, &new));
+        assert_eq!(old.len(), 3, "buffered scrapes still resolve their series");
+        assert!(new.is_empty());
+    }
+}

@@ -1,0 +1,9 @@
+//! The PostgreSQL repository: binary COPY of block rows for writes, keyset walks
+//! over block rows for reads, day partitions for retention.
+
+mod partitions;
+mod read;
+mod repo;
+mod write;
+
+pub use repo::{PgRepository, PoolOptions};

@@ -1,0 +1,222 @@
+//! The block layout on a real PostgreSQL: scrapes in compact form, retried and
+//! overlapping batches, the `sample_values` view, and retention by partition.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use metr_domain::{Labels, TargetKind};
+use metr_storage::postgres::PoolOptions;
+use metr_storage::{
+    Batch, DatabaseUrl, MetricQuery, PgRepository, ReadRepository, ScrapeSamples, SeriesTable,
+    TargetRef, WriteRepository, migrate,
+};
+
+async fn migrated() -> (PgRepository, tokio_postgres::Client) {
+    let db = metr_testkit::fresh_database().await;
+    let url = DatabaseUrl::new(db.url);
+    migrate::run(&url).await.expect("migrate");
+    let (client, conn) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    (
+        PgRepository::connect(&url, &PoolOptions::default()).unwrap(),
+        client,
+    )
+}
+
+fn target(name: &str) -> TargetRef {
+    TargetRef {
+        name: name.into(),
+        kind: TargetKind::Prometheus,
+        url: format!("http://{name}:8080"),
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+}
+
+/// A scrape of `series` series named `m` with label `i`, all valued `value`.
+fn scrape(
+    table: &Arc<SeriesTable>,
+    target: &str,
+    series: usize,
+    seconds: i64,
+    value: f64,
+) -> ScrapeSamples {
+    let mut rec = table.record();
+    for i in 0..series {
+        let labels: Labels = [("i".to_string(), i.to_string())].into();
+        rec.push("m", labels, value, at(seconds).timestamp_micros())
+            .unwrap();
+    }
+    ScrapeSamples {
+        target: target.into(),
+        table: table.clone(),
+        samples: rec.finish(),
+    }
+}
+
+fn batch(scrapes: Vec<ScrapeSamples>) -> Batch {
+    let mut targets: Vec<TargetRef> = scrapes.iter().map(|s| target(&s.target)).collect();
+    targets.dedup();
+    Batch {
+        targets,
+        scrapes,
+        ..Default::default()
+    }
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn scrapes_are_stored_in_blocks_and_read_back_sample_by_sample() {
+    let (repo, client) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    for second in 0..3 {
+        repo.write(&batch(vec![scrape(
+            &table,
+            "a",
+            300,
+            second,
+            second as f64,
+        )]))
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_values").await,
+        900
+    );
+    // 300 series span 3 blocks of 128 ids, per timestamp.
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_blocks").await,
+        9
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM series").await, 300);
+    let page = repo
+        .metrics(&MetricQuery {
+            target: Some("a".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 900);
+    assert!(page.next_cursor.is_none());
+    assert_eq!(page.items[0].timestamp, at(2));
+    assert_eq!(page.items[899].timestamp, at(0));
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_stored_once_and_an_overlapping_one_merges() {
+    let (repo, client) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    let first = batch(vec![scrape(&table, "a", 10, 0, 1.0)]);
+    repo.write(&first).await.unwrap();
+    // The acknowledgement was lost: the writer sends the same batch again.
+    repo.write(&first).await.unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_values").await,
+        10
+    );
+    // Same target and timestamp, more series (an explicit timestamp exposed
+    // again): the new series join the stored rows, the stored values win.
+    let wider = batch(vec![scrape(&table, "a", 20, 0, 2.0)]);
+    repo.write(&wider).await.unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_values").await,
+        20
+    );
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM sample_values WHERE value = 1"
+        )
+        .await,
+        10
+    );
+}
+
+#[tokio::test]
+async fn series_ids_are_resolved_once_per_table() {
+    let (repo, client) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    repo.write(&batch(vec![scrape(&table, "a", 5, 0, 1.0)]))
+        .await
+        .unwrap();
+    assert!(table.ids(0..5).iter().all(Option::is_some));
+    // A second process (a new table) finds the same series, not new ones.
+    let other = Arc::new(SeriesTable::new());
+    repo.write(&batch(vec![scrape(&other, "a", 5, 1, 1.0)]))
+        .await
+        .unwrap();
+    assert_eq!(table.ids(0..5), other.ids(0..5));
+    assert_eq!(count(&client, "SELECT count(*) FROM series").await, 5);
+}
+
+#[tokio::test]
+async fn retention_drops_whole_days_and_the_held_range_follows() {
+    let (repo, client) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    let day = 86_400;
+    for days_ago in [3, 2, 0] {
+        repo.write(&batch(vec![scrape(&table, "a", 3, -days_ago * day, 1.0)]))
+            .await
+            .unwrap();
+    }
+    let (oldest, newest) = repo.held_range().await.unwrap().unwrap();
+    assert_eq!((oldest, newest), (at(-3 * day), at(0)));
+    let dropped = repo.drop_before(at(-day)).await.unwrap();
+    assert_eq!(dropped, 2, "the two old days went as partitions");
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_values").await,
+        3
+    );
+    assert_eq!(repo.held_range().await.unwrap().unwrap().0, at(0));
+    // Writing into a dropped day again recreates its partition.
+    repo.write(&batch(vec![scrape(&table, "a", 3, -3 * day + 1, 1.0)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sample_values").await,
+        6
+    );
+    let _ = Duration::zero();
+}
+
+#[tokio::test]
+async fn a_page_of_one_series_walks_only_its_block() {
+    let (repo, _) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    for second in 0..150 {
+        repo.write(&batch(vec![scrape(
+            &table,
+            "a",
+            200,
+            second,
+            second as f64,
+        )]))
+        .await
+        .unwrap();
+    }
+    let mut query = MetricQuery {
+        target: Some("a".into()),
+        name: Some("m".into()),
+        labels: vec![("i".into(), "150".into())],
+        limit: 100,
+        ..Default::default()
+    };
+    let first = repo.metrics(&query).await.unwrap();
+    assert_eq!(first.items.len(), 100);
+    assert_eq!(first.items[0].value.0, 149.0);
+    assert!(first.items.iter().all(|s| s.labels["i"] == "150"));
+    query.cursor = first.next_cursor;
+    let second = repo.metrics(&query).await.unwrap();
+    assert_eq!(second.items.len(), 50);
+    assert_eq!(second.items[49].value.0, 0.0);
+    assert!(second.next_cursor.is_none());
+}
