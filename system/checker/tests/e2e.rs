@@ -67,9 +67,18 @@ fn free_port() -> u16 {
 }
 
 async fn start() -> Stack {
+    start_with(false).await
+}
+
+/// Starts the processes; with `database_away`, the checker starts while its
+/// path to the database is cut.
+async fn start_with(database_away: bool) -> Stack {
     let db = metr_testkit::fresh_database().await;
     let cluster_port = metr_testkit::cluster().port;
     let proxy = Proxy::start(format!("127.0.0.1:{cluster_port}").parse().unwrap()).await;
+    if database_away {
+        proxy.cut();
+    }
     let proxied_url = db.url.replace(
         &format!(":{cluster_port}/"),
         &format!(":{}/", proxy.addr.port()),
@@ -259,4 +268,29 @@ async fn a_database_outage_loses_no_scrape_and_sigterm_flushes_and_exits_zero() 
         gaps.is_empty(),
         "lost scrapes around the outage: {gaps:?} in {values:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checker_started_before_its_database_waits_for_it_and_reports_fail_meanwhile() {
+    let mut stack = start_with(true).await;
+    let health = eventually(&stack.checker_health, Duration::from_secs(10), |b| {
+        b["status"] == "fail"
+    })
+    .await;
+    assert!(
+        health["output"].as_str().unwrap_or("").contains("database"),
+        "{health}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        stack.checker.try_wait().unwrap().is_none(),
+        "the checker must wait for its database, not exit"
+    );
+    stack.proxy.restore();
+    let checks = format!("{}/api/v1/checks?target=gometr", stack.api);
+    eventually(&checks, Duration::from_secs(15), |b| !data(b).is_empty()).await;
+    eventually(&stack.checker_health, Duration::from_secs(10), |b| {
+        b["status"] == "pass"
+    })
+    .await;
 }

@@ -84,9 +84,20 @@ pub fn checks(query: &CheckQuery) -> Sql {
     sql
 }
 
-/// Ids (and target ids) of the series a filtered `/api/v1/metrics` asks for.
-pub fn series_ids(query: &MetricQuery, target_id: Option<i32>) -> Sql {
+/// Ids (and target ids) of the series a filtered `/api/v1/metrics` asks for,
+/// at most `limit` of them (in no particular order), or only those among
+/// `among` when given.
+pub fn series_ids(
+    query: &MetricQuery,
+    target_id: Option<i32>,
+    among: Option<&[i64]>,
+    limit: i64,
+) -> Sql {
     let mut sql = Sql::new("SELECT se.id, se.target_id FROM series se");
+    if let Some(among) = among {
+        let p = sql.param(among.to_vec());
+        sql.and(format!("se.id = ANY({p})"));
+    }
     if let Some(target_id) = target_id {
         let p = sql.param(target_id);
         sql.and(format!("se.target_id = {p}"));
@@ -104,7 +115,8 @@ pub fn series_ids(query: &MetricQuery, target_id: Option<i32>) -> Sql {
         let p = sql.param(Json(serde_json::Value::Object(wanted)));
         sql.and(format!("se.labels @> {p}"));
     }
-    sql.text.push_str(" ORDER BY se.target_id, se.id");
+    let l = sql.param(limit);
+    sql.text.push_str(&format!(" LIMIT {l}"));
     sql
 }
 
@@ -119,27 +131,39 @@ fn time_range(sql: &mut Sql, query: &MetricQuery) {
     }
 }
 
-/// Rows of one (target, block) older than `before` (µs), newest first: the
-/// history of the few series a narrow query asks for.
-pub fn block_rows(
+/// The newest `limit` rows of each (target, block) pair, older than `before`
+/// (µs): the history of the few series a narrow query asks for, in one round
+/// trip; each pair's rows come from its own backward index scan.
+pub fn pair_rows(
     query: &MetricQuery,
-    target_id: i32,
-    block: i64,
+    pairs: &[(i32, i64)],
     before: Option<i64>,
     limit: i64,
 ) -> Sql {
-    let mut sql = Sql::new("SELECT ts, vals FROM sample_blocks");
-    let t = sql.param(target_id);
-    let b = sql.param(block);
-    sql.and(format!("target_id = {t} AND block = {b}"));
+    let mut inner = Sql::new(
+        "SELECT b.ts, b.vals FROM sample_blocks b WHERE b.target_id = p.t AND b.block = p.b",
+    );
+    let targets = inner.param(pairs.iter().map(|p| p.0).collect::<Vec<i32>>());
+    let blocks = inner.param(pairs.iter().map(|p| p.1).collect::<Vec<i64>>());
     if let Some(before) = before {
-        let p = sql.param(micros(before));
-        sql.and(format!("ts < {p}"));
+        let p = inner.param(micros(before));
+        inner.text.push_str(&format!(" AND b.ts < {p}"));
     }
-    time_range(&mut sql, query);
-    let l = sql.param(limit);
-    sql.text.push_str(&format!(" ORDER BY ts DESC LIMIT {l}"));
-    sql
+    if let Some(from) = query.from {
+        let p = inner.param(from);
+        inner.text.push_str(&format!(" AND b.ts >= {p}"));
+    }
+    if let Some(to) = query.to {
+        let p = inner.param(to);
+        inner.text.push_str(&format!(" AND b.ts <= {p}"));
+    }
+    let l = inner.param(limit);
+    inner.text = format!(
+        "SELECT p.t, p.b, r.ts, r.vals FROM unnest({targets}::int4[], {blocks}::int8[]) AS p(t, b) \
+         CROSS JOIN LATERAL ({} ORDER BY b.ts DESC LIMIT {l}) AS r",
+        inner.text
+    );
+    inner
 }
 
 /// Block rows newest first by (ts, block, target), of one target or of all,
@@ -252,11 +276,11 @@ mod tests {
                 id: 2,
             }),
         };
-        let ids = series_ids(&query, Some(3));
+        let ids = series_ids(&query, Some(3), None, 10);
         assert!(!ids.text.contains("--"));
         assert!(
             ids.text
-                .contains("se.target_id = $1 AND se.name = $2 AND se.labels @> $3"),
+                .contains("se.target_id = $1 AND se.name = $2 AND se.labels @> $3 LIMIT $4"),
             "{}",
             ids.text
         );
@@ -288,14 +312,15 @@ mod tests {
             rows.text
         );
         assert!(rows.text.ends_with("ORDER BY ts DESC, block DESC LIMIT $4"));
-        let block = block_rows(&MetricQuery::default(), 1, 2, Some(9), 101);
+        let pairs = pair_rows(&MetricQuery::default(), &[(1, 2), (3, 4)], Some(9), 101);
         assert!(
-            block
-                .text
-                .contains("target_id = $1 AND block = $2 AND ts < $3"),
+            pairs.text.contains(
+                "b.target_id = p.t AND b.block = p.b AND b.ts < $3 ORDER BY b.ts DESC LIMIT $4"
+            ),
             "{}",
-            block.text
+            pairs.text
         );
+        assert_eq!(pairs.params.len(), 4);
     }
 
     #[test]

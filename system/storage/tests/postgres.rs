@@ -445,10 +445,9 @@ async fn the_main_queries_use_their_indexes() {
     };
     let query = MetricQuery::default();
     let later = (1_700_000_000 + 10_000) * 1_000_000_i64;
-    let one_series = explain(metr_storage::sql::block_rows(
+    let one_series = explain(metr_storage::sql::pair_rows(
         &query,
-        1,
-        0,
+        &[(1, 0), (2, 0)],
         Some(later),
         101,
     ))
@@ -495,6 +494,8 @@ async fn the_main_queries_use_their_indexes() {
             ..Default::default()
         },
         Some(1),
+        None,
+        2049,
     ))
     .await;
     println!("{by_name}");

@@ -49,7 +49,7 @@ async fn query(
 /// One sample found by a walk: (timestamp µs, series id, value).
 type Found = (i64, i64, f64);
 
-/// Series ids a filtered query may return, with the targets that hold them.
+/// Series ids a narrow filtered query may return, with where they live.
 struct Wanted {
     /// Sorted, for binary search while decoding rows.
     ids: Vec<i64>,
@@ -63,10 +63,24 @@ impl Wanted {
     }
 }
 
-/// Per-(target, block) walks beat a walk over time when the wanted series sit in
-/// few blocks: each walk reads only rows that hold one of them.
-const MAX_BLOCK_WALKS: usize = 16;
-/// Rows fetched by the first round trip of a walk; later ones fetch more.
+/// Which series a walk over block rows keeps.
+enum Filter<'a> {
+    /// Every series (no name or label filter).
+    All,
+    /// A known, small set of ids.
+    Ids(&'a Wanted),
+    /// Too many matches to list: the candidates of each fetched chunk of rows
+    /// are checked against the filter in the database.
+    Query,
+}
+
+/// A filter matching more series than this is checked chunk by chunk
+/// ([`Filter::Query`]) instead of fetching every matching id per request.
+const NARROW_SERIES: i64 = 2048;
+/// Few enough (target, block) pairs to read each one's history by its own
+/// index scan; more, and a walk over time is cheaper.
+const MAX_PAIRS: usize = 64;
+/// Rows fetched by the first round trip of a walk over time; later ones fetch more.
 const FIRST_ROWS: i64 = 8;
 
 impl PgRepository {
@@ -111,25 +125,19 @@ impl PgRepository {
             },
             None => None,
         };
-        let wanted = if q.name.is_some() || !q.labels.is_empty() {
-            let wanted = wanted_series(&client, q, target_id).await?;
-            if wanted.ids.is_empty() {
-                return Ok(Page::from_rows(Vec::new(), q.limit));
-            }
-            Some(wanted)
+        let need = q.limit as usize + 1;
+        let filtered = q.name.is_some() || !q.labels.is_empty();
+        let wanted = if filtered {
+            wanted_series(&client, q, target_id).await?
         } else {
             None
         };
-        let need = q.limit as usize + 1;
-        let mut found = match &wanted {
-            Some(w) if w.pairs.len() <= MAX_BLOCK_WALKS => {
-                let mut found = Vec::new();
-                for &(target, block) in &w.pairs {
-                    found.extend(walk_block(&client, q, target, block, w, need).await?);
-                }
-                found
-            }
-            _ => walk_time(&client, q, target_id, wanted.as_ref(), need).await?,
+        let mut found = match (&wanted, filtered) {
+            (None, false) => walk_time(&client, q, target_id, Filter::All, need).await?,
+            (None, true) => walk_time(&client, q, target_id, Filter::Query, need).await?,
+            (Some(w), _) if w.ids.is_empty() => Vec::new(),
+            (Some(w), _) if w.pairs.len() <= MAX_PAIRS => walk_pairs(&client, q, w, need).await?,
+            (Some(w), _) => walk_time(&client, q, target_id, Filter::Ids(w), need).await?,
         };
         found.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
         found.truncate(need);
@@ -241,64 +249,75 @@ async fn target_id(client: &Client, name: &str) -> Result<Option<i32>, StorageEr
     Ok(row.map(|r| r.get(0)))
 }
 
+/// The series a filter matches, or `None` when they are too many to list.
 async fn wanted_series(
     client: &Client,
     q: &MetricQuery,
     target_id: Option<i32>,
-) -> Result<Wanted, StorageError> {
-    let sql = sql::series_ids(q, target_id);
+) -> Result<Option<Wanted>, StorageError> {
+    let sql = sql::series_ids(q, target_id, None, NARROW_SERIES + 1);
     let rows = query(client, &sql, "query series").await?;
+    if rows.len() as i64 > NARROW_SERIES {
+        return Ok(None);
+    }
     let mut ids = Vec::with_capacity(rows.len());
     let mut pairs = Vec::new();
     for row in &rows {
         let id: i64 = row.get(0);
         let target: i32 = row.get(1);
-        let pair = (target, block_of(id));
-        if pairs.last() != Some(&pair) && !pairs.contains(&pair) {
-            pairs.push(pair);
-        }
         ids.push(id);
+        pairs.push((target, block_of(id)));
     }
     ids.sort_unstable();
-    Ok(Wanted { ids, pairs })
+    pairs.sort_unstable();
+    pairs.dedup();
+    Ok(Some(Wanted { ids, pairs }))
 }
 
-/// Whether a decoded sample belongs on the page: before the cursor and wanted.
-fn keep(q: &MetricQuery, wanted: Option<&Wanted>, ts: i64, id: i64) -> bool {
-    q.cursor.is_none_or(|c| (ts, id) < (c.ts_micros, c.id)) && wanted.is_none_or(|w| w.contains(id))
+/// Whether a decoded sample is before the cursor.
+fn before_cursor(q: &MetricQuery, ts: i64, id: i64) -> bool {
+    q.cursor.is_none_or(|c| (ts, id) < (c.ts_micros, c.id))
 }
 
-/// Walks the rows of one (target, block) newest first.
-async fn walk_block(
+/// Reads the newest rows of every wanted (target, block) pair in one round
+/// trip, fetching deeper until the page is provably complete: every pair not
+/// yet exhausted has been read back to the page's oldest timestamp.
+async fn walk_pairs(
     client: &Client,
     q: &MetricQuery,
-    target: i32,
-    block: i64,
     wanted: &Wanted,
     need: usize,
 ) -> Result<Vec<Found>, StorageError> {
-    let mut found = Vec::new();
-    let mut before: Option<i64> = q.cursor.map(|c| c.ts_micros + 1);
-    let mut rows_wanted = FIRST_ROWS.max(need as i64);
+    let before = q.cursor.map(|c| c.ts_micros + 1);
+    let mut per_pair = (need / wanted.pairs.len() + 2) as i64;
     loop {
-        let sql = sql::block_rows(q, target, block, before, rows_wanted);
+        let sql = sql::pair_rows(q, &wanted.pairs, before, per_pair);
         let rows = query(client, &sql, "query samples").await?;
-        let exhausted = (rows.len() as i64) < rows_wanted;
+        let mut found = Vec::new();
+        // Per pair: rows read and the oldest timestamp reached.
+        let mut reach: HashMap<(i32, i64), (i64, i64)> = HashMap::new();
         for row in &rows {
-            let ts: DateTime<Utc> = row.get(0);
+            let pair: (i32, i64) = (row.get(0), row.get(1));
+            let ts: DateTime<Utc> = row.get(2);
             let ts = ts.timestamp_micros();
-            let vals: Vec<Option<f64>> = row.get(1);
+            let vals: Vec<Option<f64>> = row.get(3);
+            let r = reach.entry(pair).or_insert((0, i64::MAX));
+            *r = (r.0 + 1, r.1.min(ts));
             found.extend(
-                decode_desc(block, &vals)
-                    .filter(|&(id, _)| keep(q, Some(wanted), ts, id))
+                decode_desc(pair.1, &vals)
+                    .filter(|&(id, _)| before_cursor(q, ts, id) && wanted.contains(id))
                     .map(|(id, v)| (ts, id, v)),
             );
-            before = Some(ts);
         }
-        if found.len() >= need || exhausted {
+        found.sort_by_key(|f: &Found| std::cmp::Reverse((f.0, f.1)));
+        let cutoff = found.get(need - 1).map(|f| f.0);
+        let complete = reach.values().all(|&(read, oldest)| {
+            read < per_pair || cutoff.is_some_and(|cutoff| oldest <= cutoff)
+        });
+        if complete {
             return Ok(found);
         }
-        rows_wanted *= 4;
+        per_pair *= 4;
     }
 }
 
@@ -307,7 +326,7 @@ async fn walk_time(
     client: &Client,
     q: &MetricQuery,
     target_id: Option<i32>,
-    wanted: Option<&Wanted>,
+    filter: Filter<'_>,
     need: usize,
 ) -> Result<Vec<Found>, StorageError> {
     let mut found: Vec<Found> = Vec::new();
@@ -316,12 +335,15 @@ async fn walk_time(
         q.cursor.map(|c| (c.ts_micros, block_of(c.id), i32::MAX));
     let mut inclusive = true;
     let mut rows_wanted = FIRST_ROWS;
-    let blocks: Option<Vec<i64>> = wanted.map(|w| {
-        let mut b: Vec<i64> = w.pairs.iter().map(|p| p.1).collect();
-        b.sort_unstable();
-        b.dedup();
-        b
-    });
+    let blocks: Option<Vec<i64>> = match &filter {
+        Filter::Ids(w) => {
+            let mut b: Vec<i64> = w.pairs.iter().map(|p| p.1).collect();
+            b.sort_unstable();
+            b.dedup();
+            Some(b)
+        }
+        _ => None,
+    };
     loop {
         let sql = sql::time_rows(
             q,
@@ -333,30 +355,67 @@ async fn walk_time(
         );
         let rows = query(client, &sql, "query samples").await?;
         let exhausted = (rows.len() as i64) < rows_wanted;
+        let mut chunk: Vec<Found> = Vec::new();
+        let mut full = false;
+        let mut stopped_early = false;
         for row in &rows {
             let ts: DateTime<Utc> = row.get(0);
             let ts = ts.timestamp_micros();
             let block: i64 = row.get(1);
             let target: i32 = row.get(2);
             // A full page is final once the walk leaves the (ts, block) of its
-            // last sample: rows of other targets may share a block.
-            if found.len() >= need && after.is_some_and(|(t, b, _)| (t, b) != (ts, block)) {
-                return Ok(found);
+            // last row: rows of other targets may share a block.
+            if found.len() + chunk.len() >= need
+                && after.is_some_and(|(t, b, _)| (t, b) != (ts, block))
+            {
+                full = true;
+                stopped_early = true;
+                break;
             }
             let vals: Vec<Option<f64>> = row.get(3);
-            found.extend(
+            chunk.extend(
                 decode_desc(block, &vals)
-                    .filter(|&(id, _)| keep(q, wanted, ts, id))
+                    .filter(|&(id, _)| before_cursor(q, ts, id))
+                    .filter(|&(id, _)| match &filter {
+                        Filter::Ids(w) => w.contains(id),
+                        _ => true,
+                    })
                     .map(|(id, v)| (ts, id, v)),
             );
             after = Some((ts, block, target));
             inclusive = false;
         }
-        if exhausted {
+        if matches!(filter, Filter::Query) && !chunk.is_empty() {
+            let matching = matching_ids(client, q, target_id, &chunk).await?;
+            chunk.retain(|f| matching.binary_search(&f.1).is_ok());
+            // What the filter removed does not count towards a full page.
+            full = full && found.len() + chunk.len() >= need;
+        }
+        found.extend(chunk);
+        // Rows left unread after an early stop are read again from `after`.
+        if full || (exhausted && !stopped_early) {
             return Ok(found);
         }
         rows_wanted = (rows_wanted * 4).min(4096);
     }
+}
+
+/// Which of the chunk's series match the query's name and label filters.
+async fn matching_ids(
+    client: &Client,
+    q: &MetricQuery,
+    target_id: Option<i32>,
+    chunk: &[Found],
+) -> Result<Vec<i64>, StorageError> {
+    let mut candidates: Vec<i64> = chunk.iter().map(|f| f.1).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let limit = candidates.len() as i64;
+    let sql = sql::series_ids(q, target_id, Some(&candidates), limit);
+    let rows = query(client, &sql, "query series").await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 async fn series_by_id(
