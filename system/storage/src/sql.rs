@@ -213,15 +213,15 @@ pub fn time_rows(
 }
 
 /// Distinct series in id order; keyset pagination on id.
-pub fn series(query: &SeriesQuery) -> Sql {
+/// `target_id` is the resolved id of `query.target`: a plain parameter, so the
+/// plan cached with the prepared statement walks `series (target_id, id)`.
+pub fn series(query: &SeriesQuery, target_id: Option<i32>) -> Sql {
     let mut sql = Sql::new(
         "SELECT se.id, t.name, se.name, se.labels FROM series se JOIN targets t ON t.id = se.target_id",
     );
-    if let Some(target) = &query.target {
-        let p = sql.param(target.clone());
-        sql.and(format!(
-            "se.target_id = (SELECT id FROM targets WHERE name = {p})"
-        ));
+    if let Some(target_id) = target_id {
+        let p = sql.param(target_id);
+        sql.and(format!("se.target_id = {p}"));
     }
     if let Some(name) = &query.name {
         let p = sql.param(name.clone());
@@ -325,13 +325,16 @@ mod tests {
 
     #[test]
     fn the_series_cursor_continues_after_the_last_id() {
-        let sql = series(&SeriesQuery {
-            cursor: Some(Cursor {
-                ts_micros: 0,
-                id: 9,
-            }),
-            ..Default::default()
-        });
+        let sql = series(
+            &SeriesQuery {
+                cursor: Some(Cursor {
+                    ts_micros: 0,
+                    id: 9,
+                }),
+                ..Default::default()
+            },
+            None,
+        );
         assert!(sql.text.contains("WHERE se.id > $1"), "{}", sql.text);
     }
 }

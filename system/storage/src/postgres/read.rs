@@ -163,8 +163,15 @@ impl PgRepository {
     }
 
     pub(super) async fn read_series(&self, q: &SeriesQuery) -> Result<Page<Series>, StorageError> {
-        let sql = sql::series(q);
         let client = self.client().await?;
+        let target_id = match &q.target {
+            Some(name) => match target_id(&client, name).await? {
+                Some(id) => Some(id),
+                None => return Ok(Page::from_rows(Vec::new(), q.limit)),
+            },
+            None => None,
+        };
+        let sql = sql::series(q, target_id);
         let rows = query(&client, &sql, "query series").await?;
         let rows = rows
             .iter()
