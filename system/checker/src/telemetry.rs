@@ -2,8 +2,10 @@
 
 use metr_service::http_metrics::HttpMetrics;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+
+use crate::shard::Shard;
 
 /// Counters and gauges the scheduler and the writer update.
 #[derive(Clone)]
@@ -17,6 +19,10 @@ pub struct Telemetry {
     pub write_errors: IntCounter,
     pub buffered_samples: IntGauge,
     pub dropped_samples: IntCounter,
+    /// Always 1, labelled with this replica's shard index and count.
+    pub shard: IntGaugeVec,
+    /// Targets this replica checks (its shard's share).
+    pub targets: IntGauge,
 }
 
 impl Telemetry {
@@ -60,6 +66,19 @@ impl Telemetry {
             "checker_dropped_samples_total",
             "Samples dropped because the buffer was full during a database outage.",
         )?;
+        let shard = IntGaugeVec::new(
+            Opts::new(
+                "checker_shard",
+                "This replica's shard: 1, labelled with its index and the shard count.",
+            ),
+            &["index", "count"],
+        )?;
+        let targets = IntGauge::new(
+            "checker_targets",
+            "Targets this replica checks: its shard's share of the configuration.",
+        )?;
+        registry.register(Box::new(shard.clone()))?;
+        registry.register(Box::new(targets.clone()))?;
         registry.register(Box::new(scrapes.clone()))?;
         registry.register(Box::new(scrape_duration.clone()))?;
         registry.register(Box::new(samples_written.clone()))?;
@@ -77,6 +96,17 @@ impl Telemetry {
             write_errors,
             buffered_samples,
             dropped_samples,
+            shard,
+            targets,
         })
+    }
+
+    /// Records which shard this replica is and how many targets it owns.
+    pub fn record_shard(&self, shard: Shard, targets: usize) {
+        self.shard.reset();
+        self.shard
+            .with_label_values(&[shard.index().to_string(), shard.count().to_string()])
+            .set(1);
+        self.targets.set(targets as i64);
     }
 }
