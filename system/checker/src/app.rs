@@ -66,12 +66,13 @@ fn max_series(settings: &Settings) -> usize {
     settings.sample_limit.saturating_mul(2)
 }
 
-/// Builds the checkable of each configured target.
+/// Builds the checkable of each configured target this replica's shard owns.
 pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
     let client = fetch::client().map_err(|e| StartError::HttpClient(e.to_string()))?;
     Ok(settings
         .targets
         .iter()
+        .filter(|t| settings.shard.owns(&t.name))
         .map(|t| {
             let target = TargetRef {
                 name: t.name.clone(),
@@ -173,6 +174,8 @@ impl Application {
             },
         }
         let targets = checkables(&settings)?;
+        telemetry.record_shard(settings.shard, targets.len());
+        tracing::info!(shard = %settings.shard, owned = targets.len(), configured = settings.targets.len(), "targets of this shard");
         let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
         let (tx, rx) = mpsc::channel(settings.writer.queue_capacity);
         let writer = tokio::spawn(

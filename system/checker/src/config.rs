@@ -18,8 +18,12 @@ use metr_storage::DatabaseUrl;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use crate::shard::Shard;
+
 /// Environment variable prefix of every override.
 pub const ENV_PREFIX: &str = "CHECKER_";
+/// `CHECKER_*` variables the command line reads (`--config`, `--shard`): not overrides.
+pub const ENV_OF_FLAGS: [&str; 2] = ["CHECKER_CONFIG", "CHECKER_SHARD"];
 
 /// Everything the checker needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +55,9 @@ pub struct Settings {
     #[serde(default)]
     pub writer: WriterSettings,
     pub targets: Vec<TargetSettings>,
+    /// This replica's share of the targets; set from `--shard`, not the file.
+    #[serde(skip)]
+    pub shard: Shard,
 }
 
 /// How checks and samples reach the database.
@@ -188,7 +195,7 @@ impl Settings {
         }
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_OF_FLAGS.contains(&k.as_str()))
             .collect();
         // Whole values first (CHECKER_TARGETS), then fields inside them (CHECKER_TARGETS__0__URL).
         overrides.sort_by_key(|(k, _)| k.matches("__").count());
@@ -434,6 +441,19 @@ targets:
         .unwrap();
         assert_eq!(s.targets[0].name, "a");
         assert_eq!(s.targets[0].timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_variables_of_command_line_flags_are_not_overrides() {
+        let s = load(
+            BASE,
+            &[
+                ("CHECKER_CONFIG", "/etc/checker/checker.yaml"),
+                ("CHECKER_SHARD", "1/2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.shard, Shard::ALL);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod probe;
 pub mod schedule;
 pub mod scrape;
+pub mod shard;
 pub mod target_series;
 pub mod telemetry;
 pub mod writer;

@@ -17,6 +17,11 @@ struct Args {
     /// Apply pending migrations before starting.
     #[arg(long)]
     migrate: bool,
+    /// This replica's share of the targets when several share them: INDEX/COUNT
+    /// (0-based, e.g. 2/3), or a StatefulSet pod name and the replica count
+    /// (checker-2/3 is 2/3).
+    #[arg(long, env = "CHECKER_SHARD", default_value = "0/1", value_name = "I/N")]
+    shard: checker::shard::Shard,
     #[command(flatten)]
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
@@ -27,8 +32,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     metr_service::logging::init(&args.log);
-    let settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
+    let mut settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
+    settings.shard = args.shard;
     if args.command == Some(DbCommand::Migrate) {
         startup::open(&settings.database_url, true, args.command)
             .await

@@ -2,8 +2,11 @@
 
 use metr_service::http_metrics::HttpMetrics;
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
+
+use crate::shard::Shard;
 
 /// Counters and gauges the scheduler and the writer update.
 #[derive(Clone)]
@@ -18,6 +21,10 @@ pub struct Telemetry {
     pub buffered_samples: IntGauge,
     pub dropped_samples: IntCounter,
     pub write_lag_seconds: Gauge,
+    /// Always 1, labelled with this replica's shard index and count.
+    pub shard: IntGaugeVec,
+    /// Targets this replica checks (its shard's share).
+    pub targets: IntGauge,
 }
 
 impl Telemetry {
@@ -65,6 +72,19 @@ impl Telemetry {
             "checker_write_lag_seconds",
             "Age of the oldest batch waiting to be written: how far behind storage is.",
         )?;
+        let shard = IntGaugeVec::new(
+            Opts::new(
+                "checker_shard",
+                "This replica's shard: 1, labelled with its index and the shard count.",
+            ),
+            &["index", "count"],
+        )?;
+        let targets = IntGauge::new(
+            "checker_targets",
+            "Targets this replica checks: its shard's share of the configuration.",
+        )?;
+        registry.register(Box::new(shard.clone()))?;
+        registry.register(Box::new(targets.clone()))?;
         registry.register(Box::new(scrapes.clone()))?;
         registry.register(Box::new(scrape_duration.clone()))?;
         registry.register(Box::new(samples_written.clone()))?;
@@ -84,6 +104,17 @@ impl Telemetry {
             buffered_samples,
             dropped_samples,
             write_lag_seconds,
+            shard,
+            targets,
         })
+    }
+
+    /// Records which shard this replica is and how many targets it owns.
+    pub fn record_shard(&self, shard: Shard, targets: usize) {
+        self.shard.reset();
+        self.shard
+            .with_label_values(&[shard.index().to_string(), shard.count().to_string()])
+            .set(1);
+        self.targets.set(targets as i64);
     }
 }
