@@ -18,6 +18,28 @@ use crate::params;
 pub struct AppState {
     pub repo: Arc<dyn ReadRepository>,
     pub registry: prometheus::Registry,
+    /// How long a request may wait for the database: a connection and its query.
+    pub query_timeout: Duration,
+}
+
+impl AppState {
+    /// Runs a repository call, giving up after the query timeout: a database that
+    /// does not answer is `unavailable`, not a hung request.
+    async fn db<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, metr_storage::StorageError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.query_timeout, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.query_timeout, "database did not answer in time");
+                Err(ApiError::unavailable(format!(
+                    "the database did not answer within {}; retry later",
+                    humantime::format_duration(self.query_timeout)
+                )))
+            }
+        }
+    }
 }
 
 /// `{"status":"success","data":[…],"next_cursor":…}`
@@ -54,7 +76,7 @@ type ApiResult<T> = Result<Json<ListResponse<T>>, ApiError>;
 ), responses((status = 200, body = ListResponse<Check>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Check> {
     let query = params::check_query(raw.as_deref())?;
-    let page = state.repo.checks(&query).await?;
+    let page = state.db(state.repo.checks(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -70,7 +92,7 @@ pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
 ), responses((status = 200, body = ListResponse<Sample>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Sample> {
     let query = params::metric_query(raw.as_deref())?;
-    let page = state.repo.metrics(&query).await?;
+    let page = state.db(state.repo.metrics(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -83,7 +105,7 @@ pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
 ), responses((status = 200, body = ListResponse<Series>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Series> {
     let query = params::series_query(raw.as_deref())?;
-    let page = state.repo.series(&query).await?;
+    let page = state.db(state.repo.series(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -95,7 +117,7 @@ pub async fn targets(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<TargetSummary> {
     params::Params::parse(raw.as_deref(), &[])?;
-    let targets = state.repo.targets(chrono::Utc::now()).await?;
+    let targets = state.db(state.repo.targets(chrono::Utc::now())).await?;
     Ok(ListResponse::new(targets, None))
 }
 
