@@ -66,14 +66,11 @@ impl<T> ListResponse<T> {
 type ApiResult<T> = Result<Json<ListResponse<T>>, ApiError>;
 
 /// Checks, newest first.
-#[utoipa::path(get, path = "/api/v1/checks", params(
-    ("target" = Option<String>, Query, description = "Target name; an unknown one gives an empty list"),
-    ("status" = Option<String>, Query, description = "`up` or `down`"),
-    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Check>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/checks", params(crate::openapi::CheckParams), responses(
+    (status = 200, body = ListResponse<Check>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Check> {
     let query = params::check_query(raw.as_deref())?;
     let page = state.db(state.repo.checks(&query)).await?;
@@ -81,15 +78,11 @@ pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
 }
 
 /// Samples, newest first.
-#[utoipa::path(get, path = "/api/v1/metrics", params(
-    ("target" = Option<String>, Query, description = "Target name"),
-    ("name" = Option<String>, Query, description = "Exact metric name"),
-    ("label" = Option<Vec<String>>, Query, description = "`key=value`, repeatable; all must match"),
-    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Sample>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/metrics", params(crate::openapi::MetricParams), responses(
+    (status = 200, body = ListResponse<Sample>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Sample> {
     let query = params::metric_query(raw.as_deref())?;
     let page = state.db(state.repo.metrics(&query)).await?;
@@ -97,12 +90,11 @@ pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
 }
 
 /// Distinct series, in the order they were first stored.
-#[utoipa::path(get, path = "/api/v1/series", params(
-    ("target" = Option<String>, Query, description = "Target name"),
-    ("name" = Option<String>, Query, description = "Exact metric name"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 1000"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Series>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/series", params(crate::openapi::SeriesParams), responses(
+    (status = 200, body = ListResponse<Series>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Series> {
     let query = params::series_query(raw.as_deref())?;
     let page = state.db(state.repo.series(&query)).await?;
@@ -110,8 +102,11 @@ pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
 }
 
 /// Every target the checker has seen, by name, with its last check and hourly uptime.
-#[utoipa::path(get, path = "/api/v1/targets",
-    responses((status = 200, body = ListResponse<TargetSummary>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/targets", responses(
+    (status = 200, body = ListResponse<TargetSummary>),
+    (status = 400, description = "This endpoint takes no parameters", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn targets(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -139,20 +139,34 @@ fn in_window(t: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
 /// Optional `from` and `to` bounds.
 type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-/// RFC 3339, or Unix seconds with an optional fraction.
+/// RFC 3339, or Unix seconds: up to 11 digits and up to 6 decimals, as the
+/// OpenAPI document's `UNIX_SECONDS_PATTERN` says.
 pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(seconds) = raw.parse::<f64>()
-        && seconds.is_finite()
-        && let Some(t) = DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
-    {
-        return Ok(t);
+    unix_seconds(raw).ok_or_else(|| {
+        format!(
+            "{raw:?} is neither an RFC 3339 time nor Unix seconds (up to 11 digits, \
+             up to 6 decimals)"
+        )
+    })
+}
+
+fn unix_seconds(raw: &str) -> Option<DateTime<Utc>> {
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (raw, None),
+    };
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(whole, 11) || fraction.is_some_and(|f| !digits(f, 6)) {
+        return None;
     }
-    Err(format!(
-        "{raw:?} is neither an RFC 3339 time nor Unix seconds"
-    ))
+    let seconds: i64 = whole.parse().ok()?;
+    let micros: u32 = fraction.map_or(Some(0), |f| format!("{f:0<6}").parse().ok())?;
+    DateTime::from_timestamp(seconds, micros * 1000)
 }
 
 pub const CHECK_PARAMS: &[&str] = &["target", "status", "from", "to", "limit", "cursor"];
@@ -250,6 +264,27 @@ mod tests {
         bad(series_query(Some("target=a%00")), "target");
         bad(check_query(Some("from=-100000000000")), "from");
         bad(check_query(Some("to=1e15")), "to");
+    }
+
+    #[test]
+    fn unix_seconds_are_what_the_document_says() {
+        for good in ["0", "1700000000", "1700000000.5", "99999999999.999999"] {
+            assert!(parse_time(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "-1",
+            "1e3",
+            "1.",
+            ".5",
+            "+5",
+            "123456789012",
+            "1.1234567",
+            " 1",
+            "inf",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_time("1.25").unwrap().timestamp_micros(), 1_250_000);
     }
 
     #[test]

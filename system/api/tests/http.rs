@@ -456,3 +456,44 @@ async fn a_paused_database_is_a_prompt_json_503_and_service_resumes_after() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_what_the_server_enforces() {
+    let api = seeded().await;
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
+    let param = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"))
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} lacks {name}"))["schema"]
+            .clone()
+    };
+    let status = param("/api/v1/checks", "status");
+    assert_eq!(
+        status["enum"],
+        serde_json::json!(["up", "down"]),
+        "{status}"
+    );
+    for path in ["/api/v1/checks", "/api/v1/metrics", "/api/v1/series"] {
+        let limit = param(path, "limit");
+        assert_eq!(limit["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["maximum"], 1000, "{path}: {limit}");
+        for name in ["target", "cursor"] {
+            let text = param(path, name);
+            assert_eq!(text["minLength"], 1, "{path} {name}: {text}");
+            assert!(text["pattern"].is_string(), "{path} {name}: {text}");
+        }
+        for code in ["200", "400", "500", "503"] {
+            assert!(
+                doc["paths"][path]["get"]["responses"].get(code).is_some(),
+                "{path} does not document {code}"
+            );
+        }
+    }
+    let label = param("/api/v1/metrics", "label");
+    assert!(label["items"]["pattern"].is_string(), "{label}");
+    let from = param("/api/v1/checks", "from");
+    assert!(from.to_string().contains("date-time"), "{from}");
+}
