@@ -484,6 +484,36 @@ steps:
     }
 
     #[test]
+    fn statuses_are_checked_but_comparison_bounds_are_free() {
+        let step = |expect: &str| {
+            format!(
+                "name: x\nsteps:\n  - http: {{ path: /a }}\n    expect: {{ status: {expect} }}\n"
+            )
+        };
+        for good in [
+            "200",
+            "\"201\"",
+            "{ lt: 600, gte: 99 }",
+            "{ one_of: [200, 503] }",
+            "\"{{ env.S }}\"",
+        ] {
+            assert!(
+                parse(Path::new("s.yaml"), &step(good), &Context::default()).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "two hundred",
+            "{ not_equals: 700 }",
+            "{ one_of: [200, ok] }",
+            "true",
+        ] {
+            let (_, _, message) = first(&step(bad));
+            assert!(message.contains("not an HTTP status"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
     fn a_diagnostic_shows_the_line_and_a_caret() {
         let p = problems("name: x\nsteps:\n  - sleep: soon\n").remove(0);
         let shown = p.to_string();

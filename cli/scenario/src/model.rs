@@ -189,7 +189,8 @@ fn status_problem(matcher: &Matcher) -> Option<String> {
     };
     for check in &matcher.checks {
         let operands: Vec<&Value> = match (check.op.as_str(), &check.expected) {
-            ("equals" | "not_equals" | "gt" | "gte" | "lt" | "lte", v) => vec![v],
+            // Bounds of a comparison (`lt: 600`) need not be statuses themselves.
+            ("equals" | "not_equals", v) => vec![v],
             ("one_of", Value::Array(items)) => items.iter().collect(),
             _ => continue,
         };
