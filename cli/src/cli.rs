@@ -47,10 +47,7 @@ pub enum Command {
     /// Bring the stack up, run scenarios, report, tear down.
     Run(commands::run::RunArgs),
     /// Check scenario files without an engine.
-    Validate {
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-    },
+    Validate(commands::validate::ValidateArgs),
     /// Start the stack and keep it until Ctrl-C (or detach).
     Up {
         #[command(flatten)]
@@ -118,7 +115,7 @@ impl EnvArgs {
 async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {
         Command::Run(run) => commands::run::run(&run, &ui, &interrupt).await,
-        Command::Validate { paths } => commands::validate::run(&paths, &ui),
+        Command::Validate(validate) => commands::validate::run(&validate, &ui),
         Command::Up { env, detach } => {
             let file = env.load(&[])?;
             commands::up::run(&file, detach, &ui, &interrupt).await

@@ -62,6 +62,42 @@ fn every_kind_of_mistake_is_named_at_its_position() {
             "bad_template.yaml:3:",
             "unclosed template",
         ),
+        (
+            "status_not_a_number.yaml",
+            "status_not_a_number.yaml:4:",
+            "not an HTTP status",
+        ),
+        (
+            "duplicate_json_path.yaml",
+            "duplicate_json_path.yaml:7:",
+            "duplicate key",
+        ),
+        (
+            "duplicate_body_key.yaml",
+            "duplicate_body_key.yaml:7:",
+            "duplicate key",
+        ),
+        (
+            "undefined_template.yaml",
+            "undefined_template.yaml:5:",
+            "never_captured",
+        ),
+        (
+            "unknown_service.yaml",
+            "unknown_service.yaml:3:",
+            "unknown service \"gometrr\"",
+        ),
+        (
+            "zero_retry_interval.yaml",
+            "zero_retry_interval.yaml:4:",
+            "at least",
+        ),
+        (
+            "two_documents.yaml",
+            "two_documents.yaml:4:1",
+            "one YAML document",
+        ),
+        ("alias_bomb.yaml", "alias_bomb.yaml:", "alias"),
     ];
     for (file, position, words) in cases {
         let (code, stderr) = validate(file);
@@ -96,6 +132,37 @@ fn valid_files_pass_and_say_how_many() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+fn validate_path(path: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
+        .arg("validate")
+        .arg(path)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("run metrtest");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_byte_order_mark_and_known_references_are_valid() {
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
+    let (code, stdout, stderr) = validate_path(&valid);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("2 scenario(s)"), "{stdout}");
+}
+
+#[test]
+fn a_broken_environment_file_fails_validate_as_it_fails_run() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken_env");
+    let (code, _, stderr) = validate_path(&folder);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("metrtest.yaml:2:"), "{stderr}");
+    assert!(stderr.contains("replicas"), "{stderr}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::files::{self, ReadError};
 use crate::model::Scenario;
+use crate::references::{self, Context};
 use crate::template;
 
 /// A scenario with where it came from.
@@ -36,17 +38,46 @@ impl fmt::Display for Diagnostic {
         write!(f, ": {}", self.message)?;
         if let (Some(line), Some(text)) = (self.line, &self.source_line) {
             let gutter = line.to_string().len();
-            write!(f, "\n{:gutter$} |\n{line} | {text}", "")?;
-            if let Some(column) = self.column {
-                write!(f, "\n{:gutter$} | {:>width$}", "", "^", width = column)?;
+            let (shown, column) = excerpt(text, self.column);
+            write!(f, "\n{:gutter$} |\n{line} | {shown}", "")?;
+            if let Some(column) = column {
+                // Padding by repetition: a format width is limited to 65,535.
+                let pad = " ".repeat(column.saturating_sub(1));
+                write!(f, "\n{:gutter$} | {pad}^", "")?;
             }
         }
         Ok(())
     }
 }
 
+/// Longest part of a source line shown under a diagnostic.
+const SHOWN_CHARS: usize = 120;
+
+/// A long line cut to [`SHOWN_CHARS`] around the column, marked with `…` where
+/// cut, and the column within what is shown.
+fn excerpt(line: &str, column: Option<usize>) -> (String, Option<usize>) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN_CHARS {
+        return (line.to_owned(), column);
+    }
+    let at = column.unwrap_or(1).saturating_sub(1).min(chars.len());
+    let end = (at.saturating_sub(SHOWN_CHARS / 2) + SHOWN_CHARS).min(chars.len());
+    let start = end.saturating_sub(SHOWN_CHARS);
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let column = column.map(|_| at - start + 1 + usize::from(start > 0));
+    (shown, column)
+}
+
 impl Diagnostic {
-    fn at(
+    /// A diagnostic at a position of `text`, showing that line.
+    pub(crate) fn at(
         file: &Path,
         text: &str,
         line: Option<usize>,
@@ -76,37 +107,7 @@ impl Diagnostic {
     }
 }
 
-/// Scenario files under the given paths: files as given, folders searched
-/// recursively for `*.yaml`/`*.yml` (the environment file excluded), sorted.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_file() {
-            files.push(path.clone());
-        } else if path.is_dir() {
-            walk(path, &mut files).map_err(|e| format!("{}: {e}", path.display()))?;
-        } else {
-            return Err(format!("{}: no such file or folder", path.display()));
-        }
-    }
-    files.sort();
-    files.dedup();
-    Ok(files)
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
-            && path.file_name().is_some_and(|n| n != "metrtest.yaml")
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
+pub use crate::files::discover;
 
 /// serde_yaml writes " at line L column C" into messages that have a position;
 /// the diagnostic shows the position itself.
@@ -151,35 +152,39 @@ fn refine(
     (line, column)
 }
 
-/// Parses one scenario file; every problem found is returned.
-pub fn load(file: &Path) -> Result<Loaded, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        vec![Diagnostic::at(
-            file,
-            "",
-            None,
-            None,
-            format!("cannot read: {e}"),
-        )]
+/// Reads and parses one scenario file; every problem found is returned.
+pub fn load(file: &Path, context: &Context) -> Result<Loaded, Vec<Diagnostic>> {
+    let text = files::read(file).map_err(|e| {
+        vec![match e {
+            ReadError::Refused(why) => Diagnostic::at(file, "", None, None, why),
+            ReadError::NotUtf8 { line, column } => Diagnostic::at(
+                file,
+                "",
+                Some(line),
+                Some(column),
+                "the file is not UTF-8 text: the first bad byte is here".into(),
+            ),
+        }]
     })?;
-    parse(file, &text)
+    parse(file, &text, context)
 }
 
-pub fn parse(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+/// Parses scenario text; every problem found is returned.
+pub fn parse(file: &Path, text: &str, context: &Context) -> Result<Loaded, Vec<Diagnostic>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut problems = template_problems(file, text);
     let scenario: Scenario = match serde_yaml::from_str(text) {
         Ok(s) => s,
         Err(e) => {
-            let (line, column) = e
-                .location()
-                .map(|l| (Some(l.line()), Some(l.column())))
-                .unwrap_or((None, None));
-            let message = strip_position(&e.to_string());
-            let (line, column) = refine(text, &message, line, column);
-            problems.insert(0, Diagnostic::at(file, text, line, column, message));
+            problems.insert(0, yaml_problem(file, text, &e));
             return Err(problems);
         }
     };
+    // The typed parse lets a repeated key in a free-form map win silently.
+    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        problems.insert(0, yaml_problem(file, text, &e));
+        return Err(problems);
+    }
     if scenario.name.trim().is_empty() {
         let (line, column) = locate(text, "name:");
         problems.push(Diagnostic::at(
@@ -215,6 +220,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
             ));
         }
     }
+    problems.extend(references::problems(file, text, &scenario, context));
     if problems.is_empty() {
         Ok(Loaded {
             file: file.to_path_buf(),
@@ -223,6 +229,99 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     } else {
         Err(problems)
     }
+}
+
+/// A YAML or model error at its position; errors serde_yaml reports without
+/// one are placed where their cause is written, else at 1:1.
+fn yaml_problem(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let message = strip_position(&e.to_string());
+    let (line, column, message) = match e.location() {
+        Some(l) if message.contains("duplicate entry with key") => {
+            duplicate(text, &message, l.line())
+        }
+        Some(l) => {
+            let (line, column) = refine(text, &message, Some(l.line()), Some(l.column()));
+            (line, column, message)
+        }
+        None if message.contains("more than one document") => {
+            let (line, column) = second_document(text);
+            (
+                line,
+                column,
+                "a scenario file holds one YAML document, but a second one starts here".into(),
+            )
+        }
+        None if message.contains("repetition limit") || message.contains("recursion limit") => {
+            let (line, column) = first_alias(text);
+            (
+                line,
+                column,
+                format!("{message}: the aliases (*name) expand to too many values"),
+            )
+        }
+        None => (Some(1), Some(1), message),
+    };
+    Diagnostic::at(file, text, line, column, message)
+}
+
+/// A repeated key: serde_yaml points at its mapping; point at the repetition.
+fn duplicate(text: &str, message: &str, from: usize) -> (Option<usize>, Option<usize>, String) {
+    let (path, key) = message
+        .split_once("duplicate entry with key ")
+        .map(|(p, k)| (p.trim_end_matches(": "), k))
+        .unwrap_or(("", message));
+    let bare = key.trim_matches('"');
+    let shown = if path.is_empty() {
+        format!("duplicate key {key}: each key may appear once in a mapping")
+    } else {
+        format!("{path}: duplicate key {key}: each key may appear once in a mapping")
+    };
+    let quoted = regex::escape(bare);
+    let re = regex::Regex::new(&format!(
+        r#"(?:"{quoted}"|'{quoted}'|(?:^|[\s{{,])({quoted}))\s*:"#
+    ))
+    .expect("an escaped pattern");
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        for m in re.captures_iter(line) {
+            seen += 1;
+            if seen == 2 {
+                let start = m
+                    .get(1)
+                    .map_or(m.get(0).map_or(0, |g| g.start()), |g| g.start());
+                return (Some(i + 1), Some(line[..start].chars().count() + 1), shown);
+            }
+        }
+    }
+    (Some(from), Some(1), shown)
+}
+
+/// The `---` (or `...`) that ends the first document.
+fn second_document(text: &str) -> (Option<usize>, Option<usize>) {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        let marker = line.starts_with("---") || line.starts_with("...");
+        if marker && content {
+            return (Some(i + 1), Some(1));
+        }
+        let trimmed = line.trim();
+        if !marker && !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%')
+        {
+            content = true;
+        }
+    }
+    (Some(1), Some(1))
+}
+
+/// The first alias `*name` in the file.
+fn first_alias(text: &str) -> (Option<usize>, Option<usize>) {
+    let re = regex::Regex::new(r"(^|[\s\[{,:-])(\*[^\s,\]}]+)").expect("valid regex");
+    for (i, line) in text.lines().enumerate() {
+        if let Some(m) = re.captures(line).and_then(|c| c.get(2)) {
+            return (Some(i + 1), Some(line[..m.start()].chars().count() + 1));
+        }
+    }
+    (Some(1), Some(1))
 }
 
 /// Unclosed or empty `{{ }}` anywhere in the file.
@@ -252,7 +351,7 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<Diagnostic> {
-        parse(Path::new("s.yaml"), text).expect_err("should be rejected")
+        parse(Path::new("s.yaml"), text, &Context::default()).expect_err("should be rejected")
     }
 
     fn first(text: &str) -> (Option<usize>, Option<usize>, String) {
@@ -291,7 +390,7 @@ steps:
 
     #[test]
     fn the_documented_example_parses() {
-        let loaded = parse(Path::new("s.yaml"), GOOD).unwrap();
+        let loaded = parse(Path::new("s.yaml"), GOOD, &Context::default()).unwrap();
         let s = loaded.scenario;
         assert_eq!(s.steps.len(), 6);
         assert!(
@@ -381,6 +480,36 @@ steps:
                 all.iter().all(|p| p.line.is_some()),
                 "{text:?} lacks a position: {all:?}"
             );
+        }
+    }
+
+    #[test]
+    fn statuses_are_checked_but_comparison_bounds_are_free() {
+        let step = |expect: &str| {
+            format!(
+                "name: x\nsteps:\n  - http: {{ path: /a }}\n    expect: {{ status: {expect} }}\n"
+            )
+        };
+        for good in [
+            "200",
+            "\"201\"",
+            "{ lt: 600, gte: 99 }",
+            "{ one_of: [200, 503] }",
+            "\"{{ env.S }}\"",
+        ] {
+            assert!(
+                parse(Path::new("s.yaml"), &step(good), &Context::default()).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "two hundred",
+            "{ not_equals: 700 }",
+            "{ one_of: [200, ok] }",
+            "true",
+        ] {
+            let (_, _, message) = first(&step(bad));
+            assert!(message.contains("not an HTTP status"), "{bad}: {message}");
         }
     }
 

@@ -172,6 +172,41 @@ fn default_interval() -> Span {
     Span(Duration::from_millis(500))
 }
 
+/// The shortest retry interval: shorter ones only hammer the system under test.
+pub const MIN_RETRY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Why a `status` expectation cannot match any HTTP status, if it cannot.
+fn status_problem(matcher: &Matcher) -> Option<String> {
+    let is_status = |v: &Value| match v {
+        Value::Number(n) => n.as_u64().is_some_and(|n| (100..=599).contains(&n)),
+        Value::String(s) => {
+            template::has_template(s)
+                || s.trim()
+                    .parse::<u64>()
+                    .is_ok_and(|n| (100..=599).contains(&n))
+        }
+        _ => false,
+    };
+    for check in &matcher.checks {
+        let operands: Vec<&Value> = match (check.op.as_str(), &check.expected) {
+            // Bounds of a comparison (`lt: 600`) need not be statuses themselves.
+            ("equals" | "not_equals", v) => vec![v],
+            ("one_of", Value::Array(items)) => items.iter().collect(),
+            _ => continue,
+        };
+        if let Some(bad) = operands.into_iter().find(|v| !is_status(v)) {
+            let shown = match bad {
+                Value::String(s) => format!("{s:?}"),
+                other => other.to_string(),
+            };
+            return Some(format!(
+                "{shown} is not an HTTP status code (a number from 100 to 599)"
+            ));
+        }
+    }
+    None
+}
+
 /// A query parameter value: one value or several (repeated parameter).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -212,6 +247,20 @@ pub enum DockerVerb {
     Kill,
     Pause,
     Unpause,
+}
+
+impl DockerVerb {
+    /// The key that names this verb in a docker step.
+    pub fn key(self) -> &'static str {
+        match self {
+            DockerVerb::Stop => "stop",
+            DockerVerb::Start => "start",
+            DockerVerb::Restart => "restart",
+            DockerVerb::Kill => "kill",
+            DockerVerb::Pause => "pause",
+            DockerVerb::Unpause => "unpause",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -497,6 +546,18 @@ impl TryFrom<RawStep> for Step {
                 }
                 _ => {}
             }
+        }
+        if let Some(retry) = &raw.retry
+            && retry.interval.0 < MIN_RETRY_INTERVAL
+        {
+            return Err(format!(
+                "{label}retry \"interval\" must be at least {}, got {}",
+                humantime::format_duration(MIN_RETRY_INTERVAL),
+                humantime::format_duration(retry.interval.0)
+            ));
+        }
+        if let Some(why) = raw.expect.status.as_ref().and_then(status_problem) {
+            return Err(format!("{label}expectation \"status\": {why}"));
         }
         if let Action::Http(h) = &action {
             const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];

@@ -59,7 +59,7 @@ pub struct RunArgs {
     pub scenario_timeout: Duration,
 }
 
-fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
+pub fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("{text:?} is not NAME=VALUE")),
@@ -67,7 +67,8 @@ fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
 }
 
 pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let loaded = validate::load_all(&args.paths, ui)?;
+    let file = args.env.load(&validate::folders(&args.paths))?;
+    let loaded = validate::load_all(&args.paths, &validate::context(&file, &args.vars), ui)?;
     let selected: Vec<_> = loaded
         .into_iter()
         .filter(|l| args.tags.is_empty() || l.scenario.tags.iter().any(|t| args.tags.contains(t)))
@@ -83,8 +84,6 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             "no scenario matches the --tag/--filter selection",
         ));
     }
-    let dirs: Vec<PathBuf> = args.paths.iter().filter(|p| p.is_dir()).cloned().collect();
-    let file = args.env.load(&dirs)?;
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

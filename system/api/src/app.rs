@@ -17,8 +17,35 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::error::{self, ApiError};
 use crate::handlers::{self, AppState};
 use crate::openapi;
+
+/// How long the API waits for the database by default: well under a client's patience.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings of the API beyond its listener and repository.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a request may wait for the database (a connection and its
+    /// query) before it is answered 503 `unavailable`.
+    pub query_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+}
+
+impl Options {
+    /// A last-resort bound on a whole request, above the database's.
+    fn request_timeout(&self) -> Duration {
+        self.query_timeout + Duration::from_secs(10)
+    }
+}
 
 /// A bound, ready-to-run API.
 pub struct Application {
@@ -27,13 +54,14 @@ pub struct Application {
 }
 
 /// The router over any read repository; tests use the in-memory one.
-pub fn router(
-    repo: Arc<dyn ReadRepository>,
-    request_timeout: Duration,
-) -> Result<Router, StartError> {
+pub fn router(repo: Arc<dyn ReadRepository>, options: &Options) -> Result<Router, StartError> {
     let registry = prometheus::Registry::new();
     let http = HttpMetrics::register(&registry, "api")?;
-    let state = AppState { repo, registry };
+    let state = AppState {
+        repo,
+        registry,
+        query_timeout: options.query_timeout,
+    };
     let request_id = HeaderName::from_static("x-request-id");
     Ok(Router::new()
         .route("/api/v1/checks", get(handlers::checks))
@@ -47,8 +75,9 @@ pub fn router(
         .layer(middleware::from_fn_with_state(http, HttpMetrics::track))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
+            options.request_timeout(),
         ))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -59,14 +88,30 @@ async fn metrics(State(state): State<AppState>) -> Response {
     http_metrics::render(&state.registry)
 }
 
+/// The JSON body of the answers hyper writes itself, to requests it cannot parse.
+fn parse_error_body(status: StatusCode) -> Vec<u8> {
+    ApiError::for_status(status, None).body()
+}
+
 impl Application {
+    /// The API with default [`Options`].
     pub async fn build(
         listen: SocketAddr,
         repo: Arc<dyn ReadRepository>,
     ) -> Result<Self, StartError> {
-        let router = router(repo, Duration::from_secs(30))?;
+        Self::build_with(listen, repo, &Options::default()).await
+    }
+
+    pub async fn build_with(
+        listen: SocketAddr,
+        repo: Arc<dyn ReadRepository>,
+        options: &Options,
+    ) -> Result<Self, StartError> {
+        let router = router(repo, options)?;
         Ok(Application {
-            server: Server::bind(listen).await?,
+            server: Server::bind(listen)
+                .await?
+                .with_parse_error_body(parse_error_body),
             router,
         })
     }

@@ -18,6 +18,28 @@ use crate::params;
 pub struct AppState {
     pub repo: Arc<dyn ReadRepository>,
     pub registry: prometheus::Registry,
+    /// How long a request may wait for the database: a connection and its query.
+    pub query_timeout: Duration,
+}
+
+impl AppState {
+    /// Runs a repository call, giving up after the query timeout: a database that
+    /// does not answer is `unavailable`, not a hung request.
+    async fn db<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, metr_storage::StorageError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.query_timeout, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.query_timeout, "database did not answer in time");
+                Err(ApiError::unavailable(format!(
+                    "the database did not answer within {}; retry later",
+                    humantime::format_duration(self.query_timeout)
+                )))
+            }
+        }
+    }
 }
 
 /// `{"status":"success","data":[…],"next_cursor":…}`
@@ -44,58 +66,53 @@ impl<T> ListResponse<T> {
 type ApiResult<T> = Result<Json<ListResponse<T>>, ApiError>;
 
 /// Checks, newest first.
-#[utoipa::path(get, path = "/api/v1/checks", params(
-    ("target" = Option<String>, Query, description = "Target name; an unknown one gives an empty list"),
-    ("status" = Option<String>, Query, description = "`up` or `down`"),
-    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Check>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/checks", params(crate::openapi::CheckParams), responses(
+    (status = 200, body = ListResponse<Check>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Check> {
     let query = params::check_query(raw.as_deref())?;
-    let page = state.repo.checks(&query).await?;
+    let page = state.db(state.repo.checks(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
 /// Samples, newest first.
-#[utoipa::path(get, path = "/api/v1/metrics", params(
-    ("target" = Option<String>, Query, description = "Target name"),
-    ("name" = Option<String>, Query, description = "Exact metric name"),
-    ("label" = Option<Vec<String>>, Query, description = "`key=value`, repeatable; all must match"),
-    ("from" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("to" = Option<String>, Query, description = "RFC 3339 or Unix seconds, inclusive"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 100"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Sample>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/metrics", params(crate::openapi::MetricParams), responses(
+    (status = 200, body = ListResponse<Sample>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Sample> {
     let query = params::metric_query(raw.as_deref())?;
-    let page = state.repo.metrics(&query).await?;
+    let page = state.db(state.repo.metrics(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
 /// Distinct series, in the order they were first stored.
-#[utoipa::path(get, path = "/api/v1/series", params(
-    ("target" = Option<String>, Query, description = "Target name"),
-    ("name" = Option<String>, Query, description = "Exact metric name"),
-    ("limit" = Option<u32>, Query, description = "1..1000, default 1000"),
-    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-), responses((status = 200, body = ListResponse<Series>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/series", params(crate::openapi::SeriesParams), responses(
+    (status = 200, body = ListResponse<Series>),
+    (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Series> {
     let query = params::series_query(raw.as_deref())?;
-    let page = state.repo.series(&query).await?;
+    let page = state.db(state.repo.series(&query)).await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
 /// Every target the checker has seen, by name, with its last check and hourly uptime.
-#[utoipa::path(get, path = "/api/v1/targets",
-    responses((status = 200, body = ListResponse<TargetSummary>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/targets", responses(
+    (status = 200, body = ListResponse<TargetSummary>),
+    (status = 400, description = "This endpoint takes no parameters", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn targets(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<TargetSummary> {
     params::Params::parse(raw.as_deref(), &[])?;
-    let targets = state.repo.targets(chrono::Utc::now()).await?;
+    let targets = state.db(state.repo.targets(chrono::Utc::now())).await?;
     Ok(ListResponse::new(targets, None))
 }
 

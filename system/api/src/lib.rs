@@ -6,4 +6,4 @@ pub mod handlers;
 pub mod openapi;
 pub mod params;
 
-pub use app::{Application, router};
+pub use app::{Application, Options, router};

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,6 +17,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "API_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// How long a request may wait for the database (a connection and its
+    /// query) before it is answered 503 `unavailable`.
+    #[arg(long, env = "API_QUERY_TIMEOUT", default_value = "3s", value_parser = positive_duration)]
+    query_timeout: Duration,
     /// Apply pending migrations before starting.
     #[arg(long)]
     migrate: bool,
@@ -23,6 +28,16 @@ struct Args {
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
     command: Option<DbCommand>,
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than zero".into()),
+        Err(e) => Err(format!(
+            "{text:?} is not a duration such as 3s or 500ms: {e}"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -35,7 +50,10 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let app = api::Application::build(args.listen, Arc::new(repo)).await?;
+    let options = api::Options {
+        query_timeout: args.query_timeout,
+    };
+    let app = api::Application::build_with(args.listen, Arc::new(repo), &options).await?;
     app.run_until(metr_service::shutdown::signal()).await?;
     Ok(())
 }

@@ -55,14 +55,17 @@ impl Params {
             Some("") => Err(ApiError::bad_data(format!(
                 "parameter {key:?} must not be empty"
             ))),
-            other => Ok(other.map(str::to_owned)),
+            Some(v) => storable(key, v).map(|()| Some(v.to_owned())),
+            None => Ok(None),
         }
     }
 
     fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.one(key)?
             .map(|v| {
-                parse_time(v).map_err(|e| ApiError::bad_data(format!("parameter {key:?}: {e}")))
+                parse_time(v)
+                    .and_then(in_window)
+                    .map_err(|e| ApiError::bad_data(format!("parameter {key:?}: {e}")))
             })
             .transpose()
     }
@@ -103,23 +106,67 @@ impl Params {
     }
 }
 
+/// PostgreSQL refuses NUL in text, so a value holding one cannot match anything
+/// stored; saying so beats a database error.
+fn storable(key: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::bad_data(format!(
+            "parameter {key:?} must not contain a NUL byte"
+        )));
+    }
+    Ok(())
+}
+
+/// The earliest `from`/`to` accepted: the first instant RFC 3339 can write.
+pub const EARLIEST: &str = "0000-01-01T00:00:00Z";
+/// The latest `from`/`to` accepted: the last instant RFC 3339 can write.
+pub const LATEST: &str = "9999-12-31T23:59:59.999999Z";
+
+/// Times outside RFC 3339's four-digit years cannot be written back in a
+/// response, and some are outside PostgreSQL's range.
+fn in_window(t: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let earliest = DateTime::parse_from_rfc3339(EARLIEST).expect("a valid constant");
+    let latest = DateTime::parse_from_rfc3339(LATEST).expect("a valid constant");
+    if t < earliest || t > latest {
+        return Err(format!(
+            "{} is outside the supported range {EARLIEST} to {LATEST}",
+            t.to_rfc3339()
+        ));
+    }
+    Ok(t)
+}
+
 /// Optional `from` and `to` bounds.
 type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-/// RFC 3339, or Unix seconds with an optional fraction.
+/// RFC 3339, or Unix seconds: up to 11 digits and up to 6 decimals, as the
+/// OpenAPI document's `UNIX_SECONDS_PATTERN` says.
 pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(seconds) = raw.parse::<f64>()
-        && seconds.is_finite()
-        && let Some(t) = DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
-    {
-        return Ok(t);
+    unix_seconds(raw).ok_or_else(|| {
+        format!(
+            "{raw:?} is neither an RFC 3339 time nor Unix seconds (up to 11 digits, \
+             up to 6 decimals)"
+        )
+    })
+}
+
+fn unix_seconds(raw: &str) -> Option<DateTime<Utc>> {
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (raw, None),
+    };
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(whole, 11) || fraction.is_some_and(|f| !digits(f, 6)) {
+        return None;
     }
-    Err(format!(
-        "{raw:?} is neither an RFC 3339 time nor Unix seconds"
-    ))
+    let seconds: i64 = whole.parse().ok()?;
+    let micros: u32 = fraction.map_or(Some(0), |f| format!("{f:0<6}").parse().ok())?;
+    DateTime::from_timestamp(seconds, micros * 1000)
 }
 
 pub const CHECK_PARAMS: &[&str] = &["target", "status", "from", "to", "limit", "cursor"];
@@ -154,7 +201,10 @@ pub fn metric_query(raw: Option<&str>) -> Result<MetricQuery, ApiError> {
     let labels = p
         .all("label")
         .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            Some((k, v)) if !k.is_empty() => {
+                storable("label", l)?;
+                Ok((k.to_owned(), v.to_owned()))
+            }
             _ => Err(ApiError::bad_data(format!(
                 "parameter \"label\" must be key=value, got {l:?}"
             ))),
@@ -209,6 +259,39 @@ mod tests {
         bad(check_query(Some("limit=1&limit=2")), "limit");
         bad(metric_query(Some("label=novalue")), "label");
         bad(metric_query(Some("label==x")), "label");
+        bad(metric_query(Some("label=a%3D%00")), "label");
+        bad(metric_query(Some("name=%00")), "name");
+        bad(series_query(Some("target=a%00")), "target");
+        bad(check_query(Some("from=-100000000000")), "from");
+        bad(check_query(Some("to=1e15")), "to");
+    }
+
+    #[test]
+    fn unix_seconds_are_what_the_document_says() {
+        for good in ["0", "1700000000", "1700000000.5", "99999999999.999999"] {
+            assert!(parse_time(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "-1",
+            "1e3",
+            "1.",
+            ".5",
+            "+5",
+            "123456789012",
+            "1.1234567",
+            " 1",
+            "inf",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_time("1.25").unwrap().timestamp_micros(), 1_250_000);
+    }
+
+    #[test]
+    fn the_ends_of_the_window_are_accepted() {
+        let q = check_query(Some("from=0000-01-01T00:00:00Z&to=9999-12-31T23:59:59Z")).unwrap();
+        assert_eq!(q.from.unwrap().to_rfc3339(), "0000-01-01T00:00:00+00:00");
+        assert!(q.to.is_some());
     }
 
     #[test]

@@ -284,3 +284,217 @@ async fn the_api_counts_its_requests() {
     assert_eq!(count("200"), Some(1.0));
     assert_eq!(count("400"), Some(1.0));
 }
+
+#[tokio::test]
+async fn nul_bytes_and_times_postgresql_cannot_hold_are_400s_naming_the_parameter() {
+    let api = seeded().await;
+    // Before PostgreSQL's earliest timestamp (4714 BC), yet a valid chrono time.
+    let ancient = metr_storage::Cursor {
+        ts_micros: -220_000_000_000_000_000,
+        id: 1,
+    }
+    .encode();
+    // Beyond what any clock can represent.
+    let beyond = metr_storage::Cursor {
+        ts_micros: i64::MIN,
+        id: 1,
+    }
+    .encode();
+    for (query, word) in [
+        ("/api/v1/checks?target=gom%00etr".to_owned(), "target"),
+        ("/api/v1/metrics?target=%00".to_owned(), "target"),
+        ("/api/v1/metrics?name=up%00".to_owned(), "name"),
+        ("/api/v1/metrics?label=le%3D%00".to_owned(), "label"),
+        ("/api/v1/metrics?label=l%00e%3Dx".to_owned(), "label"),
+        ("/api/v1/series?name=%00".to_owned(), "name"),
+        ("/api/v1/checks?from=-300000000000".to_owned(), "from"),
+        ("/api/v1/checks?to=-300000000000".to_owned(), "to"),
+        ("/api/v1/metrics?from=-300000000000".to_owned(), "from"),
+        (
+            "/api/v1/checks?from=0000-01-01T00:00:00%2B01:00".to_owned(),
+            "from",
+        ),
+        (format!("/api/v1/checks?cursor={ancient}"), "cursor"),
+        (format!("/api/v1/metrics?cursor={ancient}"), "cursor"),
+        (format!("/api/v1/checks?cursor={beyond}"), "cursor"),
+    ] {
+        let (status, body) = api.get(&query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["errorType"], "bad_data", "{query}");
+        assert!(
+            body["error"].as_str().unwrap().contains(word),
+            "{query}: {body}"
+        );
+    }
+}
+
+/// Sends `request` as raw bytes and returns the status, the content type and the body.
+async fn raw(api: &Api, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = api.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+#[tokio::test]
+async fn errors_the_framework_makes_have_json_bodies_too() {
+    let api = seeded().await;
+    let long_uri = format!(
+        "GET /api/v1/checks?target={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let many_headers = format!(
+        "GET /api/v1/checks HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+        (0..200)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let huge_header = format!(
+        "GET /api/v1/checks HTTP/1.1\r\nHost: x\r\nx-big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    let cases = [
+        (
+            "POST /api/v1/checks HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+            405,
+        ),
+        (
+            "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+            405,
+        ),
+        (long_uri, 414),
+        (many_headers, 431),
+        (huge_header, 431),
+        (
+            "GET /api/v1/checks HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n".to_owned(),
+            400,
+        ),
+    ];
+    for (request, code) in cases {
+        let (status, content_type, body) = raw(&api, request.as_bytes()).await;
+        let line = request.lines().next().unwrap_or_default();
+        let line: String = line.chars().take(60).collect();
+        assert_eq!(status, code, "{line}: {body}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{line}: content type {content_type:?}"
+        );
+        let json: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{line}: {e}: {body:?}"));
+        assert_eq!(json["status"], "error", "{line}");
+        assert_eq!(json["errorType"], "bad_data", "{line}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_paused_database_is_a_prompt_json_503_and_service_resumes_after() {
+    let db = metr_testkit::fresh_database().await;
+    let url = DatabaseUrl::new(db.url.clone());
+    migrate::run(&url).await.unwrap();
+    let port = metr_testkit::cluster().port;
+    let proxy =
+        metr_testkit::proxy::Proxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let proxied = DatabaseUrl::new(
+        db.url
+            .replace(&format!(":{port}/"), &format!(":{}/", proxy.addr.port())),
+    );
+    let api = spawn_with(PgRepository::connect(&proxied, &PoolOptions::default()).unwrap()).await;
+    let (status, _) = api.get("/api/v1/checks").await;
+    assert_eq!(
+        status, 200,
+        "the pool holds a live connection before the pause"
+    );
+
+    proxy.pause();
+    let started = std::time::Instant::now();
+    // More requests than the pool has connections: some wait on a pooled
+    // connection whose query hangs, others on a connection that cannot open.
+    let answers = futures::future::join_all((0..12).map(|_| api.get("/api/v1/checks"))).await;
+    let took = started.elapsed();
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["errorType"], "unavailable", "{body}");
+    }
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "answers took {took:?}"
+    );
+
+    proxy.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _) = api.get("/api/v1/checks").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} after resuming"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_states_what_the_server_enforces() {
+    let api = seeded().await;
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
+    let param = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"))
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} lacks {name}"))["schema"]
+            .clone()
+    };
+    let status = param("/api/v1/checks", "status");
+    assert_eq!(
+        status["enum"],
+        serde_json::json!(["up", "down"]),
+        "{status}"
+    );
+    for path in ["/api/v1/checks", "/api/v1/metrics", "/api/v1/series"] {
+        let limit = param(path, "limit");
+        assert_eq!(limit["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["maximum"], 1000, "{path}: {limit}");
+        for name in ["target", "cursor"] {
+            let text = param(path, name);
+            assert_eq!(text["minLength"], 1, "{path} {name}: {text}");
+            assert!(text["pattern"].is_string(), "{path} {name}: {text}");
+        }
+        for code in ["200", "400", "500", "503"] {
+            assert!(
+                doc["paths"][path]["get"]["responses"].get(code).is_some(),
+                "{path} does not document {code}"
+            );
+        }
+    }
+    let label = param("/api/v1/metrics", "label");
+    assert!(label["items"]["pattern"].is_string(), "{label}");
+    let from = param("/api/v1/checks", "from");
+    assert!(from.to_string().contains("date-time"), "{from}");
+}

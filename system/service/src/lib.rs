@@ -4,5 +4,6 @@ pub mod error;
 pub mod health;
 pub mod http_metrics;
 pub mod logging;
+pub mod parse_errors;
 pub mod server;
 pub mod shutdown;

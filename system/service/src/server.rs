@@ -7,10 +7,12 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::error::StartError;
+use crate::parse_errors::{self, BodyFor};
 
 /// A listener bound and ready to serve a router.
 pub struct Server {
     listener: TcpListener,
+    parse_error_body: Option<BodyFor>,
 }
 
 impl Server {
@@ -18,7 +20,17 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Server { listener })
+        Ok(Server {
+            listener,
+            parse_error_body: None,
+        })
+    }
+
+    /// Gives the answers hyper writes on its own to unparsable requests (400,
+    /// 414, 431) this JSON body instead of an empty one.
+    pub fn with_parse_error_body(mut self, body: BodyFor) -> Server {
+        self.parse_error_body = Some(body);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -35,8 +47,21 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), version = env!("CARGO_PKG_VERSION"), "{service} listening");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        match self.parse_error_body {
+            Some(body) => {
+                let listener = parse_errors::Listener {
+                    inner: self.listener,
+                    body,
+                };
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
     }
 }

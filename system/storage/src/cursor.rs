@@ -18,6 +18,10 @@ pub struct MalformedCursor;
 
 const VERSION: &str = "c1";
 
+/// PostgreSQL's earliest timestamp, 4714-11-24 00:00:00 BC, in Unix microseconds.
+/// Every stored row is at or after it, so a cursor before it was not made by us.
+pub const EARLIEST_MICROS: i64 = -210_866_803_200_000_000;
+
 impl Cursor {
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("{VERSION}:{}:{}", self.ts_micros, self.id))
@@ -41,6 +45,12 @@ impl Cursor {
         if parts.next().is_some() {
             return Err(MalformedCursor);
         }
+        // The position must be a time the database and chrono can both hold.
+        if ts_micros < EARLIEST_MICROS
+            || chrono::DateTime::from_timestamp_micros(ts_micros).is_none()
+        {
+            return Err(MalformedCursor);
+        }
         Ok(Cursor { ts_micros, id })
     }
 }
@@ -59,6 +69,15 @@ mod tests {
     }
 
     #[test]
+    fn the_earliest_time_postgresql_holds_is_a_valid_cursor() {
+        let c = Cursor {
+            ts_micros: EARLIEST_MICROS,
+            id: 1,
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Ok(c));
+    }
+
+    #[test]
     fn garbage_is_rejected() {
         for bad in [
             "",
@@ -66,6 +85,9 @@ mod tests {
             "abc",
             &URL_SAFE_NO_PAD.encode("c1:1"),
             &URL_SAFE_NO_PAD.encode("c2:1:2"),
+            &URL_SAFE_NO_PAD.encode(format!("c1:{}:1", EARLIEST_MICROS - 1)),
+            &URL_SAFE_NO_PAD.encode(format!("c1:{}:1", i64::MIN)),
+            &URL_SAFE_NO_PAD.encode(format!("c1:{}:1", i64::MAX)),
         ] {
             assert_eq!(Cursor::decode(bad), Err(MalformedCursor), "{bad}");
         }

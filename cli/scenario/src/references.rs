@@ -1,0 +1,157 @@
+//! Checks of what a scenario refers to: template names and services. Both are
+//! only known outside the file (the stack, `--var`), so they come in a [`Context`].
+
+use std::path::Path;
+
+use crate::load::Diagnostic;
+use crate::model::{Action, Scenario};
+
+/// What a scenario may name besides its own captures.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The stack's services; `None` leaves service names unchecked.
+    pub services: Option<Vec<String>>,
+    /// Names given with `--var`.
+    pub vars: Vec<String>,
+}
+
+impl Context {
+    fn knows_service(&self, name: &str) -> bool {
+        self.services
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s == name))
+    }
+
+    fn services_list(&self) -> String {
+        self.services
+            .as_ref()
+            .map(|l| l.join(", "))
+            .unwrap_or_default()
+    }
+}
+
+/// Every unknown template name and service in the scenario, at its position.
+pub fn problems(
+    file: &Path,
+    text: &str,
+    scenario: &Scenario,
+    context: &Context,
+) -> Vec<Diagnostic> {
+    let mut out = templates(file, text, scenario, context);
+    out.extend(services(file, text, scenario, context));
+    out
+}
+
+fn templates(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> Vec<Diagnostic> {
+    let captured: Vec<&str> = scenario
+        .steps
+        .iter()
+        .flat_map(|s| s.capture.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    let known = |name: &str| {
+        name == "run.id"
+            || name.starts_with("env.")
+            || captured.contains(&name)
+            || context.vars.iter().any(|v| v == name)
+            || name
+                .strip_prefix("services.")
+                .and_then(|rest| rest.strip_suffix(".url"))
+                .is_some_and(|service| context.knows_service(service))
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        for (column, name) in template_names(line) {
+            if !known(name) {
+                out.push(Diagnostic::at(
+                    file,
+                    text,
+                    Some(i + 1),
+                    Some(column),
+                    format!(
+                        "unknown template variable {name:?}: no step captures it, and it is not \
+                         run.id, env.NAME, services.<service>.url or a --var"
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `{{ name }}` on one line: each name with the column of its `{{` (1-based).
+fn template_names(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = line[from..].find("{{").map(|s| s + from) {
+        let after = start + 2;
+        let Some(end) = line[after..].find("}}").map(|e| e + after) else {
+            break;
+        };
+        let name = line[after..end].trim();
+        if !name.is_empty() {
+            out.push((line[..start].chars().count() + 1, name));
+        }
+        from = end + 2;
+    }
+    out
+}
+
+fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for step in &scenario.steps {
+        let (key, service) = match &step.action {
+            Action::Http(h) => ("service", h.service.as_str()),
+            Action::Docker(d) => (d.verb.key(), d.service.as_str()),
+            Action::Metrics(m) => ("service", m.service.as_str()),
+            Action::Logs(l) => ("service", l.service.as_str()),
+            Action::Sql(_) | Action::Sleep(_) => continue,
+        };
+        if context.knows_service(service) {
+            continue;
+        }
+        let (line, column) = locate_value(text, key, service);
+        out.push(Diagnostic::at(
+            file,
+            text,
+            line,
+            column,
+            format!(
+                "unknown service {service:?} (the stack has {})",
+                context.services_list()
+            ),
+        ));
+    }
+    out
+}
+
+/// Where `key: value` is written, pointing at the value.
+fn locate_value(text: &str, key: &str, value: &str) -> (Option<usize>, Option<usize>) {
+    let pattern = format!(
+        r#"\b{}\s*:\s*["']?({})\b"#,
+        regex::escape(key),
+        regex::escape(value)
+    );
+    let re = regex::Regex::new(&pattern).expect("an escaped pattern");
+    for (i, line) in text.lines().enumerate() {
+        if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
+            return (Some(i + 1), Some(line[..m.start()].chars().count() + 1));
+        }
+    }
+    (Some(1), Some(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_on_a_line_is_found_with_its_column() {
+        assert_eq!(
+            template_names("a: \"{{ x }}-{{y}}\" {{ }} {{ open"),
+            vec![(5, "x"), (13, "y")]
+        );
+    }
+}
