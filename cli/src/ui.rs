@@ -67,7 +67,10 @@ impl Ui {
     fn line(&self, text: &str) {
         let _ = self.multi.println(text);
         if self.multi.is_hidden() {
-            eprintln!("{text}");
+            // Not eprintln!: after SIGHUP the terminal is gone and a write
+            // error must not panic in the middle of a teardown.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{text}");
         }
     }
 

@@ -22,7 +22,7 @@ use crate::ui::Ui;
 
 /// The services built from this workspace.
 pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Unprivileged user the service images run as.
 pub const SERVICE_USER: &str = "65532:65532";
 
@@ -124,10 +124,13 @@ pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
     })
 }
 
-/// `cargo build --release` of static service binaries; incremental, so an
-/// unchanged workspace costs about a second.
-async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
-    let task = ui.task("cargo build (static service binaries)");
+/// `cargo build --release` of static binaries of the workspace's `packages`;
+/// incremental, so an unchanged workspace costs about a second.
+pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
+    let task = ui.task(format!(
+        "cargo build (static binaries: {})",
+        services.join(", ")
+    ));
     let mut command =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command

@@ -5,5 +5,7 @@ pub mod engine;
 pub mod images;
 pub mod labels;
 pub mod postgres_image;
+pub mod reaper;
 pub mod spec;
 pub mod stack;
+pub mod teardown;

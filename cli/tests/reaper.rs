@@ -1,0 +1,125 @@
+//! The reaper on the real engine: metrtest is killed with SIGKILL at each
+//! phase of a run, and the run's containers, networks and volumes must all be
+//! gone within 30 s, with no later metrtest command.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn kill_and_count(mut child: Child, run: &str, phase: &str) {
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    match wait_gone(run, WITHIN) {
+        Ok(took) => eprintln!(
+            "kill -9 {phase}: run {run} gone in {:.1} s",
+            took.as_secs_f64()
+        ),
+        Err(left) => panic!(
+            "kill -9 {phase}: run {run} still has {left:?} (containers, networks, volumes) after {WITHIN:?}"
+        ),
+    }
+}
+
+fn up() -> (Child, impl Iterator<Item = std::io::Result<String>>) {
+    let mut child = metrtest()
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+fn guarded_run(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("run ")?.split(':').next().map(str::to_owned))
+        .expect("a 'run ID: guarded by its reaper' line")
+}
+
+#[test]
+fn a_run_killed_while_building_images_leaves_nothing() {
+    let (child, mut lines) = up();
+    let seen = read_until(&mut lines, "guarded by its reaper");
+    let run = guarded_run(&seen);
+    kill_and_count(child, &run, "while building images");
+}
+
+#[test]
+fn a_run_killed_while_starting_services_leaves_nothing() {
+    let (child, mut lines) = up();
+    let seen = read_until(&mut lines, "starting stack");
+    let run = run_id_in(&seen);
+    std::thread::sleep(Duration::from_millis(400));
+    kill_and_count(child, &run, "while starting services");
+}
+
+#[test]
+fn a_run_killed_during_a_scenario_leaves_nothing() {
+    let mut child = metrtest()
+        .arg("run")
+        .arg(fixtures("slow"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = read_until(&mut lines, "scenario fixture - sleeps");
+    let run = run_id_in(&seen);
+    assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
+    std::thread::sleep(Duration::from_millis(500));
+    kill_and_count(child, &run, "during a scenario");
+}
+
+#[test]
+fn a_run_killed_during_teardown_leaves_nothing() {
+    let (child, mut lines) = up();
+    let seen = read_until(&mut lines, "press Ctrl-C");
+    let run = run_id_in(&seen);
+    signal(&child, libc::SIGINT);
+    // Teardown gives containers a stop grace first: kill it in the middle.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(leftovers(&run), (0, 0, 0), "teardown is still under way");
+    kill_and_count(child, &run, "during teardown");
+}
+
+#[test]
+fn a_finished_run_removes_its_reaper_too() {
+    let out = metrtest()
+        .args(["up", "--detach", "--ttl", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .expect("run id")
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        leftovers(&run).0,
+        5,
+        "--ttl 0: the detached stack stays after its owner exited"
+    );
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(
+        leftovers(&run),
+        (0, 0, 0),
+        "down removes the reaper as well"
+    );
+}
