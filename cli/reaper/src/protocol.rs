@@ -43,8 +43,7 @@ fn serve_lines(
 ) -> std::io::Result<()> {
     let mut out = stream;
     writeln!(out, "metrtest-reaper {run}")?;
-    let mut lines = BufReader::new(stream).lines();
-    while let Some(line) = lines.next() {
+    for line in BufReader::new(stream).lines() {
         let line = line?;
         let (lock, changed) = &**shared;
         let mut watch = lock.lock().expect("watch");

@@ -1,5 +1,6 @@
 //! Everything that talks to the Docker engine, through bollard only.
 
+pub mod attach;
 pub mod context;
 pub mod engine;
 pub mod images;
