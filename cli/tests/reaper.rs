@@ -123,3 +123,47 @@ fn a_finished_run_removes_its_reaper_too() {
         "down removes the reaper as well"
     );
 }
+
+#[test]
+fn a_detached_stack_is_removed_when_its_ttl_expires_and_ps_shows_it() {
+    let (run, _) = up_detached(&["--ttl".as_ref(), "8s".as_ref()]);
+    let ps = metrtest().arg("ps").output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let row = ps
+        .lines()
+        .find(|l| l.contains(&run) && l.contains(" up "))
+        .unwrap_or_else(|| panic!("no row for {run} with owner up in\n{ps}"));
+    assert!(
+        row.contains("ttl")
+            || row
+                .split('┆')
+                .nth(3)
+                .is_some_and(|c| c.trim().ends_with('s')),
+        "ttl left in seconds: {row}"
+    );
+    let started = std::time::Instant::now();
+    match wait_gone(&run, WITHIN + Duration::from_secs(8)) {
+        Ok(took) => eprintln!(
+            "--ttl 8s: run {run} gone {:.1} s after `up --detach` returned",
+            took.as_secs_f64()
+        ),
+        Err(left) => panic!("--ttl 8s: run {run} still has {left:?}"),
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not removed before its time"
+    );
+}
+
+#[test]
+fn a_bad_ttl_is_exit_2_naming_the_flag() {
+    for bad in ["soon", "-1h"] {
+        let out = metrtest()
+            .args(["up", "--detach", "--ttl", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--ttl {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--ttl"), "--ttl {bad}: {stderr}");
+    }
+}

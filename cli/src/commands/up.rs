@@ -127,3 +127,18 @@ pub async fn run(
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_durations_or_zero_and_nothing_else() {
+        assert_eq!(parse_ttl("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_ttl("0"), Ok(Duration::ZERO));
+        for bad in ["soon", "-1h", "", "2 parsecs"] {
+            let err = parse_ttl(bad).expect_err(bad);
+            assert!(err.contains("not a duration"), "{bad}: {err}");
+        }
+    }
+}
