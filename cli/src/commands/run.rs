@@ -45,6 +45,11 @@ pub struct RunArgs {
     /// Leave only the stacks of failed scenarios running (for 8h).
     #[arg(long)]
     pub keep_failed: bool,
+    /// Run against this running stack (from `up --detach` or a kept one) and
+    /// leave it up; scenarios with docker steps or `isolated: true` still get
+    /// a fresh stack.
+    #[arg(long, value_name = "ID")]
+    pub stack: Option<String>,
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -98,6 +103,7 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         fail_fast: args.fail_fast,
         keep: args.keep,
         keep_failed: args.keep_failed,
+        stack: args.stack.clone(),
         scenario: ScenarioSettings {
             request_timeout: args.request_timeout,
             default_timeout: args.scenario_timeout,

@@ -20,7 +20,12 @@ fn readiness_of(service: &str) -> Readiness {
     }
 }
 
-/// Runs whose every service container is running, for error messages.
+/// Running or paused: a paused service is up but not ready (exit 3, not 2).
+fn is_up(state: &str) -> bool {
+    state == "running" || state == "paused"
+}
+
+/// Runs whose every service container is up, for error messages.
 pub async fn running_runs(docker: &Docker) -> Result<Vec<String>> {
     let containers = stack::list_containers(docker, None).await?;
     let mut all = BTreeSet::new();
@@ -34,7 +39,7 @@ pub async fn running_runs(docker: &Docker) -> Result<Vec<String>> {
             continue;
         }
         all.insert(run.clone());
-        if c.state.map(|s| s.to_string()).as_deref() != Some("running") {
+        if !is_up(&c.state.map(|s| s.to_string()).unwrap_or_default()) {
             broken.insert(run.clone());
         }
     }
@@ -84,7 +89,7 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         let labels = c.labels.clone().unwrap_or_default();
         let name = labels.get(labels::SERVICE).cloned().unwrap_or_default();
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-        if state != "running" {
+        if !is_up(&state) {
             let why = format!("its service {name} is {state}");
             return Err(unknown(run_id, &why, &running_runs(docker).await?));
         }

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::commands::up;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
-use crate::docker::{engine, images, labels, stack};
+use crate::docker::{attach, engine, images, labels, stack};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::report::{Outcome, ScenarioReport};
@@ -28,6 +28,8 @@ pub struct SuiteOptions {
     pub keep: bool,
     /// Leave only the stacks of failed scenarios running.
     pub keep_failed: bool,
+    /// Run on this existing stack (`run --stack ID`) and leave it up.
+    pub stack: Option<String>,
     pub scenario: ScenarioSettings,
 }
 
@@ -122,6 +124,31 @@ async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
     }
 }
 
+/// The reaper's image and the stack's images.
+async fn build_images(
+    docker: &bollard::Docker,
+    file: &EnvFile,
+    ui: &Ui,
+) -> Result<(String, images::ImageSet)> {
+    let reaper_image = reaper::image(docker, ui).await?;
+    Ok((
+        reaper_image,
+        images::ensure(docker, &file.images, ui).await?,
+    ))
+}
+
+async fn fresh_stack(
+    docker: &bollard::Docker,
+    built: Option<&(String, images::ImageSet)>,
+    file: &EnvFile,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<StackHandle> {
+    let (reaper_image, set) =
+        built.ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
+    new_stack(docker, set, reaper_image, file, ui, interrupt).await
+}
+
 /// Runs the scenarios; environment failures before any scenario ran are errors.
 pub async fn run(
     scenarios: Vec<Loaded>,
@@ -131,22 +158,45 @@ pub async fn run(
     interrupt: &Interrupt,
 ) -> Result<SuiteResult> {
     let docker = engine::connect().await?;
-    let (reaper_image, set) = tokio::select! {
-        built = async {
-            let reaper_image = reaper::image(&docker, ui).await?;
-            Ok::<_, Failure>((reaper_image, images::ensure(&docker, &file.images, ui).await?))
-        } => built?,
-        _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
-    };
-    let stop = interrupt.stop.child_token();
     let (isolated, shared): (Vec<_>, Vec<_>) = scenarios
         .iter()
         .enumerate()
         .partition(|(_, l)| l.scenario.needs_own_stack());
-    let shared_handle = if shared.is_empty() {
-        None
+    let attached = match &options.stack {
+        Some(id) => {
+            let (stack, spec) = attach::attach(&docker, id).await?;
+            for (_, l) in &isolated {
+                ui.info(format!(
+                    "scenario {:?} needs a stack of its own (a docker step or isolated: true): starting a fresh one, not using {id}",
+                    l.scenario.name
+                ));
+            }
+            Some(StackHandle {
+                docker: docker.clone(),
+                stack,
+                spec,
+            })
+        }
+        None => None,
+    };
+    // On an existing stack, images are built only if a fresh stack is needed.
+    let built = if attached.is_none() || !isolated.is_empty() {
+        tokio::select! {
+            built = build_images(&docker, file, ui) => Some(Arc::new(built?)),
+            _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+        }
     } else {
-        Some(new_stack(&docker, &set, &reaper_image, file, ui, interrupt).await?)
+        None
+    };
+    let stop = interrupt.stop.child_token();
+    let is_attached = attached.is_some();
+    let shared_handle = match (attached, &built) {
+        (Some(handle), _) => Some(handle),
+        (None, _) if shared.is_empty() => None,
+        (None, Some(built)) => {
+            Some(new_stack(&docker, &built.1, &built.0, file, ui, interrupt).await?)
+        }
+        (None, None) => unreachable!("images are built whenever no stack is attached"),
     };
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
@@ -166,14 +216,13 @@ pub async fn run(
             any_failed.clone(),
             kept.clone(),
         );
-        let (options, ui, interrupt, docker, set, file, reaper_image) = (
+        let (options, ui, interrupt, docker, built, file) = (
             options.clone(),
             ui.clone(),
             interrupt.clone(),
             docker.clone(),
-            set.clone(),
+            built.clone(),
             file.clone(),
-            reaper_image.clone(),
         );
         let shared_handle = shared_handle.clone();
         tasks.push(tokio::spawn(async move {
@@ -184,7 +233,7 @@ pub async fn run(
             let own = shared_handle.is_none() || loaded.scenario.needs_own_stack();
             let mut handle = match (own, shared_handle) {
                 (false, Some(h)) => h,
-                _ => match new_stack(&docker, &set, &reaper_image, &file, &ui, &interrupt).await {
+                _ => match fresh_stack(&docker, built.as_deref(), &file, &ui, &interrupt).await {
                     Ok(h) => h,
                     Err(e) => {
                         *env_error.lock().expect("env error") = Some(e.message.clone());
@@ -251,7 +300,8 @@ pub async fn run(
     }
     reports.sort_by_key(|(i, _)| *i);
     let mut kept = std::mem::take(&mut *kept.lock().expect("kept"));
-    if let Some(h) = shared_handle {
+    // An attached stack is not ours: it stays as it was.
+    if let Some(h) = shared_handle.filter(|_| !is_attached) {
         let (failed, all) = std::mem::take(&mut *on_shared.lock().expect("shared scenarios"));
         if options.keeps(!failed.is_empty()) {
             let scenarios = if failed.is_empty() { all } else { failed };
