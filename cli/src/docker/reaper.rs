@@ -163,6 +163,14 @@ pub async fn start(docker: &Docker, image: &str, run_id: &str, owner: Owner) -> 
     Ok(true)
 }
 
+/// Closes this process's connection to a run's reaper: the run was removed,
+/// or handed over to its time to live.
+pub fn forget(run_id: &str) {
+    HELD.lock()
+        .expect("held reapers")
+        .retain(|(r, _)| r != run_id);
+}
+
 /// The warning for a run without a reaper.
 pub const NO_REAPER: &str = "the engine is not local (DOCKER_HOST is not unix://): this run has no reaper, so a killed metrtest leaves its stack";
 

@@ -37,6 +37,7 @@ pub fn register(run: &str) {
 /// Forgets a run: it was removed, or the user asked to keep it.
 pub fn release(run: &str) {
     ACTIVE.lock().expect("active runs").retain(|r| r != run);
+    crate::docker::reaper::forget(run);
 }
 
 pub fn active_runs() -> Vec<String> {
