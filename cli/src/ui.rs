@@ -64,6 +64,11 @@ impl Ui {
         self.paint("1", text)
     }
 
+    /// Whether tasks show as live spinners (a terminal) rather than lines.
+    pub fn is_live(&self) -> bool {
+        !self.multi.is_hidden()
+    }
+
     fn line(&self, text: &str) {
         let _ = self.multi.println(text);
         if self.multi.is_hidden() {

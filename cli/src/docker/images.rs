@@ -149,8 +149,23 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
+    // A first build compiles hundreds of crates for minutes: say how far it is
+    // (every line on a terminal's spinner, a line every 15 s in a CI log).
+    let mut compiled = 0;
+    let mut reported = std::time::Instant::now();
     while let Ok(Some(line)) = lines.next_line().await {
-        task.update(line.trim().to_owned());
+        let text = line.trim();
+        if text.starts_with("Compiling ") {
+            compiled += 1;
+        }
+        task.update(format!("[{compiled} crates] {text}"));
+        if !ui.is_live() && compiled > 0 && reported.elapsed() >= std::time::Duration::from_secs(15)
+        {
+            reported = std::time::Instant::now();
+            ui.info(format!(
+                "cargo build: {compiled} crates compiled so far ({text})"
+            ));
+        }
         tail.push(line);
         if tail.len() > 40 {
             tail.remove(0);
@@ -167,7 +182,11 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
             tail.join("\n")
         )));
     }
-    task.done("");
+    task.done(if compiled > 0 {
+        format!("{compiled} crates compiled")
+    } else {
+        "up to date".to_owned()
+    });
     Ok(())
 }
 
