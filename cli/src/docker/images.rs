@@ -178,7 +178,8 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     if !status.success() {
         task.fail("failed");
         return Err(Failure::environment(format!(
-            "building the service binaries failed:\n{}",
+            "building the static binaries ({}) failed:\n{}",
+            services.join(", "),
             tail.join("\n")
         )));
     }
