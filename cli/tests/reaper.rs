@@ -167,3 +167,46 @@ fn a_bad_ttl_is_exit_2_naming_the_flag() {
         assert!(stderr.contains("--ttl"), "--ttl {bad}: {stderr}");
     }
 }
+
+#[test]
+fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let set = rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        let ui = metrtest::ui::Ui::new(metrtest::ui::Verbosity::Quiet);
+        metrtest::docker::images::ensure(&docker, &Default::default(), &ui)
+            .await
+            .expect("images")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("explicit.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "images: {{ postgres: '{}', gometr: '{}', checker: '{}', api: '{}' }}\n",
+            set.postgres, set.gometr, set.checker, set.api
+        ),
+    )
+    .unwrap();
+    let out = metrtest()
+        .args(["up", "--detach", "--env"])
+        .arg(&file)
+        .env("METRTEST_WORKSPACE", dir.path().join("no-workspace"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: ").map(|r| r.trim().to_owned()));
+    let count = run.as_deref().map(|r| leftovers(r).0);
+    if let Some(run) = &run {
+        metrtest().args(["down", "--run", run]).output().unwrap();
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cannot build the reaper image"), "{stderr}");
+    assert!(stderr.contains("this run has no reaper"), "{stderr}");
+    assert_eq!(count, Some(4), "four services, no reaper");
+}

@@ -34,13 +34,13 @@ pub async fn start_stack(
 ) -> Result<(bollard::Docker, Stack)> {
     let docker = engine::connect().await?;
     let reaper_image = tokio::select! {
-        image = reaper::image(&docker, ui) => image?,
+        image = reaper::image_or_warn(&docker, ui) => image,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
     let run_id = labels::new_run_id();
     stack::register(&run_id);
     let started = async {
-        if reaper::start(&docker, &reaper_image, &run_id, Owner::Up).await? {
+        if reaper::start(&docker, reaper_image.as_deref(), &run_id, Owner::Up).await? {
             ui.info(format!("run {run_id}: guarded by its reaper"));
         } else {
             ui.warn(reaper::NO_REAPER);
@@ -97,13 +97,13 @@ pub async fn run(
     ));
     println!("{}", service_table(&stack));
     if detach {
-        if let Err(e) = reaper::release_to_ttl(&stack.run_id, (!ttl.is_zero()).then_some(ttl), None)
-        {
+        let handed = reaper::release_to_ttl(&stack.run_id, (!ttl.is_zero()).then_some(ttl), None);
+        if let Err(e) = &handed {
             ui.warn(format!("{e}: the stack has no time to live"));
         }
         stack::release(&stack.run_id);
         println!("run id: {}", stack.run_id);
-        if !ttl.is_zero() {
+        if handed.is_ok() && !ttl.is_zero() {
             println!(
                 "removed automatically in {} (--ttl)",
                 humantime::format_duration(ttl)

@@ -78,6 +78,19 @@ pub async fn image(docker: &Docker, ui: &Ui) -> Result<String> {
     Ok(tag)
 }
 
+/// The reaper's image, or `None` after a warning when it cannot be built here
+/// (e.g. no workspace to build it from): runs then go without a reaper
+/// rather than not at all.
+pub async fn image_or_warn(docker: &Docker, ui: &Ui) -> Option<String> {
+    match image(docker, ui).await {
+        Ok(image) => Some(image),
+        Err(e) => {
+            ui.warn(format!("cannot build the reaper image: {}", e.message));
+            None
+        }
+    }
+}
+
 /// The engine socket's path on the engine's host, if the engine is local.
 fn host_socket() -> Option<String> {
     match std::env::var("DOCKER_HOST") {
@@ -126,10 +139,16 @@ fn body(image: &str, run_id: &str, owner: Owner, socket: &str) -> ContainerCreat
 }
 
 /// Starts the run's reaper and takes ownership of the run. Call it before
-/// creating anything else of the run. Returns `false` when the engine is not
-/// local (no socket to mount): the run then has no reaper.
-pub async fn start(docker: &Docker, image: &str, run_id: &str, owner: Owner) -> Result<bool> {
-    let Some(socket) = host_socket() else {
+/// creating anything else of the run. Returns `false` when there is no reaper
+/// image or the engine is not local (no socket to mount): the run then has no
+/// reaper.
+pub async fn start(
+    docker: &Docker,
+    image: Option<&str>,
+    run_id: &str,
+    owner: Owner,
+) -> Result<bool> {
+    let (Some(image), Some(socket)) = (image, host_socket()) else {
         return Ok(false);
     };
     let name = labels::container_name(run_id, labels::REAPER_SERVICE);

@@ -77,7 +77,7 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
 async fn new_stack(
     docker: &bollard::Docker,
     set: &images::ImageSet,
-    reaper_image: &str,
+    reaper_image: Option<&str>,
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
@@ -124,13 +124,13 @@ async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
     }
 }
 
-/// The reaper's image and the stack's images.
+/// The reaper's image (if it can be built) and the stack's images.
 async fn build_images(
     docker: &bollard::Docker,
     file: &EnvFile,
     ui: &Ui,
-) -> Result<(String, images::ImageSet)> {
-    let reaper_image = reaper::image(docker, ui).await?;
+) -> Result<(Option<String>, images::ImageSet)> {
+    let reaper_image = reaper::image_or_warn(docker, ui).await;
     Ok((
         reaper_image,
         images::ensure(docker, &file.images, ui).await?,
@@ -139,14 +139,14 @@ async fn build_images(
 
 async fn fresh_stack(
     docker: &bollard::Docker,
-    built: Option<&(String, images::ImageSet)>,
+    built: Option<&(Option<String>, images::ImageSet)>,
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<StackHandle> {
     let (reaper_image, set) =
         built.ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
-    new_stack(docker, set, reaper_image, file, ui, interrupt).await
+    new_stack(docker, set, reaper_image.as_deref(), file, ui, interrupt).await
 }
 
 /// Runs the scenarios; environment failures before any scenario ran are errors.
@@ -194,7 +194,7 @@ pub async fn run(
         (Some(handle), _) => Some(handle),
         (None, _) if shared.is_empty() => None,
         (None, Some(built)) => {
-            Some(new_stack(&docker, &built.1, &built.0, file, ui, interrupt).await?)
+            Some(new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await?)
         }
         (None, None) => unreachable!("images are built whenever no stack is attached"),
     };
