@@ -55,6 +55,10 @@ pub enum Command {
         /// Leave the stack running and print its run id.
         #[arg(long)]
         detach: bool,
+        /// With --detach: remove the stack after this long (e.g. 2h, 30m; 0: never).
+        #[arg(long, value_name = "DURATION", default_value = "8h", allow_hyphen_values = true,
+              value_parser = commands::up::parse_ttl, requires = "detach")]
+        ttl: Duration,
     },
     /// Remove the containers, network and volumes of a run.
     Down {
@@ -116,9 +120,9 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {
         Command::Run(run) => commands::run::run(&run, &ui, &interrupt).await,
         Command::Validate(validate) => commands::validate::run(&validate, &ui),
-        Command::Up { env, detach } => {
+        Command::Up { env, detach, ttl } => {
             let file = env.load(&[])?;
-            commands::up::run(&file, detach, &ui, &interrupt).await
+            commands::up::run(&file, detach, ttl, &ui, &interrupt).await
         }
         Command::Down { run, all } => {
             commands::down::run(run.as_deref(), all, &ui, &interrupt).await

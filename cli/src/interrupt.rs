@@ -1,5 +1,8 @@
-//! Ctrl-C and SIGTERM: the first asks for an orderly stop and teardown, the
-//! second forces the teardown (no grace period for containers).
+//! Ctrl-C, SIGTERM and SIGHUP (a closed terminal, some CI cancels): the first
+//! asks for an orderly stop and teardown, the second forces the teardown (no
+//! grace period for containers).
+
+use std::io::Write;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -12,29 +15,35 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Starts listening for SIGINT and SIGTERM.
+    /// Starts listening for SIGINT, SIGTERM and SIGHUP.
     pub fn install() -> Interrupt {
         let interrupt = Interrupt::default();
         let tokens = interrupt.clone();
+        let kinds = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ];
+        let Ok(mut streams) = kinds.into_iter().map(signal).collect::<Result<Vec<_>, _>>() else {
+            return interrupt;
+        };
         tokio::spawn(async move {
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             let mut count = 0;
             loop {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
+                let any = streams.iter_mut().map(|s| Box::pin(s.recv()));
+                futures::future::select_all(any).await;
                 count += 1;
+                // Not eprintln!: after SIGHUP the terminal may be gone, and a
+                // failed write must not panic this task.
+                let mut err = std::io::stderr();
                 if count == 1 {
-                    eprintln!("\ninterrupted: tearing down (press Ctrl-C again to force)");
+                    let _ = writeln!(
+                        err,
+                        "\ninterrupted: tearing down (press Ctrl-C again to force)"
+                    );
                     tokens.stop.cancel();
                 } else {
-                    eprintln!("forcing teardown");
+                    let _ = writeln!(err, "forcing teardown");
                     tokens.force.cancel();
                 }
             }

@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod commands;
+#[cfg(feature = "containers")]
+pub mod containers;
 pub mod docker;
 pub mod exit;
 pub mod interrupt;

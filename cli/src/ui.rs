@@ -64,10 +64,18 @@ impl Ui {
         self.paint("1", text)
     }
 
+    /// Whether tasks show as live spinners (a terminal) rather than lines.
+    pub fn is_live(&self) -> bool {
+        !self.multi.is_hidden()
+    }
+
     fn line(&self, text: &str) {
         let _ = self.multi.println(text);
         if self.multi.is_hidden() {
-            eprintln!("{text}");
+            // Not eprintln!: after SIGHUP the terminal is gone and a write
+            // error must not panic in the middle of a teardown.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{text}");
         }
     }
 

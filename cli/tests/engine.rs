@@ -1,140 +1,13 @@
 //! metrtest against the real Docker engine, black-box: exit codes, output, and
 //! no labelled container, network or volume left behind.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn metrtest() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_metrtest"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    c.env("NO_COLOR", "1");
-    c
-}
-
-fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind)
-}
-
-/// Labelled resources of a run still on the engine (containers, networks, volumes).
-fn leftovers(run: &str) -> (usize, usize, usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
-        let filter = metrtest::docker::labels::run_filter(Some(run));
-        let containers = metrtest::docker::stack::list_containers(&docker, Some(run))
-            .await
-            .unwrap()
-            .len();
-        let networks = docker
-            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
-                filters: Some(filter.clone()),
-            }))
-            .await
-            .unwrap()
-            .len();
-        let volumes = docker
-            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
-                filters: Some(filter),
-            }))
-            .await
-            .unwrap()
-            .volumes
-            .unwrap_or_default()
-            .len();
-        (containers, networks, volumes)
-    })
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-fn wait(child: &mut Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrtest did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Reads stderr lines until one contains `needle`; returns everything read.
-fn read_until(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    needle: &str,
-) -> Vec<String> {
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let done = line.contains(needle);
-        seen.push(line);
-        if done {
-            return seen;
-        }
-    }
-    panic!("stream ended before {needle:?}; saw:\n{}", seen.join("\n"));
-}
-
-fn run_id_in(lines: &[String]) -> String {
-    lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("starting stack ")
-                .map(|r| r.trim().to_owned())
-        })
-        .expect("a 'starting stack' line")
-}
-
-/// `metrtest up --detach ARGS`: the run id and the printed table.
-fn up_detached(args: &[&std::ffi::OsStr]) -> (String, String) {
-    let out = metrtest()
-        .args(["up", "--detach"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .expect("run id")
-        .trim()
-        .to_owned();
-    (run, stdout)
-}
-
-/// The host URL `up` printed for a service.
-fn url_in(table: &str, run: &str, service: &str) -> String {
-    table
-        .lines()
-        .find(|l| l.contains(&format!("metrtest-{run}-{service} ")))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-        })
-        .unwrap_or_else(|| panic!("no {service} in\n{table}"))
-        .to_owned()
-}
+use support::*;
 
 #[test]
 fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
@@ -226,7 +99,7 @@ fn up_detach_then_down_leaves_nothing() {
     let api = url_in(&stdout, &run, "api");
     let health = reqwest::blocking_get(&format!("{api}/health"));
     assert_eq!(health, 200, "the printed URL works");
-    assert_eq!(leftovers(&run).0, 4);
+    assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
     let ps = metrtest().arg("ps").output().unwrap();
     assert!(String::from_utf8_lossy(&ps.stdout).contains(&run));
     let down = metrtest().args(["down", "--run", &run]).output().unwrap();
@@ -264,7 +137,7 @@ fn ctrl_c_on_a_running_up_tears_down_and_exits_zero() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let seen = read_until(&mut lines, "press Ctrl-C");
     let run = run_id_in(&seen);
-    assert_eq!(leftovers(&run).0, 4);
+    assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
     signal(&child, libc::SIGINT);
     let code = wait(&mut child, Duration::from_secs(60));
     assert_eq!(code, 0);

@@ -1,9 +1,11 @@
-//! `metrtest ps`: runs and their services.
+//! `metrtest ps`: runs (owner, age, time to live left, what a kept stack is
+//! kept for) and their services.
 
 use std::collections::BTreeMap;
 
 use comfy_table::Table;
 
+use crate::docker::reaper::{self, Expiry};
 use crate::docker::{engine, labels, stack};
 use crate::exit::Result;
 
@@ -15,15 +17,50 @@ fn age(seconds: i64) -> String {
     }
 }
 
+/// The "ttl left" column: how a run ends, as its reaper reports it.
+pub fn ttl_left(status: Option<&reaper::Status>, now: i64) -> String {
+    match status.map(|s| &s.expiry) {
+        None => "? (no reaper)".into(),
+        Some(Expiry::WithOwner) => "with its owner".into(),
+        Some(Expiry::Never) => "none".into(),
+        Some(Expiry::At(t)) => age((t - now).max(0)),
+    }
+}
+
+/// One run as `ps` shows it.
+#[derive(Default)]
+struct RunRow {
+    owner: String,
+    started: Option<i64>,
+    services: Vec<String>,
+}
+
 pub async fn run() -> Result<()> {
     let docker = engine::connect().await?;
     let containers = stack::list_containers(&docker, None).await?;
     let now = chrono::Utc::now().timestamp();
-    let mut rows: BTreeMap<(String, String), [String; 3]> = BTreeMap::new();
+    let mut runs: BTreeMap<String, RunRow> = BTreeMap::new();
+    let mut services: BTreeMap<(String, String), [String; 3]> = BTreeMap::new();
     for c in containers {
         let labels = c.labels.unwrap_or_default();
         let run = labels.get(labels::RUN).cloned().unwrap_or_default();
         let service = labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        let row = runs.entry(run.clone()).or_default();
+        if let Some(owner) = labels.get(labels::OWNER) {
+            row.owner = owner.clone();
+        }
+        let started = labels
+            .get(labels::STARTED)
+            .and_then(|s| s.parse().ok())
+            .or(c.created);
+        row.started = match (row.started, started) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if service == labels::REAPER_SERVICE {
+            continue;
+        }
+        row.services.push(service.clone());
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
         let ports: Vec<String> = c
             .ports
@@ -32,21 +69,65 @@ pub async fn run() -> Result<()> {
             .filter_map(|p| Some(format!("{}:{}->{}", p.ip?, p.public_port?, p.private_port)))
             .collect();
         let created = c.created.unwrap_or(now);
-        rows.insert(
+        services.insert(
             (run, service),
             [state, ports.join(", "), age(now - created)],
         );
     }
-    if rows.is_empty() {
+    if runs.is_empty() {
         println!("no metrtest runs");
         return Ok(());
     }
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["run", "service", "state", "ports", "age"]);
-    for ((run, service), [state, ports, age]) in rows {
-        table.add_row([run, service, state, ports, age]);
+    table.set_header(["run", "owner", "age", "ttl left", "kept for", "services"]);
+    for (run, row) in &runs {
+        let status = reaper::status(&docker, run).await;
+        let kept_for = status
+            .as_ref()
+            .and_then(|s| s.note.clone())
+            .unwrap_or_default();
+        table.add_row([
+            run.clone(),
+            row.owner.clone(),
+            row.started.map(|s| age(now - s)).unwrap_or_default(),
+            ttl_left(status.as_ref(), now),
+            kept_for,
+            row.services.len().to_string(),
+        ]);
     }
     println!("{table}");
+    if !services.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header(["run", "service", "state", "ports", "age"]);
+        for ((run, service), [state, ports, age]) in services {
+            table.add_row([run, service, state, ports, age]);
+        }
+        println!("{table}");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::reaper::Status;
+
+    #[test]
+    fn the_ttl_column_says_how_a_run_ends() {
+        let status = |expiry| Status {
+            owners: 0,
+            expiry,
+            note: None,
+        };
+        assert_eq!(ttl_left(None, 0), "? (no reaper)");
+        assert_eq!(ttl_left(Some(&status(Expiry::Never)), 0), "none");
+        assert_eq!(
+            ttl_left(Some(&status(Expiry::WithOwner)), 0),
+            "with its owner"
+        );
+        assert_eq!(ttl_left(Some(&status(Expiry::At(7260))), 0), "2h1m");
+        assert_eq!(ttl_left(Some(&status(Expiry::At(10))), 20), "0s");
+    }
 }

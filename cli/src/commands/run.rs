@@ -39,9 +39,17 @@ pub struct RunArgs {
     /// Stop everything at the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Leave the stacks running after the run, for debugging by hand.
-    #[arg(long)]
+    /// Leave the stacks running after the run, for debugging by hand (for 8h).
+    #[arg(long, conflicts_with = "keep_failed")]
     pub keep: bool,
+    /// Leave only the stacks of failed scenarios running (for 8h).
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Run against this running stack (from `up --detach` or a kept one) and
+    /// leave it up; scenarios with docker steps or `isolated: true` still get
+    /// a fresh stack.
+    #[arg(long, value_name = "ID")]
+    pub stack: Option<String>,
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -93,6 +101,8 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         jobs,
         fail_fast: args.fail_fast,
         keep: args.keep,
+        keep_failed: args.keep_failed,
+        stack: args.stack.clone(),
         scenario: ScenarioSettings {
             request_timeout: args.request_timeout,
             default_timeout: args.scenario_timeout,
@@ -119,9 +129,15 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         ui.info(format!("JUnit report: {}", path.display()));
     }
     for kept in &result.kept {
-        println!("kept stack {} (--keep):", kept.stack.run_id);
-        println!("{}", up::service_table(&kept.stack));
-        println!("remove it with: metrtest down --run {}", kept.stack.run_id);
+        let stack = &kept.handle.stack;
+        let ttl = humantime::format_duration(up::DEFAULT_TTL);
+        println!(
+            "kept stack {} for {} (removed automatically in {ttl}):",
+            stack.run_id,
+            kept.scenarios.join(", ")
+        );
+        println!("{}", up::service_table(stack));
+        println!("remove it with: metrtest down --run {}", stack.run_id);
     }
     if let Some(e) = result.environment_error {
         return Err(Failure::environment(e));

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use comfy_table::Table;
 
+use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::stack::{self, Stack};
 use crate::docker::{engine, images, labels};
@@ -11,21 +12,48 @@ use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::ui::Ui;
 
+/// Default time to live of a detached stack.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// Parses `--ttl`: a duration such as `2h` or `30m`, or `0` for none.
+pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 2h or 30m, or 0 for none ({e})"))
+}
+
 /// Builds what is missing and starts a stack; on failure the run is torn down.
+/// The run's reaper starts first, before the service images are built, so
+/// that the run is guarded from its first resource on.
 pub async fn start_stack(
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<(bollard::Docker, Stack)> {
     let docker = engine::connect().await?;
-    let set = tokio::select! {
-        set = images::ensure(&docker, &file.images, ui) => set?,
+    let reaper_image = tokio::select! {
+        image = reaper::image_or_warn(&docker, ui) => image,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
-    let spec = StackSpec::build(&set, file);
     let run_id = labels::new_run_id();
-    ui.info(format!("starting stack {}", ui.bold(&run_id)));
-    match stack::start(&docker, &spec, &run_id, ui, &interrupt.stop).await {
+    stack::register(&run_id);
+    let started = async {
+        if reaper::start(&docker, reaper_image.as_deref(), &run_id, Owner::Up).await? {
+            ui.info(format!("run {run_id}: guarded by its reaper"));
+        } else {
+            ui.warn(reaper::NO_REAPER);
+        }
+        let set = tokio::select! {
+            set = images::ensure(&docker, &file.images, ui) => set?,
+            _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+        };
+        let spec = StackSpec::build(&set, file);
+        ui.info(format!("starting stack {}", ui.bold(&run_id)));
+        stack::start(&docker, &spec, &run_id, ui, &interrupt.stop).await
+    };
+    match started.await {
         Ok(stack) => Ok((docker, stack)),
         Err(e) => {
             let grace = Duration::ZERO;
@@ -53,7 +81,14 @@ pub fn service_table(stack: &Stack) -> Table {
     table
 }
 
-pub async fn run(file: &EnvFile, detach: bool, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+/// `ttl` applies to a detached stack only; zero means none.
+pub async fn run(
+    file: &EnvFile,
+    detach: bool,
+    ttl: Duration,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
     let (docker, stack) = start_stack(file, ui, interrupt).await?;
     ui.info(format!(
         "stack {} ready in {:.1} s",
@@ -62,8 +97,18 @@ pub async fn run(file: &EnvFile, detach: bool, ui: &Ui, interrupt: &Interrupt) -
     ));
     println!("{}", service_table(&stack));
     if detach {
+        let handed = reaper::release_to_ttl(&stack.run_id, (!ttl.is_zero()).then_some(ttl), None);
+        if let Err(e) = &handed {
+            ui.warn(format!("{e}: the stack has no time to live"));
+        }
         stack::release(&stack.run_id);
         println!("run id: {}", stack.run_id);
+        if handed.is_ok() && !ttl.is_zero() {
+            println!(
+                "removed automatically in {} (--ttl)",
+                humantime::format_duration(ttl)
+            );
+        }
         println!("remove it with: metrtest down --run {}", stack.run_id);
         return Ok(());
     }
@@ -81,4 +126,19 @@ pub async fn run(file: &EnvFile, detach: bool, ui: &Ui, interrupt: &Interrupt) -
         removed.containers, removed.networks
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_durations_or_zero_and_nothing_else() {
+        assert_eq!(parse_ttl("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_ttl("0"), Ok(Duration::ZERO));
+        for bad in ["soon", "-1h", "", "2 parsecs"] {
+            let err = parse_ttl(bad).expect_err(bad);
+            assert!(err.contains("not a duration"), "{bad}: {err}");
+        }
+    }
 }

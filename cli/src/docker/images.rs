@@ -22,7 +22,7 @@ use crate::ui::Ui;
 
 /// The services built from this workspace.
 pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Unprivileged user the service images run as.
 pub const SERVICE_USER: &str = "65532:65532";
 
@@ -124,10 +124,13 @@ pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
     })
 }
 
-/// `cargo build --release` of static service binaries; incremental, so an
-/// unchanged workspace costs about a second.
-async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
-    let task = ui.task("cargo build (static service binaries)");
+/// `cargo build --release` of static binaries of the workspace's `packages`;
+/// incremental, so an unchanged workspace costs about a second.
+pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
+    let task = ui.task(format!(
+        "cargo build (static binaries: {})",
+        services.join(", ")
+    ));
     let mut command =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
@@ -146,8 +149,23 @@ async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
+    // A first build compiles hundreds of crates for minutes: say how far it is
+    // (every line on a terminal's spinner, a line every 15 s in a CI log).
+    let mut compiled = 0;
+    let mut reported = std::time::Instant::now();
     while let Ok(Some(line)) = lines.next_line().await {
-        task.update(line.trim().to_owned());
+        let text = line.trim();
+        if text.starts_with("Compiling ") {
+            compiled += 1;
+        }
+        task.update(format!("[{compiled} crates] {text}"));
+        if !ui.is_live() && compiled > 0 && reported.elapsed() >= std::time::Duration::from_secs(15)
+        {
+            reported = std::time::Instant::now();
+            ui.info(format!(
+                "cargo build: {compiled} crates compiled so far ({text})"
+            ));
+        }
         tail.push(line);
         if tail.len() > 40 {
             tail.remove(0);
@@ -160,11 +178,16 @@ async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
     if !status.success() {
         task.fail("failed");
         return Err(Failure::environment(format!(
-            "building the service binaries failed:\n{}",
+            "building the static binaries ({}) failed:\n{}",
+            services.join(", "),
             tail.join("\n")
         )));
     }
-    task.done("");
+    task.done(if compiled > 0 {
+        format!("{compiled} crates compiled")
+    } else {
+        "up to date".to_owned()
+    });
     Ok(())
 }
 

@@ -8,6 +8,10 @@ pub const RUN: &str = "io.metrtest.run";
 pub const SERVICE: &str = "io.metrtest.service";
 /// Images metrtest built carry this label with the service name.
 pub const IMAGE: &str = "io.metrtest.image";
+/// The [`SERVICE`] of a run's reaper container, removed after everything else.
+pub const REAPER_SERVICE: &str = "reaper";
+/// Who owns a run (`run` or `up`), on its reaper container, for `ps`.
+pub const OWNER: &str = "io.metrtest.owner";
 /// Unix time a run started, for `ps`.
 pub const STARTED: &str = "io.metrtest.started";
 

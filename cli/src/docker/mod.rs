@@ -1,9 +1,12 @@
 //! Everything that talks to the Docker engine, through bollard only.
 
+pub mod attach;
 pub mod context;
 pub mod engine;
 pub mod images;
 pub mod labels;
 pub mod postgres_image;
+pub mod reaper;
 pub mod spec;
 pub mod stack;
+pub mod teardown;

@@ -191,7 +191,49 @@ pub struct ServiceSpec {
     /// Services that must be ready before this one starts.
     pub after: Vec<String>,
     pub readiness: Readiness,
+    /// Memory, process and stop-grace limits of the container.
+    pub limits: Limits,
 }
+
+/// Resource limits every container runs with: a leaking or forking service
+/// fails inside its own container instead of taking the machine down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory in bytes, swap included (no swap beyond it).
+    pub memory: i64,
+    /// Most processes (threads included) at once.
+    pub pids: i64,
+    /// Time from SIGTERM to SIGKILL on stop.
+    pub stop_grace: Duration,
+}
+
+const MIB: i64 = 1024 * 1024;
+
+impl Limits {
+    /// The services built here: small, single-process, a few dozen threads.
+    pub const SERVICE: Limits = Limits {
+        memory: 512 * MIB,
+        pids: 256,
+        stop_grace: Duration::from_secs(10),
+    };
+    /// PostgreSQL forks a backend per connection.
+    pub const POSTGRES: Limits = Limits {
+        memory: 1024 * MIB,
+        pids: 512,
+        stop_grace: Duration::from_secs(10),
+    };
+    /// The checker flushes its buffer on SIGTERM for up to
+    /// [`CHECKER_SHUTDOWN_TIMEOUT`]; its grace must outlast that flush, or a
+    /// stop kills it (exit 137) mid-flush and loses buffered samples.
+    pub const CHECKER: Limits = Limits {
+        stop_grace: Duration::from_secs(30),
+        ..Limits::SERVICE
+    };
+}
+
+/// What the stack tells the checker its shutdown flush may take (its
+/// `writer.shutdown_timeout`); [`Limits::CHECKER`]'s stop grace is longer.
+pub const CHECKER_SHUTDOWN_TIMEOUT: &str = "10s";
 
 /// The whole stack of one run.
 #[derive(Debug, Clone)]
@@ -281,6 +323,7 @@ impl StackSpec {
             volumes: vec![],
             after: vec![],
             readiness: Readiness::Postgres,
+            limits: Limits::POSTGRES,
         };
         // Data on a volume of the run (fsync off): it survives `docker restart`
         // in fault-injection scenarios, which a tmpfs would not.
@@ -325,6 +368,7 @@ impl StackSpec {
                 after: vec![],
                 // gometr may be told to fail its health at start-up; answering is enough.
                 readiness: Readiness::Http { success: false },
+                limits: Limits::SERVICE,
             });
         }
 
@@ -346,6 +390,7 @@ impl StackSpec {
             ),
             kv("CHECKER_WRITER__FLUSH_INTERVAL", "200ms"),
             kv("CHECKER_WRITER__MAX_BACKOFF", "1s"),
+            kv("CHECKER_WRITER__SHUTDOWN_TIMEOUT", CHECKER_SHUTDOWN_TIMEOUT),
             kv(
                 "CHECKER_TARGETS",
                 &serde_json::Value::Array(targets).to_string(),
@@ -366,6 +411,7 @@ impl StackSpec {
             volumes: vec![],
             after: after.clone(),
             readiness: Readiness::Http { success: true },
+            limits: Limits::CHECKER,
         });
 
         let mut api_env = vec![
@@ -385,6 +431,7 @@ impl StackSpec {
             volumes: vec![],
             after: vec!["postgres".into()],
             readiness: Readiness::Http { success: true },
+            limits: Limits::SERVICE,
         });
 
         StackSpec {
@@ -450,6 +497,25 @@ mod tests {
         assert_eq!(targets[1]["kind"], "http");
         assert_eq!(targets[1]["url"], "http://gometr:8080/health");
         assert_eq!(env_of(&spec, "checker", "CHECKER_INTERVAL"), Some("1s"));
+    }
+
+    #[test]
+    fn every_container_has_limits_and_the_checker_outlasts_its_flush() {
+        let spec = StackSpec::build(&images(), &EnvFile::default());
+        for s in &spec.services {
+            assert!(s.limits.memory >= 256 * MIB, "{}", s.name);
+            assert!(s.limits.pids >= 128, "{}", s.name);
+        }
+        let checker = spec.services.iter().find(|s| s.name == "checker").unwrap();
+        let flush = humantime::parse_duration(
+            env_of(&spec, "checker", "CHECKER_WRITER__SHUTDOWN_TIMEOUT").unwrap(),
+        )
+        .unwrap();
+        assert!(
+            checker.limits.stop_grace > flush + Duration::from_secs(5),
+            "grace {:?} vs flush {flush:?}",
+            checker.limits.stop_grace
+        );
     }
 
     #[test]

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::docker::engine::root_cause;
 use crate::docker::labels;
 use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
+pub use crate::docker::teardown::{Removed, teardown};
 use crate::exit::{Failure, Result};
 use crate::ui::Ui;
 
@@ -28,12 +28,16 @@ use crate::ui::Ui;
 static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn register(run: &str) {
-    ACTIVE.lock().expect("active runs").push(run.to_owned());
+    let mut active = ACTIVE.lock().expect("active runs");
+    if !active.iter().any(|r| r == run) {
+        active.push(run.to_owned());
+    }
 }
 
 /// Forgets a run: it was removed, or the user asked to keep it.
 pub fn release(run: &str) {
     ACTIVE.lock().expect("active runs").retain(|r| r != run);
+    crate::docker::reaper::forget(run);
 }
 
 pub fn active_runs() -> Vec<String> {
@@ -124,7 +128,15 @@ pub fn volume_name(run_id: &str, service: &str, suffix: &str) -> String {
     format!("metrtest-{run_id}-{service}-{suffix}")
 }
 
-fn container_body(service: &ServiceSpec, run_id: &str, network: &str) -> ContainerCreateBody {
+/// The create request of a service's container, publishing its port on
+/// `host_port` of 127.0.0.1: an explicit port, so that the container keeps it
+/// across a stop and start (an engine-chosen port changes on every start).
+pub fn container_body(
+    service: &ServiceSpec,
+    run_id: &str,
+    network: &str,
+    host_port: u16,
+) -> ContainerCreateBody {
     let port = format!("{}/tcp", service.port);
     let mut labels = labels::run_labels(run_id, Some(&service.name));
     labels.insert(
@@ -133,7 +145,7 @@ fn container_body(service: &ServiceSpec, run_id: &str, network: &str) -> Contain
     );
     let binding = PortBinding {
         host_ip: Some("127.0.0.1".into()),
-        host_port: Some(String::new()),
+        host_port: Some(host_port.to_string()),
     };
     ContainerCreateBody {
         image: Some(service.image.clone()),
@@ -148,7 +160,16 @@ fn container_body(service: &ServiceSpec, run_id: &str, network: &str) -> Contain
         user: service.user.clone(),
         labels: Some(labels),
         exposed_ports: Some(vec![port.clone()]),
+        stop_timeout: Some(service.limits.stop_grace.as_secs() as i64),
         host_config: Some(HostConfig {
+            memory: Some(service.limits.memory),
+            memory_swap: Some(service.limits.memory),
+            pids_limit: Some(service.limits.pids),
+            // A crash must show in the scenario, not be hidden by a restart.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
             port_bindings: Some(HashMap::from([(port, Some(vec![binding]))])),
             readonly_rootfs: Some(service.read_only),
             security_opt: Some(vec!["no-new-privileges".into()]),
@@ -205,18 +226,7 @@ async fn start_service(
             .await
             .map_err(|e| fail("create a volume for", &e))?;
     }
-    let options = CreateContainerOptions {
-        name: Some(name.clone()),
-        ..Default::default()
-    };
-    docker
-        .create_container(Some(options), container_body(service, run_id, network))
-        .await
-        .map_err(|e| fail("create container for", &e))?;
-    docker
-        .start_container(&name, None)
-        .await
-        .map_err(|e| fail("start", &e))?;
+    create_and_start(docker, service, run_id, network, &name).await?;
     let host_port = published_port(docker, &name, service.port).await?;
     task.update(format!("waiting for readiness on 127.0.0.1:{host_port}"));
     let started = Instant::now();
@@ -241,6 +251,70 @@ async fn start_service(
         host_port,
         url,
     })
+}
+
+/// Host ports tried before giving up on finding a free one.
+const PORT_ATTEMPTS: usize = 8;
+
+/// Creates and starts a service's container on a free host port; if another
+/// process takes that port in between, tries again with another.
+async fn create_and_start(
+    docker: &Docker,
+    service: &ServiceSpec,
+    run_id: &str,
+    network: &str,
+    name: &str,
+) -> Result<()> {
+    let fail = |what: &str, e: &bollard::errors::Error| {
+        Failure::environment(format!("{what} {}: {}", service.name, root_cause(e)))
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let host_port = free_port()?;
+        let options = CreateContainerOptions {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let body = container_body(service, run_id, network, host_port);
+        docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| fail("create container for", &e))?;
+        match docker.start_container(name, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < PORT_ATTEMPTS && port_taken(&e) => {
+                let options = RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                docker
+                    .remove_container(name, Some(options))
+                    .await
+                    .map_err(|e| fail("remove (to retry on another port)", &e))?;
+            }
+            Err(e) => return Err(fail("start", &e)),
+        }
+    }
+}
+
+fn port_taken(err: &bollard::errors::Error) -> bool {
+    let text = err.to_string();
+    text.contains("port is already allocated") || text.contains("address already in use")
+}
+
+/// A port on 127.0.0.1 free right now, below the usual ephemeral range (so
+/// outgoing connections are unlikely to take it while a container is stopped).
+fn free_port() -> Result<u16> {
+    for _ in 0..200 {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(Failure::environment(
+        "no free port on 127.0.0.1 between 20000 and 32000",
+    ))
 }
 
 fn indent(text: &str) -> String {
@@ -375,116 +449,4 @@ pub async fn list_containers(
         .list_containers(Some(options))
         .await
         .map_err(|e| Failure::environment(format!("list containers: {}", root_cause(&e))))
-}
-
-/// What a teardown removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Removed {
-    pub containers: usize,
-    pub networks: usize,
-    pub volumes: usize,
-}
-
-/// Removes every container, network and volume labelled with the run (or with
-/// any run for `None`). Resources without metrtest's label are never touched.
-/// Containers first get `grace` to stop unless `force` is cancelled meanwhile.
-pub async fn teardown(
-    docker: &Docker,
-    run: Option<&str>,
-    grace: Duration,
-    force: &CancellationToken,
-) -> Result<Removed> {
-    let mut removed = Removed::default();
-    let containers = list_containers(docker, run).await?;
-    let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
-    if !grace.is_zero() {
-        let stops = ids.iter().map(|id| {
-            let options = bollard::query_parameters::StopContainerOptions {
-                t: Some(grace.as_secs() as i32),
-                ..Default::default()
-            };
-            docker.stop_container(id, Some(options))
-        });
-        tokio::select! {
-            _ = futures::future::join_all(stops) => {}
-            _ = force.cancelled() => {}
-        }
-    }
-    let removals = ids.iter().map(|id| {
-        docker.remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
-        )
-    });
-    for result in futures::future::join_all(removals).await {
-        match result {
-            Ok(()) => removed.containers += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(Failure::environment(format!(
-                    "remove a container: {}",
-                    root_cause(&e)
-                )));
-            }
-        }
-    }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(labels::run_filter(run)),
-        }))
-        .await
-        .map_err(|e| Failure::environment(format!("list networks: {}", root_cause(&e))))?;
-    for network in networks {
-        let Some(id) = network.id else { continue };
-        match docker.remove_network(&id).await {
-            Ok(()) => removed.networks += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(Failure::environment(format!(
-                    "remove network {id}: {}",
-                    root_cause(&e)
-                )));
-            }
-        }
-    }
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(labels::run_filter(run)),
-        }))
-        .await
-        .map_err(|e| Failure::environment(format!("list volumes: {}", root_cause(&e))))?;
-    for volume in volumes.volumes.unwrap_or_default() {
-        match docker
-            .remove_volume(&volume.name, Some(RemoveVolumeOptions { force: true }))
-            .await
-        {
-            Ok(()) => removed.volumes += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(Failure::environment(format!(
-                    "remove volume {}: {}",
-                    volume.name,
-                    root_cause(&e)
-                )));
-            }
-        }
-    }
-    if let Some(run) = run {
-        release(run);
-    }
-    Ok(removed)
-}
-
-fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }

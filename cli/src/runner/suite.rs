@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::commands::up;
+use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
-use crate::docker::{engine, images, labels, stack};
+use crate::docker::{attach, engine, images, labels, stack};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::report::{Outcome, ScenarioReport};
@@ -24,15 +26,33 @@ pub struct SuiteOptions {
     pub fail_fast: bool,
     /// Leave stacks running for debugging.
     pub keep: bool,
+    /// Leave only the stacks of failed scenarios running.
+    pub keep_failed: bool,
+    /// Run on this existing stack (`run --stack ID`) and leave it up.
+    pub stack: Option<String>,
     pub scenario: ScenarioSettings,
+}
+
+impl SuiteOptions {
+    /// Whether a stack whose scenarios failed (or not) stays up.
+    fn keeps(&self, failed: bool) -> bool {
+        self.keep || (self.keep_failed && failed)
+    }
+}
+
+/// A stack left running after the run (`--keep`, `--keep-failed`).
+pub struct Kept {
+    pub handle: StackHandle,
+    /// The scenarios it is kept for.
+    pub scenarios: Vec<String>,
 }
 
 /// Result of a run: every scenario's report, and whether the environment failed.
 pub struct SuiteResult {
     pub reports: Vec<ScenarioReport>,
     pub environment_error: Option<String>,
-    /// Stacks left running by --keep: (run id, handle).
-    pub kept: Vec<StackHandle>,
+    /// Stacks left running by --keep or --keep-failed.
+    pub kept: Vec<Kept>,
 }
 
 fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
@@ -53,17 +73,26 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
     }
 }
 
+/// Starts a stack of its own run, guarded by the run's reaper from the start.
 async fn new_stack(
     docker: &bollard::Docker,
     set: &images::ImageSet,
+    reaper_image: Option<&str>,
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<StackHandle> {
     let spec = StackSpec::build(set, file);
     let run_id = labels::new_run_id();
+    stack::register(&run_id);
     ui.info(format!("starting stack {run_id}"));
-    match stack::start(docker, &spec, &run_id, ui, &interrupt.stop).await {
+    let started = async {
+        if !reaper::start(docker, reaper_image, &run_id, Owner::Run).await? {
+            ui.warn(reaper::NO_REAPER);
+        }
+        stack::start(docker, &spec, &run_id, ui, &interrupt.stop).await
+    };
+    match started.await {
         Ok(s) => {
             ui.info(format!(
                 "stack {run_id} ready in {:.1} s",
@@ -95,6 +124,31 @@ async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
     }
 }
 
+/// The reaper's image (if it can be built) and the stack's images.
+async fn build_images(
+    docker: &bollard::Docker,
+    file: &EnvFile,
+    ui: &Ui,
+) -> Result<(Option<String>, images::ImageSet)> {
+    let reaper_image = reaper::image_or_warn(docker, ui).await;
+    Ok((
+        reaper_image,
+        images::ensure(docker, &file.images, ui).await?,
+    ))
+}
+
+async fn fresh_stack(
+    docker: &bollard::Docker,
+    built: Option<&(Option<String>, images::ImageSet)>,
+    file: &EnvFile,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<StackHandle> {
+    let (reaper_image, set) =
+        built.ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
+    new_stack(docker, set, reaper_image.as_deref(), file, ui, interrupt).await
+}
+
 /// Runs the scenarios; environment failures before any scenario ran are errors.
 pub async fn run(
     scenarios: Vec<Loaded>,
@@ -104,28 +158,57 @@ pub async fn run(
     interrupt: &Interrupt,
 ) -> Result<SuiteResult> {
     let docker = engine::connect().await?;
-    let set = tokio::select! {
-        set = images::ensure(&docker, &file.images, ui) => set?,
-        _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
-    };
-    let stop = interrupt.stop.child_token();
     let (isolated, shared): (Vec<_>, Vec<_>) = scenarios
         .iter()
         .enumerate()
         .partition(|(_, l)| l.scenario.needs_own_stack());
-    let shared_handle = if shared.is_empty() {
-        None
+    let attached = match &options.stack {
+        Some(id) => {
+            let (stack, spec) = attach::attach(&docker, id).await?;
+            for (_, l) in &isolated {
+                ui.info(format!(
+                    "scenario {:?} needs a stack of its own (a docker step or isolated: true): starting a fresh one, not using {id}",
+                    l.scenario.name
+                ));
+            }
+            Some(StackHandle {
+                docker: docker.clone(),
+                stack,
+                spec,
+            })
+        }
+        None => None,
+    };
+    // On an existing stack, images are built only if a fresh stack is needed.
+    let built = if attached.is_none() || !isolated.is_empty() {
+        tokio::select! {
+            built = build_images(&docker, file, ui) => Some(Arc::new(built?)),
+            _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+        }
     } else {
-        Some(new_stack(&docker, &set, file, ui, interrupt).await?)
+        None
+    };
+    let stop = interrupt.stop.child_token();
+    let is_attached = attached.is_some();
+    let shared_handle = match (attached, &built) {
+        (Some(handle), _) => Some(handle),
+        (None, _) if shared.is_empty() => None,
+        (None, Some(built)) => {
+            Some(new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await?)
+        }
+        (None, None) => unreachable!("images are built whenever no stack is attached"),
     };
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
     let env_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let any_failed = Arc::new(AtomicBool::new(false));
-    let kept: Arc<std::sync::Mutex<Vec<StackHandle>>> = Arc::default();
+    let kept: Arc<std::sync::Mutex<Vec<Kept>>> = Arc::default();
+    // Failed scenarios that ran on the shared stack, and all that did.
+    let on_shared: Arc<std::sync::Mutex<(Vec<String>, Vec<String>)>> = Arc::default();
     let mut tasks = Vec::new();
     for (index, loaded) in shared.into_iter().chain(isolated) {
         let loaded = loaded.clone();
+        let on_shared = on_shared.clone();
         let (limit, stop, env_error, any_failed, kept) = (
             limit.clone(),
             stop.clone(),
@@ -133,12 +216,12 @@ pub async fn run(
             any_failed.clone(),
             kept.clone(),
         );
-        let (options, ui, interrupt, docker, set, file) = (
+        let (options, ui, interrupt, docker, built, file) = (
             options.clone(),
             ui.clone(),
             interrupt.clone(),
             docker.clone(),
-            set.clone(),
+            built.clone(),
             file.clone(),
         );
         let shared_handle = shared_handle.clone();
@@ -150,7 +233,7 @@ pub async fn run(
             let own = shared_handle.is_none() || loaded.scenario.needs_own_stack();
             let mut handle = match (own, shared_handle) {
                 (false, Some(h)) => h,
-                _ => match new_stack(&docker, &set, &file, &ui, &interrupt).await {
+                _ => match fresh_stack(&docker, built.as_deref(), &file, &ui, &interrupt).await {
                     Ok(h) => h,
                     Err(e) => {
                         *env_error.lock().expect("env error") = Some(e.message.clone());
@@ -186,12 +269,20 @@ pub async fn run(
                 }
                 Outcome::Skipped => task.fail("skipped"),
             }
-            if own {
-                if options.keep {
-                    kept.lock().expect("kept").push(handle);
-                } else {
-                    remove(&handle, &ui, &interrupt).await;
+            let failed = report.outcome == Outcome::Failed;
+            if !own {
+                let mut names = on_shared.lock().expect("shared scenarios");
+                names.1.push(report.name.clone());
+                if failed {
+                    names.0.push(report.name.clone());
                 }
+            } else if options.keeps(failed) {
+                kept.lock().expect("kept").push(Kept {
+                    handle,
+                    scenarios: vec![report.name.clone()],
+                });
+            } else {
+                remove(&handle, &ui, &interrupt).await;
             }
             (index, report)
         }));
@@ -209,15 +300,27 @@ pub async fn run(
     }
     reports.sort_by_key(|(i, _)| *i);
     let mut kept = std::mem::take(&mut *kept.lock().expect("kept"));
-    if let Some(h) = shared_handle {
-        if options.keep {
-            kept.push(h);
+    // An attached stack is not ours: it stays as it was.
+    if let Some(h) = shared_handle.filter(|_| !is_attached) {
+        let (failed, all) = std::mem::take(&mut *on_shared.lock().expect("shared scenarios"));
+        if options.keeps(!failed.is_empty()) {
+            let scenarios = if failed.is_empty() { all } else { failed };
+            kept.push(Kept {
+                handle: h,
+                scenarios,
+            });
         } else {
             remove(&h, &ui.clone(), interrupt).await;
         }
     }
-    for h in &kept {
-        stack::release(&h.stack.run_id);
+    for k in &kept {
+        // A kept stack outlives this process until the default time to live.
+        let run_id = &k.handle.stack.run_id;
+        let note = k.scenarios.join("; ");
+        if let Err(e) = reaper::release_to_ttl(run_id, Some(up::DEFAULT_TTL), Some(&note)) {
+            ui.error(e.message);
+        }
+        stack::release(run_id);
     }
     if interrupt.stop.is_cancelled() {
         return Err(Failure::interrupted());

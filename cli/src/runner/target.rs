@@ -58,8 +58,8 @@ impl StackHandle {
     }
 
     /// Applies a docker step. After start, restart and unpause the service must
-    /// be ready again, and its published port is read anew (the engine may pick
-    /// another one when a container starts again).
+    /// be ready again; its published port is read anew, though it is published
+    /// on a fixed host port and normally stays the same.
     pub async fn apply(&mut self, action: &DockerAction) -> Result<(), String> {
         let container = self.container_of(&action.service)?;
         let fail = |e: bollard::errors::Error| {
@@ -67,10 +67,9 @@ impl StackHandle {
         };
         match action.verb {
             DockerVerb::Stop => {
-                let options = StopContainerOptions {
-                    t: Some(10),
-                    ..Default::default()
-                };
+                // No `t`: the container's own stop grace applies (the
+                // checker's outlasts its shutdown flush).
+                let options = StopContainerOptions::default();
                 self.docker
                     .stop_container(&container, Some(options))
                     .await

@@ -1,0 +1,201 @@
+//! Attaching to a stack that is already running (`run --stack ID`): its
+//! services, ports and database login are read back from the engine.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+
+use crate::docker::labels;
+use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
+use crate::docker::stack::{self, RunningService, Stack};
+use crate::exit::{Failure, Result};
+
+/// How a service of an existing stack proves it is ready, by its name.
+fn readiness_of(service: &str) -> Readiness {
+    match service {
+        "postgres" => Readiness::Postgres,
+        s if s == "gometr" || s.starts_with("gometr-") => Readiness::Http { success: false },
+        _ => Readiness::Http { success: true },
+    }
+}
+
+/// Running or paused: a paused service is up but not ready (exit 3, not 2).
+fn is_up(state: &str) -> bool {
+    state == "running" || state == "paused"
+}
+
+/// Runs whose every service container is up, for error messages.
+pub async fn running_runs(docker: &Docker) -> Result<Vec<String>> {
+    let containers = stack::list_containers(docker, None).await?;
+    let mut all = BTreeSet::new();
+    let mut broken = BTreeSet::new();
+    for c in containers {
+        let labels = c.labels.unwrap_or_default();
+        let Some(run) = labels.get(labels::RUN) else {
+            continue;
+        };
+        if labels.get(labels::SERVICE).map(String::as_str) == Some(labels::REAPER_SERVICE) {
+            continue;
+        }
+        all.insert(run.clone());
+        if !is_up(&c.state.map(|s| s.to_string()).unwrap_or_default()) {
+            broken.insert(run.clone());
+        }
+    }
+    Ok(all.difference(&broken).cloned().collect())
+}
+
+fn unknown(run_id: &str, why: &str, running: &[String]) -> Failure {
+    let list = if running.is_empty() {
+        "none (start one with `metrtest up --detach`)".to_owned()
+    } else {
+        running.join(", ")
+    };
+    Failure::invalid(format!("--stack {run_id}: {why}; running stacks: {list}"))
+}
+
+/// The running stack of `run_id` and a spec describing it; exit 2 if there is
+/// no such running stack, exit 3 if one of its services is not ready.
+pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)> {
+    let started = Instant::now();
+    let containers: Vec<_> = stack::list_containers(docker, Some(run_id))
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(labels::SERVICE))
+                .map(String::as_str)
+                != Some(labels::REAPER_SERVICE)
+        })
+        .collect();
+    if containers.is_empty() {
+        return Err(unknown(
+            run_id,
+            "no such stack",
+            &running_runs(docker).await?,
+        ));
+    }
+    let mut spec = StackSpec {
+        services: vec![],
+        db_user: String::new(),
+        db_name: String::new(),
+        db_password: String::new(),
+        readiness_timeout: Duration::from_secs(2),
+    };
+    let mut services = Vec::new();
+    for c in &containers {
+        let labels = c.labels.clone().unwrap_or_default();
+        let name = labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        if !is_up(&state) {
+            let why = format!("its service {name} is {state}");
+            return Err(unknown(run_id, &why, &running_runs(docker).await?));
+        }
+        let (port, host_port) = c
+            .ports
+            .iter()
+            .flatten()
+            .find_map(|p| Some((p.private_port, p.public_port?)))
+            .ok_or_else(|| Failure::environment(format!("{name} of {run_id} publishes no port")))?;
+        let readiness = readiness_of(&name);
+        if readiness == Readiness::Postgres {
+            let container = labels::container_name(run_id, &name);
+            read_login(docker, &container, &mut spec).await?;
+        }
+        let url = match readiness {
+            Readiness::Postgres => format!("postgres://127.0.0.1:{host_port}"),
+            Readiness::Http { .. } => format!("http://127.0.0.1:{host_port}"),
+        };
+        services.push(RunningService {
+            name: name.clone(),
+            container: labels::container_name(run_id, &name),
+            host_port,
+            url,
+        });
+        spec.services.push(ServiceSpec {
+            name,
+            image: c.image.clone().unwrap_or_default(),
+            env: vec![],
+            cmd: vec![],
+            port,
+            user: None,
+            read_only: true,
+            tmpfs: vec![],
+            volumes: vec![],
+            after: vec![],
+            readiness,
+            limits: Limits::SERVICE,
+        });
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    check_ready(docker, run_id, &spec, &services).await?;
+    let pg = services
+        .iter()
+        .find(|s| s.name == "postgres")
+        .map(|s| s.host_port)
+        .unwrap_or(0);
+    let stack = Stack {
+        run_id: run_id.to_owned(),
+        network: labels::network_name(run_id),
+        postgres_url: format!(
+            "postgres://{}:{}@127.0.0.1:{pg}/{}",
+            spec.db_user, spec.db_password, spec.db_name
+        ),
+        services,
+        ready_in: started.elapsed(),
+    };
+    Ok((stack, spec))
+}
+
+/// The database login, from the PostgreSQL container's environment.
+async fn read_login(docker: &Docker, container: &str, spec: &mut StackSpec) -> Result<()> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| {
+            Failure::environment(format!(
+                "inspect {container}: {}",
+                crate::docker::engine::root_cause(&e)
+            ))
+        })?;
+    for pair in info.config.and_then(|c| c.env).unwrap_or_default() {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        match key {
+            "POSTGRES_USER" => spec.db_user = value.to_owned(),
+            "POSTGRES_PASSWORD" => spec.db_password = value.to_owned(),
+            "POSTGRES_DB" => spec.db_name = value.to_owned(),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One readiness probe per service, all at once; exit 3 naming the first
+/// service that is not ready.
+async fn check_ready(
+    docker: &Docker,
+    run_id: &str,
+    spec: &StackSpec,
+    services: &[RunningService],
+) -> Result<()> {
+    let probes = spec.services.iter().map(|s| {
+        let running = services.iter().find(|r| r.name == s.name).expect("listed");
+        async move {
+            let result =
+                stack::wait_ready(docker, spec, s, &running.container, running.host_port).await;
+            (s.name.clone(), result)
+        }
+    });
+    for (name, result) in futures::future::join_all(probes).await {
+        if let Err(why) = result {
+            return Err(Failure::environment(format!(
+                "service {name} of stack {run_id} is not ready: {why}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `run --stack ID` against a stack from `up --detach`, and `--keep-failed`,
+//! on the real engine.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn run_ids_started(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("starting stack "))
+        .map(|r| r.trim().to_owned())
+        .collect()
+}
+
+fn pause(container: &str, paused: bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        if paused {
+            docker.pause_container(container).await.unwrap();
+        } else {
+            docker.unpause_container(container).await.unwrap();
+        }
+    })
+}
+
+#[test]
+fn run_on_an_existing_stack_leaves_it_up_and_says_when_a_scenario_needs_its_own() {
+    let (run, _) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
+
+    let started = Instant::now();
+    let warm = metrtest()
+        .args(["run", "--stack", &run])
+        .arg(fixtures("passing"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let mixed = metrtest()
+        .args(["run", "--stack", &run])
+        .arg(fixtures("own_stack"))
+        .output()
+        .unwrap();
+    let unknown = metrtest()
+        .args(["run", "--stack", "nosuchrun"])
+        .arg(fixtures("passing"))
+        .output()
+        .unwrap();
+    pause(&format!("metrtest-{run}-api"), true);
+    let paused = metrtest()
+        .args(["run", "--stack", &run])
+        .arg(fixtures("passing"))
+        .output()
+        .unwrap();
+    pause(&format!("metrtest-{run}-api"), false);
+    let still_up = leftovers(&run).0;
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(warm.status.code(), Some(0), "{}", stderr(&warm));
+    eprintln!(
+        "run --stack on a warm stack: {:.2} s in all",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        run_ids_started(&stderr(&warm)).is_empty(),
+        "no stack was started: {}",
+        stderr(&warm)
+    );
+    assert_eq!(mixed.status.code(), Some(0), "{}", stderr(&mixed));
+    assert!(
+        stderr(&mixed)
+            .contains("scenario \"fixture - needs a stack of its own\" needs a stack of its own"),
+        "{}",
+        stderr(&mixed)
+    );
+    let fresh = run_ids_started(&stderr(&mixed));
+    assert_eq!(fresh.len(), 1, "one fresh stack: {}", stderr(&mixed));
+    assert_eq!(leftovers(&fresh[0]), (0, 0, 0), "the fresh one is removed");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("--stack nosuchrun: no such stack; running stacks:")
+            && stderr(&unknown).contains(&run),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_eq!(paused.status.code(), Some(3), "{}", stderr(&paused));
+    assert!(
+        stderr(&paused).contains(&format!("service api of stack {run} is not ready")),
+        "{}",
+        stderr(&paused)
+    );
+    assert_eq!(still_up, 5, "the attached stack stayed up");
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
+    let out = metrtest()
+        .args(["run", "--keep-failed", "--jobs", "1"])
+        .arg(fixtures("keep_failed"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = run_ids_started(&stderr);
+    let kept: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("kept stack "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    let counts: Vec<(String, usize)> = started
+        .iter()
+        .map(|r| (r.clone(), leftovers(r).0))
+        .collect();
+    let ps = metrtest().arg("ps").output().unwrap();
+    for run in &kept {
+        metrtest().args(["down", "--run", run]).output().unwrap();
+    }
+
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(started.len(), 3, "shared + two isolated: {stderr}");
+    assert_eq!(kept.len(), 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "kept stack {} for fixture - fails on a stack of its own",
+            kept[0]
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("metrtest down --run {}", kept[0])));
+    for (run, count) in counts {
+        let expected = if run == kept[0] { 5 } else { 0 };
+        assert_eq!(count, expected, "run {run}");
+    }
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let row = ps.lines().find(|l| l.contains(&kept[0])).expect("ps row");
+    assert!(
+        row.contains("fixture - fails on a stack of its own") && row.contains("run"),
+        "{row}"
+    );
+    for run in &kept {
+        assert_eq!(leftovers(run), (0, 0, 0));
+    }
+}

@@ -1,0 +1,94 @@
+//! Stack lifecycle on the real engine: signals, teardown races, container
+//! limits and ports that survive a restart.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn sighup_tears_the_stack_down_like_sigterm() {
+    let mut child = metrtest()
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = read_until(&mut lines, "press Ctrl-C");
+    let run = run_id_in(&seen);
+    // A closed terminal: SIGHUP, and nobody reads stderr any more.
+    drop(lines);
+    signal(&child, libc::SIGHUP);
+    let code = wait(&mut child, Duration::from_secs(60));
+    assert_eq!(code, 0, "handled like Ctrl-C on a running `up`");
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn an_interrupt_just_after_starting_leaves_no_created_container() {
+    for delay_ms in [40, 80, 100, 120, 160] {
+        let mut child = metrtest()
+            .arg("up")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let seen = read_until(&mut lines, "starting stack");
+        let run = run_id_in(&seen);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        signal(&child, libc::SIGTERM);
+        let code = wait(&mut child, Duration::from_secs(60));
+        assert_eq!(code, 130, "SIGTERM after {delay_ms} ms");
+        // Checked at once: this is metrtest's own teardown, not the reaper's.
+        assert_eq!(leftovers(&run), (0, 0, 0), "SIGTERM after {delay_ms} ms");
+    }
+}
+
+#[test]
+fn containers_have_limits_and_keep_their_port_across_stop_and_start() {
+    let (run, table) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
+    for service in ["postgres", "gometr", "checker", "api"] {
+        let info = inspect(&format!("metrtest-{run}-{service}"));
+        let host = info.host_config.unwrap();
+        assert!(host.memory.unwrap_or(0) > 0, "{service} has a memory limit");
+        assert!(
+            host.pids_limit.unwrap_or(0) > 0,
+            "{service} has a pids limit"
+        );
+        let restart = host.restart_policy.unwrap().name.unwrap();
+        assert_eq!(restart.to_string(), "no", "{service} is never restarted");
+        let grace = info.config.unwrap().stop_timeout;
+        let expected = if service == "checker" { 30 } else { 10 };
+        assert_eq!(grace, Some(expected), "{service}'s stop grace");
+    }
+    let gometr = url_in(&table, &run, "gometr");
+    stop_and_start(&format!("metrtest-{run}-gometr"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut status = 0;
+    while status != 200 && std::time::Instant::now() < deadline {
+        status = get_status(&format!("{gometr}/health"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(leftovers(&run), (0, 0, 0));
+    assert_eq!(status, 200, "the URL `up` printed works after a restart");
+}
+
+fn get_status(url: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::get(url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
+}

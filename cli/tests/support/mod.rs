@@ -1,0 +1,177 @@
+//! Helpers shared by the black-box tests that use the real engine.
+#![allow(dead_code, reason = "each test file uses a subset of the helpers")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub fn metrtest() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_metrtest"));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+pub fn fixtures(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+}
+
+/// Labelled resources of a run still on the engine (containers, networks, volumes).
+pub fn leftovers(run: &str) -> (usize, usize, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        let filter = metrtest::docker::labels::run_filter(Some(run));
+        let containers = metrtest::docker::stack::list_containers(&docker, Some(run))
+            .await
+            .unwrap()
+            .len();
+        let networks = docker
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(filter.clone()),
+            }))
+            .await
+            .unwrap()
+            .len();
+        let volumes = docker
+            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .unwrap()
+            .volumes
+            .unwrap_or_default()
+            .len();
+        (containers, networks, volumes)
+    })
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+pub fn wait(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrtest did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads stderr lines until one contains `needle`; returns everything read.
+pub fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    needle: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains(needle);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("stream ended before {needle:?}; saw:\n{}", seen.join("\n"));
+}
+
+pub fn run_id_in(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("starting stack ")
+                .map(|r| r.trim().to_owned())
+        })
+        .expect("a 'starting stack' line")
+}
+
+/// `metrtest up --detach ARGS`: the run id and the printed table.
+pub fn up_detached(args: &[&std::ffi::OsStr]) -> (String, String) {
+    let out = metrtest()
+        .args(["up", "--detach"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .expect("run id")
+        .trim()
+        .to_owned();
+    (run, stdout)
+}
+
+/// The host URL `up` printed for a service.
+pub fn url_in(table: &str, run: &str, service: &str) -> String {
+    table
+        .lines()
+        .find(|l| l.contains(&format!("metrtest-{run}-{service} ")))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+        })
+        .unwrap_or_else(|| panic!("no {service} in\n{table}"))
+        .to_owned()
+}
+
+/// Polls until the run has no labelled container, network or volume left;
+/// returns how long that took, or the leftovers at `limit`.
+pub fn wait_gone(run: &str, limit: Duration) -> Result<Duration, (usize, usize, usize)> {
+    let started = Instant::now();
+    loop {
+        let left = leftovers(run);
+        if left == (0, 0, 0) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Inspects a container of the engine.
+pub fn inspect(container: &str) -> bollard::models::ContainerInspectResponse {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        docker.inspect_container(container, None).await.unwrap()
+    })
+}
+
+/// Stops then starts a container, as a `docker: { stop/start }` step does.
+pub fn stop_and_start(container: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        docker.stop_container(container, None).await.unwrap();
+        docker.start_container(container, None).await.unwrap();
+    })
+}
