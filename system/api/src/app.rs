@@ -68,6 +68,7 @@ pub fn router(repo: Arc<dyn ReadRepository>, options: &Options) -> Result<Router
         .route("/api/v1/metrics", get(handlers::metrics))
         .route("/api/v1/series", get(handlers::series))
         .route("/api/v1/targets", get(handlers::targets))
+        .route("/api/v1/storage", get(handlers::storage))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/health", get(handlers::health))
         .route("/metrics", get(metrics))

@@ -116,6 +116,45 @@ pub async fn targets(
     Ok(ListResponse::new(targets, None))
 }
 
+/// The time range of the samples stored, oldest to newest.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StorageRange {
+    /// Timestamp of the oldest stored sample; `null` when none is stored.
+    pub oldest_sample_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Timestamp of the newest stored sample; `null` when none is stored.
+    pub newest_sample_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `{"status":"success","data":{…}}`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StorageResponse {
+    /// Always `"success"`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub data: StorageRange,
+}
+
+/// Which time range of samples is held: retention drops whole days.
+#[utoipa::path(get, path = "/api/v1/storage", responses(
+    (status = 200, body = StorageResponse),
+    (status = 400, description = "This endpoint takes no parameters", body = ErrorBody),
+    (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
+    (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
+pub async fn storage(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<StorageResponse>, ApiError> {
+    params::Params::parse(raw.as_deref(), &[])?;
+    let range = state.db(state.repo.held_range()).await?;
+    Ok(Json(StorageResponse {
+        status: "success",
+        data: StorageRange {
+            oldest_sample_at: range.map(|r| r.0),
+            newest_sample_at: range.map(|r| r.1),
+        },
+    }))
+}
+
 /// health+json: `fail` (503) while the database is unreachable.
 #[utoipa::path(get, path = "/health", responses(
     (status = 200, description = "pass", content_type = "application/health+json"),

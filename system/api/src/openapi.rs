@@ -29,6 +29,7 @@ pub const LABEL_PATTERN: &str = "^[^=\\x00]+=[^\\x00]*$";
         handlers::metrics,
         handlers::series,
         handlers::targets,
+        handlers::storage,
         handlers::health
     ),
     components(schemas(ErrorBody, ErrorType))

@@ -498,3 +498,16 @@ async fn the_openapi_document_states_what_the_server_enforces() {
     let from = param("/api/v1/checks", "from");
     assert!(from.to_string().contains("date-time"), "{from}");
 }
+
+#[tokio::test]
+async fn the_storage_endpoint_says_which_time_range_is_held() {
+    let api = seeded().await;
+    let (status, body) = api.get("/api/v1/storage").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["oldest_sample_at"], "2023-11-14T22:13:21Z");
+    assert_eq!(body["data"]["newest_sample_at"], "2023-11-14T22:13:22Z");
+    let (status, body) = api.get("/api/v1/storage?x=1").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains('x'), "{body}");
+}
