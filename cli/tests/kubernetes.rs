@@ -531,3 +531,41 @@ fn network_policies_allow_exactly_the_edges_the_system_uses() {
         );
     }
 }
+
+#[test]
+fn the_checker_config_map_loads_as_the_checker_configuration_it_is() {
+    let path = root().join("base/checker-config.yaml");
+    let env = [
+        ("CHECKER_DATABASE_URL", "postgres://u:p@postgres:5432/metr"),
+        ("CHECKER_CONFIG", "/etc/checker/checker.yaml"),
+        ("CHECKER_SHARD", "checker-1/2"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+
+    let settings =
+        checker::Settings::load(Some(&path), env).expect("a valid checker configuration");
+
+    let w = workload("checker");
+    let (c, _) = containers(&w).into_iter().find(|(_, init)| !init).unwrap();
+    let port = c["ports"][0]["containerPort"].as_i64().unwrap();
+    assert_eq!(i64::from(settings.listen.port()), port);
+    assert_eq!(settings.targets.len(), checker_targets().len());
+}
+
+#[test]
+fn services_listen_on_the_port_their_container_declares() {
+    for w in workloads() {
+        for (c, _) in containers(&w) {
+            let Some(port) = c["ports"][0]["containerPort"].as_i64() else {
+                continue;
+            };
+            for var in ["GOMETR_LISTEN", "API_LISTEN"] {
+                if let Some(listen) = env(c, var) {
+                    let addr: std::net::SocketAddr =
+                        listen["value"].as_str().unwrap().parse().unwrap();
+                    assert_eq!(i64::from(addr.port()), port, "{}: {var}", name(&w));
+                }
+            }
+        }
+    }
+}
