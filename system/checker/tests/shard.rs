@@ -77,7 +77,7 @@ async fn start(settings: Settings, repo: Arc<MemoryRepository>) -> Replica {
     let app = Application::build(settings, repo).await.unwrap();
     let metrics = format!("http://{}/metrics", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
+    let running = tokio::spawn(app.run_until(async { Ok(()) }, async {
         let _ = stopped.await;
     }));
     Replica {
