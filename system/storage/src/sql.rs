@@ -232,7 +232,18 @@ pub fn series(query: &SeriesQuery, target_id: Option<i32>) -> Sql {
         sql.and(format!("se.id > {p}"));
     }
     let limit = sql.param(i64::from(query.limit) + 1);
-    sql.text.push_str(&format!(" ORDER BY se.id LIMIT {limit}"));
+    // The equality-filtered column leads the order so that the plan cached
+    // with the prepared statement walks the matching index, (target_id, id)
+    // or (name, id), instead of the primary key filtered row by row.
+    let order = if target_id.is_some() {
+        "se.target_id, se.id"
+    } else if query.name.is_some() {
+        "se.name, se.id"
+    } else {
+        "se.id"
+    };
+    sql.text
+        .push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
     sql
 }
 

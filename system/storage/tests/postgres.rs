@@ -500,4 +500,32 @@ async fn the_main_queries_use_their_indexes() {
     .await;
     println!("{by_name}");
     assert!(by_name.contains("Index"), "{by_name}");
+    let series_of_target = explain(metr_storage::sql::series(
+        &SeriesQuery {
+            target: Some("b".into()),
+            ..Default::default()
+        },
+        Some(2),
+    ))
+    .await;
+    println!("{series_of_target}");
+    assert!(
+        series_of_target.contains("series_target_id_idx"),
+        "{series_of_target}"
+    );
+    assert!(no_sort(&series_of_target), "{series_of_target}");
+    let series_by_name = explain(metr_storage::sql::series(
+        &SeriesQuery {
+            name: Some("m".into()),
+            ..Default::default()
+        },
+        None,
+    ))
+    .await;
+    println!("{series_by_name}");
+    assert!(
+        series_by_name.contains("series_name_id_idx"),
+        "{series_by_name}"
+    );
+    assert!(no_sort(&series_by_name), "{series_by_name}");
 }
