@@ -244,7 +244,13 @@ async fn enforce_retention(
         let Ok(age) = chrono::Duration::from_std(retention) else {
             return;
         };
-        match repo.drop_before(chrono::Utc::now() - age).await {
+        // A paused database must not hold up shutdown: cancellation wins.
+        let dropped = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            dropped = repo.drop_before(chrono::Utc::now() - age) => dropped,
+        };
+        match dropped {
             Ok(0) => {}
             Ok(n) => tracing::info!(dropped = n, ?retention, "retention: old samples dropped"),
             Err(e) => {

@@ -172,6 +172,18 @@ fn data(body: &Value) -> &[Value] {
     body["data"].as_array().map_or(&[], Vec::as_slice)
 }
 
+/// Waits until the checker's `/health` fails and says the database is why.
+async fn health_fails_naming_the_database(stack: &Stack) {
+    let health = eventually(&stack.checker_health, Duration::from_secs(10), |b| {
+        b["status"] == "fail"
+    })
+    .await;
+    assert!(
+        health["output"].as_str().unwrap_or("").contains("database"),
+        "{health}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_and_samples_come_out_of_the_api_and_follow_gometr_health() {
     let stack = start().await;
@@ -223,14 +235,7 @@ async fn a_database_outage_loses_no_scrape_and_sigterm_flushes_and_exits_zero() 
     eventually(&scrapes, Duration::from_secs(10), |b| data(b).len() >= 3).await;
 
     stack.proxy.cut();
-    let health = eventually(&stack.checker_health, Duration::from_secs(10), |b| {
-        b["status"] == "fail"
-    })
-    .await;
-    assert!(
-        health["output"].as_str().unwrap_or("").contains("database"),
-        "{health}"
-    );
+    health_fails_naming_the_database(&stack).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack.proxy.restore();
     eventually(&stack.checker_health, Duration::from_secs(10), |b| {
@@ -273,14 +278,7 @@ async fn a_database_outage_loses_no_scrape_and_sigterm_flushes_and_exits_zero() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checker_started_before_its_database_waits_for_it_and_reports_fail_meanwhile() {
     let mut stack = start_with(true).await;
-    let health = eventually(&stack.checker_health, Duration::from_secs(10), |b| {
-        b["status"] == "fail"
-    })
-    .await;
-    assert!(
-        health["output"].as_str().unwrap_or("").contains("database"),
-        "{health}"
-    );
+    health_fails_naming_the_database(&stack).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         stack.checker.try_wait().unwrap().is_none(),

@@ -93,11 +93,17 @@ async fn serve() -> String {
 }
 
 async fn scrape(base: &str, path: &str, max_body_bytes: usize, timeout: Duration) -> Outcome {
-    let target = PrometheusTarget {
+    prometheus_target(&format!("{base}{path}"), max_body_bytes, timeout)
+        .check(chrono::Utc::now())
+        .await
+}
+
+fn prometheus_target(url: &str, max_body_bytes: usize, timeout: Duration) -> PrometheusTarget {
+    PrometheusTarget {
         target: TargetRef {
             name: "t".into(),
             kind: TargetKind::Prometheus,
-            url: format!("{base}{path}"),
+            url: url.to_owned(),
         },
         labels: [("env".to_owned(), "test".to_owned())].into(),
         timeout,
@@ -109,8 +115,7 @@ async fn scrape(base: &str, path: &str, max_body_bytes: usize, timeout: Duration
         },
         series: TargetSeries::new(1000),
         client: checker::fetch::client().unwrap(),
-    };
-    target.check(chrono::Utc::now()).await
+    }
 }
 
 fn value(outcome: &Outcome, name: &str) -> f64 {
@@ -279,23 +284,7 @@ async fn unstorable_or_excessive_expositions_fail_the_scrape_with_a_reason() {
 #[tokio::test]
 async fn a_second_scrape_reuses_the_series_of_the_first() {
     let base = serve().await;
-    let target = PrometheusTarget {
-        target: TargetRef {
-            name: "t".into(),
-            kind: TargetKind::Prometheus,
-            url: format!("{base}/ok"),
-        },
-        labels: Default::default(),
-        timeout: SECOND,
-        max_body_bytes: LIMIT,
-        limits: SampleLimits {
-            max_samples: 100,
-            max_age: Duration::from_secs(3600),
-            max_ahead: Duration::from_secs(600),
-        },
-        series: TargetSeries::new(1000),
-        client: checker::fetch::client().unwrap(),
-    };
+    let target = prometheus_target(&format!("{base}/ok"), LIMIT, SECOND);
     let first = target.check(chrono::Utc::now()).await;
     let second = target.check(chrono::Utc::now()).await;
     assert!(std::sync::Arc::ptr_eq(

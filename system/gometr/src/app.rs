@@ -94,7 +94,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
-    let body = state.telemetry.render(control.extra_series);
+    let mut body = state.telemetry.render(control.extra_series);
+    body.push_str(&control.extra_text);
     (
         [(
             header::CONTENT_TYPE,

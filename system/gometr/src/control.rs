@@ -14,6 +14,9 @@ pub struct Control {
     pub metrics_status: u16,
     /// Number of extra synthetic series in `/metrics`, for load tests.
     pub extra_series: u32,
+    /// Exposition text appended verbatim to `/metrics`: hostile or malformed
+    /// samples (a timestamp PostgreSQL cannot store, a NUL byte, a duplicate).
+    pub extra_text: String,
 }
 
 impl Default for Control {
@@ -23,6 +26,7 @@ impl Default for Control {
             delay_ms: 0,
             metrics_status: 200,
             extra_series: 0,
+            extra_text: String::new(),
         }
     }
 }
@@ -35,7 +39,11 @@ pub struct ControlUpdate {
     pub delay_ms: Option<u64>,
     pub metrics_status: Option<u16>,
     pub extra_series: Option<u32>,
+    pub extra_text: Option<String>,
 }
+
+/// Largest `extra_text`, in bytes.
+pub const MAX_EXTRA_TEXT: usize = 64 * 1024;
 
 /// Largest `extra_series`: enough for load tests, small enough not to exhaust memory.
 pub const MAX_EXTRA_SERIES: u32 = 1_000_000;
@@ -70,6 +78,15 @@ impl Control {
                 ));
             }
             next.extra_series = n;
+        }
+        if let Some(text) = update.extra_text {
+            if text.len() > MAX_EXTRA_TEXT {
+                return Err(format!(
+                    "extra_text must be at most {MAX_EXTRA_TEXT} bytes, got {}",
+                    text.len()
+                ));
+            }
+            next.extra_text = text;
         }
         *self = next;
         Ok(())
@@ -117,6 +134,26 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_text_is_kept_verbatim_and_bounded() {
+        let mut c = Control::default();
+        let poison = "old_metric 1 -300000000000000\nnul{v=\"a\0b\"} 1\n";
+        c.apply(ControlUpdate {
+            extra_text: Some(poison.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.extra_text, poison);
+        let err = c
+            .apply(ControlUpdate {
+                extra_text: Some("x".repeat(MAX_EXTRA_TEXT + 1)),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(err.contains("extra_text"), "{err}");
+        assert_eq!(c.extra_text, poison, "a rejected update changes nothing");
+    }
 
     #[test]
     fn a_partial_update_keeps_other_fields() {

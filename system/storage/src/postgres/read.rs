@@ -118,12 +118,8 @@ impl PgRepository {
 
     pub(super) async fn read_metrics(&self, q: &MetricQuery) -> Result<Page<Sample>, StorageError> {
         let client = self.client().await?;
-        let target_id = match &q.target {
-            Some(name) => match target_id(&client, name).await? {
-                Some(id) => Some(id),
-                None => return Ok(Page::from_rows(Vec::new(), q.limit)),
-            },
-            None => None,
+        let Some(target_id) = target_filter(&client, q.target.as_deref()).await? else {
+            return Ok(Page::from_rows(Vec::new(), q.limit));
         };
         let need = q.limit as usize + 1;
         let filtered = q.name.is_some() || !q.labels.is_empty();
@@ -164,12 +160,8 @@ impl PgRepository {
 
     pub(super) async fn read_series(&self, q: &SeriesQuery) -> Result<Page<Series>, StorageError> {
         let client = self.client().await?;
-        let target_id = match &q.target {
-            Some(name) => match target_id(&client, name).await? {
-                Some(id) => Some(id),
-                None => return Ok(Page::from_rows(Vec::new(), q.limit)),
-            },
-            None => None,
+        let Some(target_id) = target_filter(&client, q.target.as_deref()).await? else {
+            return Ok(Page::from_rows(Vec::new(), q.limit));
         };
         let sql = sql::series(q, target_id);
         let rows = query(&client, &sql, "query series").await?;
@@ -241,6 +233,18 @@ impl PgRepository {
         let oldest: Option<DateTime<Utc>> = row.get(0);
         let newest: Option<DateTime<Utc>> = row.get(1);
         Ok(oldest.zip(newest))
+    }
+}
+
+/// The id of the target a query filters on: `Some(None)` without a filter,
+/// `None` for a target that was never seen (the answer is then empty).
+async fn target_filter(
+    client: &Client,
+    name: Option<&str>,
+) -> Result<Option<Option<i32>>, StorageError> {
+    match name {
+        None => Ok(Some(None)),
+        Some(name) => Ok(target_id(client, name).await?.map(Some)),
     }
 }
 
