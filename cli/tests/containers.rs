@@ -15,14 +15,62 @@ async fn start(
     run: &str,
     name: &str,
     network: &str,
-) -> ContainerAsync<containers::Service> {
+) -> Result<ContainerAsync<containers::Service>, String> {
     service
         .with_network(network)
         .with_container_name(container_name(run, name))
         .with_labels(labels::run_labels(run, Some(name)))
         .start()
         .await
-        .unwrap_or_else(|e| panic!("{name} did not start: {e}"))
+        .map_err(|e| format!("{name} did not start: {e}"))
+}
+
+/// Starts the four services and returns gometr's last status as the API
+/// serves it; every container is removed before this returns.
+async fn last_gometr_status(
+    images: &metrtest::docker::images::ImageSet,
+    run: &str,
+    network: &str,
+) -> Result<String, String> {
+    let postgres = start(containers::postgres(images), run, "postgres", network).await?;
+    let gometr = start(containers::gometr(images), run, "gometr", network).await?;
+    let db = database_url(&container_name(run, "postgres"));
+    let gometr_url = format!("http://{}:8080", container_name(run, "gometr"));
+    let targets =
+        serde_json::json!([{ "name": "gometr", "kind": "prometheus", "url": gometr_url }]);
+    let checker = start(
+        containers::checker(images, &db, &targets),
+        run,
+        "checker",
+        network,
+    )
+    .await?;
+    let api = start(containers::api(images, &db), run, "api", network).await?;
+    let port = api
+        .get_host_port_ipv4(8080)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let body: serde_json::Value =
+            match reqwest::get(format!("http://127.0.0.1:{port}/api/v1/targets")).await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+        let status = body["data"][0]["last_status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if !status.is_empty() || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for container in [api, checker, gometr, postgres] {
+        container.rm().await.map_err(|e| e.to_string())?;
+    }
+    Ok(status)
 }
 
 #[tokio::test]
@@ -40,54 +88,15 @@ async fn a_stack_started_from_rust_checks_gometr_and_serves_the_result() {
         .await
         .unwrap();
 
-    let postgres = start(containers::postgres(&images), &run, "postgres", &network).await;
-    let gometr = start(containers::gometr(&images), &run, "gometr", &network).await;
-    let db = database_url(&container_name(&run, "postgres"));
-    let gometr_url = format!("http://{}:8080", container_name(&run, "gometr"));
-    let targets =
-        serde_json::json!([{ "name": "gometr", "kind": "prometheus", "url": gometr_url }]);
-    let checker = start(
-        containers::checker(&images, &db, &targets),
-        &run,
-        "checker",
-        &network,
-    )
-    .await;
-    let api = start(containers::api(&images, &db), &run, "api", &network).await;
-    let port = api.get_host_port_ipv4(8080).await.unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let body: serde_json::Value =
-            reqwest::get(format!("http://127.0.0.1:{port}/api/v1/targets"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or_default();
-        let status = body["data"][0]["last_status"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        if !status.is_empty() || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-
-    for container in [
-        api.rm().await,
-        checker.rm().await,
-        gometr.rm().await,
-        postgres.rm().await,
-    ] {
-        container.unwrap();
-    }
+    let status = last_gometr_status(&images, &run, &network).await;
+    // Whatever happened, the run's network (and any container left) goes.
     let removed = stack::teardown(&docker, Some(&run), Duration::ZERO, &Default::default())
         .await
         .unwrap();
+
     assert_eq!(
-        status, "up",
+        status,
+        Ok("up".to_owned()),
         "the checker scraped gometr and the API serves it"
     );
     assert_eq!(

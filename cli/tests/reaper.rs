@@ -210,3 +210,19 @@ fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
     assert!(stderr.contains("this run has no reaper"), "{stderr}");
     assert_eq!(count, Some(4), "four services, no reaper");
 }
+
+#[test]
+fn a_reaper_removes_only_its_own_run() {
+    let (other, _) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
+    let (child, mut lines) = up();
+    let seen = read_until(&mut lines, "press Ctrl-C");
+    let run = run_id_in(&seen);
+    kill_and_count(child, &run, "beside another run");
+    let other_left = leftovers(&other);
+    metrtest().args(["down", "--run", &other]).output().unwrap();
+    assert_eq!(
+        other_left,
+        (5, 1, 1),
+        "the other run keeps its containers (four and its reaper), network and volume"
+    );
+}

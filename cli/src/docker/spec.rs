@@ -210,10 +210,11 @@ pub struct Limits {
 const MIB: i64 = 1024 * 1024;
 
 impl Limits {
-    /// The services built here: small, single-process, a few dozen threads.
+    /// The services built here: small and single-process, but tokio starts a
+    /// worker per core plus blocking threads (DNS lookups) on demand.
     pub const SERVICE: Limits = Limits {
         memory: 512 * MIB,
-        pids: 256,
+        pids: 1024,
         stop_grace: Duration::from_secs(10),
     };
     /// PostgreSQL forks a backend per connection.
