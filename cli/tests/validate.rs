@@ -98,6 +98,36 @@ fn every_kind_of_mistake_is_named_at_its_position() {
             "one YAML document",
         ),
         ("alias_bomb.yaml", "alias_bomb.yaml:", "alias"),
+        (
+            "network_unknown_link.yaml",
+            "network_unknown_link.yaml:3:22",
+            "unknown link \"api->gometr\"",
+        ),
+        (
+            "network_bad_rate.yaml",
+            "network_bad_rate.yaml:5:18",
+            "\"2KB\" is not a rate such as 2KB/s",
+        ),
+        (
+            "network_not_a_boolean.yaml",
+            "network_not_a_boolean.yaml:3:43",
+            "expected a boolean",
+        ),
+        (
+            "network_unknown_service.yaml",
+            "network_unknown_service.yaml:3:27",
+            "unknown service \"gometrr\"",
+        ),
+        (
+            "network_fault_on_partition.yaml",
+            "network_fault_on_partition.yaml:4:35",
+            "\"latency\" is a fault of a link",
+        ),
+        (
+            "network_no_link.yaml",
+            "network_no_link.yaml:3:22",
+            "is not a link CLIENT->SERVER",
+        ),
     ];
     for (file, position, words) in cases {
         let (code, stderr) = validate(file);
@@ -153,7 +183,24 @@ fn a_byte_order_mark_and_known_references_are_valid() {
     let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
     let (code, stdout, stderr) = validate_path(&valid);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("2 scenario(s)"), "{stdout}");
+    assert!(stdout.contains("3 scenario(s)"), "{stdout}");
+}
+
+#[test]
+fn with_gometr_replicas_a_network_link_names_one_replica() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network_replicas");
+    let (code, _, stderr) = validate_path(&folder);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("links.yaml:4:22"), "{stderr}");
+    assert!(
+        stderr.contains("unknown link \"checker->gometr\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("checker->gometr-1, checker->gometr-2"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("unknown link").count(), 1, "{stderr}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod files;
 pub mod load;
 pub mod matcher;
 pub mod model;
+pub mod network;
 pub mod references;
 pub mod selector;
 pub mod template;

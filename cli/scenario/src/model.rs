@@ -11,6 +11,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::matcher::Matcher;
+use crate::network::NetworkAction;
 use crate::selector::Selector;
 use crate::template;
 
@@ -149,13 +150,21 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// A fresh stack of its own: asked for, or implied by any docker step.
+    /// A fresh stack of its own: asked for, or implied by any docker or network step.
     pub fn needs_own_stack(&self) -> bool {
         self.isolated
             || self
                 .steps
                 .iter()
-                .any(|s| matches!(s.action, Action::Docker(_)))
+                .any(|s| matches!(s.action, Action::Docker(_) | Action::Network(_)))
+    }
+
+    /// The network steps, in order: what the stack must be prepared for.
+    pub fn network_actions(&self) -> impl Iterator<Item = &NetworkAction> {
+        self.steps.iter().filter_map(|s| match &s.action {
+            Action::Network(n) => Some(n),
+            _ => None,
+        })
     }
 }
 
@@ -331,6 +340,7 @@ pub struct LogsAction {
 pub enum Action {
     Http(HttpAction),
     Docker(DockerAction),
+    Network(NetworkAction),
     Sql(String),
     Metrics(MetricsAction),
     Logs(LogsAction),
@@ -342,6 +352,7 @@ impl Action {
         match self {
             Action::Http(_) => "http",
             Action::Docker(_) => "docker",
+            Action::Network(_) => "network",
             Action::Sql(_) => "sql",
             Action::Metrics(_) => "metrics",
             Action::Logs(_) => "logs",
@@ -353,6 +364,7 @@ impl Action {
         match self {
             Action::Http(h) => format!("{} {} on {}", h.method, h.path, h.service),
             Action::Docker(d) => format!("docker {:?} {}", d.verb, d.service).to_lowercase(),
+            Action::Network(n) => n.describe(),
             Action::Sql(q) => format!("sql {}", q.chars().take(40).collect::<String>()),
             Action::Metrics(m) => format!("metrics of {}", m.service),
             Action::Logs(l) => format!("logs of {}", l.service),
@@ -468,6 +480,7 @@ struct RawStep {
     name: Option<String>,
     http: Option<HttpAction>,
     docker: Option<DockerAction>,
+    network: Option<NetworkAction>,
     sql: Option<String>,
     metrics: Option<MetricsAction>,
     logs: Option<LogsAction>,
@@ -490,6 +503,9 @@ impl TryFrom<RawStep> for Step {
         if let Some(d) = raw.docker {
             actions.push(Action::Docker(d));
         }
+        if let Some(n) = raw.network {
+            actions.push(Action::Network(n));
+        }
         if let Some(q) = raw.sql {
             actions.push(Action::Sql(q));
         }
@@ -510,7 +526,7 @@ impl TryFrom<RawStep> for Step {
         };
         if actions.len() != 1 {
             return Err(format!(
-                "{label}a step needs exactly one action (http, docker, sql, metrics, logs or sleep), found {}",
+                "{label}a step needs exactly one action (http, docker, network, sql, metrics, logs or sleep), found {}",
                 actions.len()
             ));
         }

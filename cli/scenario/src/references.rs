@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::load::Diagnostic;
 use crate::model::{Action, Scenario};
+use crate::network::{Link, NetworkAction};
 
 /// What a scenario may name besides its own captures.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +21,35 @@ impl Context {
         self.services
             .as_ref()
             .is_none_or(|list| list.iter().any(|s| s == name))
+    }
+
+    /// The links a network step may name: what each client connects to.
+    /// `None` when the services are not known.
+    pub fn links(&self) -> Option<Vec<Link>> {
+        let services = self.services.as_ref()?;
+        let link = |client: &str, server: &str| Link {
+            client: client.to_owned(),
+            server: server.to_owned(),
+        };
+        let has = |name: &str| services.iter().any(|s| s == name);
+        let mut out = Vec::new();
+        if has("postgres") {
+            out.extend(
+                ["checker", "api"]
+                    .into_iter()
+                    .filter(|c| has(c))
+                    .map(|c| link(c, "postgres")),
+            );
+        }
+        if has("checker") {
+            out.extend(
+                services
+                    .iter()
+                    .filter(|s| *s == "gometr" || s.starts_with("gometr-"))
+                    .map(|g| link("checker", g)),
+            );
+        }
+        Some(out)
     }
 
     fn services_list(&self) -> String {
@@ -105,6 +135,12 @@ fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> 
         let (key, service) = match &step.action {
             Action::Http(h) => ("service", h.service.as_str()),
             Action::Docker(d) => (d.verb.key(), d.service.as_str()),
+            Action::Network(NetworkAction::Partition(s)) => ("partition", s.as_str()),
+            Action::Network(NetworkAction::Heal(s)) => ("heal", s.as_str()),
+            Action::Network(NetworkAction::Link { link, .. }) => {
+                out.extend(unknown_link(file, text, link, context));
+                continue;
+            }
             Action::Metrics(m) => ("service", m.service.as_str()),
             Action::Logs(l) => ("service", l.service.as_str()),
             Action::Sql(_) | Action::Sleep(_) => continue,
@@ -127,10 +163,32 @@ fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> 
     out
 }
 
+/// A link no network step may name: not between services of the stack that talk.
+fn unknown_link(file: &Path, text: &str, link: &Link, context: &Context) -> Option<Diagnostic> {
+    let known = context.links()?;
+    if known.contains(link) {
+        return None;
+    }
+    let (line, column) = locate_value(text, "link", &link.to_string());
+    let listed: Vec<String> = known.iter().map(Link::to_string).collect();
+    Some(Diagnostic::at(
+        file,
+        text,
+        line,
+        column,
+        format!(
+            "unknown link \"{link}\": a link is CLIENT->SERVER between services of the stack \
+             that talk to each other: {}",
+            listed.join(", ")
+        ),
+    ))
+}
+
 /// Where `key: value` is written, pointing at the value.
 fn locate_value(text: &str, key: &str, value: &str) -> (Option<usize>, Option<usize>) {
     let pattern = format!(
-        r#"\b{}\s*:\s*["']?({})\b"#,
+        // The value ends where a name cannot go on: `gometr` is not `gometr-2`.
+        r#"\b{}\s*:\s*["']?({})(?:[^\w-]|$)"#,
         regex::escape(key),
         regex::escape(value)
     );

@@ -5,6 +5,7 @@ pub mod context;
 pub mod engine;
 pub mod images;
 pub mod labels;
+pub mod partition;
 pub mod postgres_image;
 pub mod reaper;
 pub mod spec;

@@ -102,6 +102,7 @@ async fn new_stack(
                 docker: docker.clone(),
                 stack: s,
                 spec,
+                partitioned: Default::default(),
             })
         }
         Err(e) => {
@@ -167,7 +168,7 @@ pub async fn run(
             let (stack, spec) = attach::attach(&docker, id).await?;
             for (_, l) in &isolated {
                 ui.info(format!(
-                    "scenario {:?} needs a stack of its own (a docker step or isolated: true): starting a fresh one, not using {id}",
+                    "scenario {:?} needs a stack of its own (a docker or network step, or isolated: true): starting a fresh one, not using {id}",
                     l.scenario.name
                 ));
             }
@@ -175,6 +176,7 @@ pub async fn run(
                 docker: docker.clone(),
                 stack,
                 spec,
+                partitioned: Default::default(),
             })
         }
         None => None,

@@ -6,6 +6,7 @@ use bollard::Docker;
 use bollard::query_parameters::{KillContainerOptions, StopContainerOptions};
 
 use crate::docker::engine::root_cause;
+use crate::docker::partition::{self, Endpoint};
 use crate::docker::spec::{Readiness, StackSpec};
 use crate::docker::stack::{self, Stack};
 use crate::scenario::model::{DockerAction, DockerVerb};
@@ -17,6 +18,8 @@ pub struct StackHandle {
     pub docker: Docker,
     pub stack: Stack,
     pub spec: StackSpec,
+    /// Services cut off the network by a partition step, with how to reconnect them.
+    pub partitioned: BTreeMap<String, Endpoint>,
 }
 
 impl StackHandle {
@@ -112,6 +115,35 @@ impl StackHandle {
             self.await_ready(&action.service, &container).await?;
         }
         Ok(())
+    }
+
+    /// Cuts a service off the stack's network until it is healed.
+    pub async fn partition(&mut self, name: &str) -> Result<(), String> {
+        let container = self.container_of(name)?;
+        if self.partitioned.contains_key(name) {
+            return Err(format!("{name} is already partitioned; heal it first"));
+        }
+        let endpoint = partition::disconnect(&self.docker, &self.stack.network, &container)
+            .await
+            .map_err(|e| format!("partition {name}: {e}"))?;
+        self.partitioned.insert(name.to_owned(), endpoint);
+        Ok(())
+    }
+
+    /// Reconnects a partitioned service with its name and address, and waits
+    /// until it is ready again.
+    pub async fn heal(&mut self, name: &str) -> Result<(), String> {
+        let container = self.container_of(name)?;
+        let endpoint = self
+            .partitioned
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("heal {name}: no partition step cut it off"))?;
+        partition::reconnect(&self.docker, &self.stack.network, &container, &endpoint)
+            .await
+            .map_err(|e| format!("heal {name}: {e}"))?;
+        self.partitioned.remove(name);
+        self.await_ready(name, &container).await
     }
 
     async fn await_ready(&mut self, name: &str, container: &str) -> Result<(), String> {

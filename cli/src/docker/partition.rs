@@ -1,0 +1,128 @@
+//! Cutting a container off its stack's network and reconnecting it as it was:
+//! the same aliases (its service name) and, where the engine allows, the same address.
+
+use bollard::Docker;
+use bollard::models::{
+    EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+};
+
+use crate::docker::engine::root_cause;
+
+/// Why a partition or a heal failed, naming the engine operation.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("inspect container {container}: {cause}")]
+    Inspect { container: String, cause: String },
+    #[error("container {container} is not on network {network} (already partitioned?)")]
+    NotConnected { container: String, network: String },
+    #[error("disconnect {container} from network {network}: {cause}")]
+    Disconnect {
+        container: String,
+        network: String,
+        cause: String,
+    },
+    #[error("connect {container} to network {network}: {cause}")]
+    Connect {
+        container: String,
+        network: String,
+        cause: String,
+    },
+}
+
+/// How a container was attached, kept to reconnect it the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub aliases: Vec<String>,
+    pub ipv4: Option<String>,
+}
+
+/// Disconnects `container` from `network` and returns how it was attached.
+pub async fn disconnect(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+) -> Result<Endpoint, PartitionError> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| PartitionError::Inspect {
+            container: container.to_owned(),
+            cause: root_cause(&e),
+        })?;
+    let settings = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut networks| networks.remove(network))
+        .ok_or_else(|| PartitionError::NotConnected {
+            container: container.to_owned(),
+            network: network.to_owned(),
+        })?;
+    let endpoint = Endpoint {
+        // The engine lists the container's own short id among the aliases on
+        // old API versions; connecting again adds it by itself.
+        aliases: settings
+            .aliases
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| {
+                !info
+                    .id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with(a.as_str())
+            })
+            .collect(),
+        ipv4: settings.ip_address.filter(|ip| !ip.is_empty()),
+    };
+    let request = NetworkDisconnectRequest {
+        container: container.to_owned(),
+        force: Some(true),
+    };
+    docker
+        .disconnect_network(network, request)
+        .await
+        .map_err(|e| PartitionError::Disconnect {
+            container: container.to_owned(),
+            network: network.to_owned(),
+            cause: root_cause(&e),
+        })?;
+    Ok(endpoint)
+}
+
+/// Connects `container` to `network` again with its former aliases and address.
+/// An engine that assigns addresses itself on networks without a configured
+/// subnet refuses a chosen one; the container then gets a fresh address, and
+/// peers still find it by name.
+pub async fn reconnect(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+    endpoint: &Endpoint,
+) -> Result<(), PartitionError> {
+    let connect = |ipv4: Option<String>| {
+        let request = NetworkConnectRequest {
+            container: container.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(endpoint.aliases.clone()),
+                ipam_config: ipv4.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        docker.connect_network(network, request)
+    };
+    let fail = |e: bollard::errors::Error| PartitionError::Connect {
+        container: container.to_owned(),
+        network: network.to_owned(),
+        cause: root_cause(&e),
+    };
+    match connect(endpoint.ipv4.clone()).await {
+        Ok(()) => Ok(()),
+        Err(e) if endpoint.ipv4.is_some() && root_cause(&e).contains("user specified IP") => {
+            connect(None).await.map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
