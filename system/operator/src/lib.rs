@@ -6,6 +6,7 @@ pub mod object;
 pub mod reconcile;
 pub mod render;
 pub mod status;
+pub mod telemetry;
 pub mod validate;
 
 pub use crd::{Metr, MetrSpec, MetrStatus};

@@ -1,5 +1,6 @@
 //! `operator`: runs the controller, or prints the CRD or a Metr's objects.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -15,7 +16,11 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Reconcile every Metr in the cluster (the default).
-    Run,
+    Run {
+        /// Where `/health` and `/metrics` listen.
+        #[arg(long, env = "OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+    },
     /// Print the Metr CustomResourceDefinition as YAML.
     Crd,
     /// Print the objects a Metr (a YAML file) renders to, or its spec error.
@@ -25,8 +30,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    match args.command.unwrap_or(Command::Run) {
-        Command::Run => {
+    let run = Command::Run {
+        listen: ([0, 0, 0, 0], 8080).into(),
+    };
+    match args.command.unwrap_or(run) {
+        Command::Run { listen } => {
             tracing_subscriber::fmt()
                 .json()
                 .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -34,7 +42,10 @@ async fn main() -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connect to the Kubernetes API")?;
-            metr_operator::reconcile::run(client).await;
+            let metrics = metr_operator::telemetry::Metrics::new()?;
+            let server = tokio::spawn(metr_operator::telemetry::serve(listen, metrics.clone()));
+            metr_operator::reconcile::run(client, metrics).await;
+            server.abort();
         }
         Command::Crd => print!("{}", metr_operator::crd_yaml()?),
         Command::Render { file } => {

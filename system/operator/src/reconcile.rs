@@ -21,6 +21,7 @@ use crate::crd::{Metr, MetrStatus};
 use crate::object::Object;
 use crate::render::{MANAGER, render};
 use crate::status::{Health, status};
+use crate::telemetry::Metrics;
 
 /// A reconcile that could not finish; the controller retries it.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub enum Error {
 pub struct Context {
     /// The API server.
     pub client: Client,
+    /// Counters exported on `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// How often a settled `Metr` is looked at again without any event.
@@ -52,27 +55,34 @@ const SOON: Duration = Duration::from_secs(10);
 
 /// Brings the cluster in line with one `Metr`.
 pub async fn reconcile(metr: Arc<Metr>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let outcome = reconcile_inner(&metr, &ctx).await;
+    let label = match &outcome {
+        Ok((_, health)) => health.outcome(),
+        Err(_) => "error",
+    };
+    ctx.metrics.reconciled(label);
+    outcome.map(|(action, _)| action)
+}
+
+async fn reconcile_inner(metr: &Metr, ctx: &Context) -> Result<(Action, Health), Error> {
     if metr.meta().deletion_timestamp.is_some() {
         // Every object carries an owner reference: the garbage collector removes them.
-        return Ok(Action::await_change());
+        return Ok((Action::await_change(), Health::Deleting));
     }
     let namespace = metr.namespace().ok_or(Error::NoNamespace)?;
-    let objects = match render(&metr) {
+    let objects = match render(metr) {
         Ok(objects) => objects,
         Err(invalid) => {
-            write_status(
-                &ctx.client,
-                &metr,
-                &Health::InvalidSpec(invalid.to_string()),
-            )
-            .await?;
+            let health = Health::InvalidSpec(invalid.to_string());
+            write_status(&ctx.client, metr, &health).await?;
             // Only a new spec can fix it, and a new spec is a change.
-            return Ok(Action::await_change());
+            return Ok((Action::await_change(), health));
         }
     };
-    if let Some(missing) = missing_secret(&ctx.client, &metr, &namespace).await? {
-        write_status(&ctx.client, &metr, &Health::SecretNotFound(missing)).await?;
-        return Ok(Action::requeue(SOON));
+    if let Some(missing) = missing_secret(&ctx.client, metr, &namespace).await? {
+        let health = Health::SecretNotFound(missing);
+        write_status(&ctx.client, metr, &health).await?;
+        return Ok((Action::requeue(SOON), health));
     }
     let mut waiting = Vec::new();
     for object in &objects {
@@ -80,7 +90,7 @@ pub async fn reconcile(metr: Arc<Metr>, ctx: Arc<Context>) -> Result<Action, Err
             Ok(Some(rolling)) => waiting.push(rolling),
             Ok(None) => {}
             Err(failed) => {
-                write_status(&ctx.client, &metr, &Health::ApplyFailed(failed.to_string())).await?;
+                write_status(&ctx.client, metr, &Health::ApplyFailed(failed.to_string())).await?;
                 return Err(failed);
             }
         }
@@ -90,8 +100,8 @@ pub async fn reconcile(metr: Arc<Metr>, ctx: Arc<Context>) -> Result<Action, Err
     } else {
         (Health::RollingOut(waiting.join("; ")), SOON)
     };
-    write_status(&ctx.client, &metr, &health).await?;
-    Ok(Action::requeue(next))
+    write_status(&ctx.client, metr, &health).await?;
+    Ok((Action::requeue(next), health))
 }
 
 /// Requeues a failed reconcile with a pause, so a broken API server is not hammered.
@@ -100,7 +110,7 @@ pub fn error_policy(_metr: Arc<Metr>, _error: &Error, _ctx: Arc<Context>) -> Act
 }
 
 /// Runs the controller until the stream of `Metr` events ends.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, metrics: Metrics) {
     let metrs = Api::<Metr>::all(client.clone());
     let config = watcher::Config::default();
     Controller::new(metrs, config.clone())
@@ -108,7 +118,11 @@ pub async fn run(client: Client) {
         .owns(Api::<Deployment>::all(client.clone()), config.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), config)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new(Context { client }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Context { client, metrics }),
+        )
         .for_each(|outcome| async move {
             match outcome {
                 Ok((object, _)) => tracing::debug!(metr = %object.name, "reconciled"),

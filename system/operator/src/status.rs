@@ -17,15 +17,29 @@ pub enum Health {
     RollingOut(String),
     /// Everything is applied and every workload is available.
     Available,
+    /// The Metr is being deleted; its objects go with it.
+    Deleting,
 }
 
 impl Health {
+    /// The `outcome` label of `metr_operator_reconciles_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Health::InvalidSpec(_) => "invalid_spec",
+            Health::SecretNotFound(_) => "secret_not_found",
+            Health::ApplyFailed(_) => "apply_failed",
+            Health::RollingOut(_) => "rolling_out",
+            Health::Available => "available",
+            Health::Deleting => "deleting",
+        }
+    }
+
     fn degraded(&self) -> Option<(&'static str, &str)> {
         match self {
             Health::InvalidSpec(m) => Some(("InvalidSpec", m)),
             Health::SecretNotFound(m) => Some(("SecretNotFound", m)),
             Health::ApplyFailed(m) => Some(("ApplyFailed", m)),
-            Health::RollingOut(_) | Health::Available => None,
+            Health::RollingOut(_) | Health::Available | Health::Deleting => None,
         }
     }
 }

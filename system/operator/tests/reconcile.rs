@@ -14,15 +14,20 @@ use metr_operator::Metr;
 use metr_operator::crd::MetrStatus;
 use metr_operator::reconcile::{Context, reconcile};
 use metr_operator::render::CONFIG_HASH_ANNOTATION;
+use metr_operator::telemetry::Metrics;
 use serde_json::Value;
 use support::sample;
 
 /// Reconciles `metr` once against a fake cluster and returns what was asked.
 async fn reconcile_once(cluster: Cluster, metr: &Metr) -> (Action, Vec<Recorded>) {
     let (client, server) = fake_api::start(cluster, metr);
-    let action = reconcile(Arc::new(metr.clone()), Arc::new(Context { client }))
-        .await
-        .expect("the reconcile succeeds");
+    let metrics = Metrics::new().unwrap();
+    let action = reconcile(
+        Arc::new(metr.clone()),
+        Arc::new(Context { client, metrics }),
+    )
+    .await
+    .expect("the reconcile succeeds");
     (action, server.await.unwrap())
 }
 
@@ -301,4 +306,25 @@ async fn an_unchanged_condition_keeps_its_transition_time() {
             .collect::<Vec<_>>()
     };
     assert_eq!(time(&first), time(&second));
+}
+
+#[tokio::test]
+async fn reconciles_are_counted_by_outcome_on_metrics() {
+    let mut metr = sample();
+    metr.spec.targets.clear();
+    let (client, server) = fake_api::start(STARTING, &metr);
+    let metrics = Metrics::new().unwrap();
+    let ctx = Arc::new(Context {
+        client,
+        metrics: metrics.clone(),
+    });
+
+    reconcile(Arc::new(metr), ctx).await.unwrap();
+
+    server.abort();
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"metr_operator_reconciles_total{outcome="invalid_spec"} 1"#),
+        "{text}"
+    );
 }
