@@ -132,7 +132,16 @@ impl<'a> Ctx<'a> {
     fn checker(&self, config_hash: &str) -> StatefulSet {
         let replicas = self.spec.checker.replicas;
         let image = &self.spec.images.checker;
-        let mut env = vec![EnvVar {
+        // The init container needs the database and the config, not the shard.
+        let mut shared = self.database_env("CHECKER_DATABASE_URL");
+        shared.push(value("CHECKER_CONFIG", "/etc/checker/checker.yaml".into()));
+        let wait = Container {
+            name: "wait-for-schema".into(),
+            args: Some(vec!["migrate".into()]),
+            resources: Some(resources(("50m", "32Mi"), ("500m", "128Mi"))),
+            ..self.container(image, shared.clone())
+        };
+        let pod_name = EnvVar {
             name: "POD_NAME".into(),
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
@@ -142,17 +151,10 @@ impl<'a> Ctx<'a> {
                 ..EnvVarSource::default()
             }),
             ..EnvVar::default()
-        }];
-        // The checker reads the shard as `checker-I/N` and takes I from the pod name.
-        env.push(value("CHECKER_SHARD", format!("$(POD_NAME)/{replicas}")));
-        env.extend(self.database_env("CHECKER_DATABASE_URL"));
-        env.push(value("CHECKER_CONFIG", "/etc/checker/checker.yaml".into()));
-        let wait = Container {
-            name: "wait-for-schema".into(),
-            args: Some(vec!["migrate".into()]),
-            resources: Some(resources(("50m", "32Mi"), ("500m", "128Mi"))),
-            ..self.container(image, env[2..].to_vec())
         };
+        // The checker reads `<pod>-I/N` and takes I from the pod name's ordinal.
+        let shard = value("CHECKER_SHARD", format!("$(POD_NAME)/{replicas}"));
+        let env = [vec![pod_name, shard], shared].concat();
         let checker = Container {
             name: "checker".into(),
             ports: Some(vec![http_port(CHECKER_PORT)]),

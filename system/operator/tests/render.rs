@@ -292,3 +292,37 @@ fn a_refusal_message_names_the_field_and_the_problem() {
         "spec.checker.interval: must be greater than zero"
     );
 }
+
+#[test]
+fn the_rendered_checker_config_loads_as_the_checker_configuration() {
+    let mut metr = sample();
+    metr.spec.checker.replicas = 3;
+    let objects = render(&metr).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checker.yaml");
+    std::fs::write(
+        &path,
+        &config_map(&objects).data.as_ref().unwrap()["checker.yaml"],
+    )
+    .unwrap();
+    let shard =
+        env(&checker_env(&objects), "CHECKER_SHARD").replace("$(POD_NAME)", "demo-checker-2");
+    let env = [
+        ("CHECKER_DATABASE_URL", "postgres://u:p@postgres:5432/metr"),
+        ("CHECKER_SHARD", shard.as_str()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+
+    let settings =
+        checker::Settings::load(Some(&path), env).expect("a valid checker configuration");
+
+    assert_eq!(settings.targets.len(), 2);
+    assert_eq!(settings.interval, std::time::Duration::from_secs(15));
+    assert_eq!(
+        settings.retention,
+        std::time::Duration::from_secs(15 * 24 * 3600)
+    );
+    assert_eq!(settings.listen.port(), 9090);
+    let shard: checker::shard::Shard = shard.parse().expect("the pod's shard parses");
+    assert_eq!(shard.to_string(), "2/3");
+}
