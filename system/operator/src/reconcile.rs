@@ -112,11 +112,13 @@ pub fn error_policy(_metr: Arc<Metr>, _error: &Error, _ctx: Arc<Context>) -> Act
 /// Runs the controller until the stream of `Metr` events ends.
 pub async fn run(client: Client, metrics: Metrics) {
     let metrs = Api::<Metr>::all(client.clone());
-    let config = watcher::Config::default();
-    Controller::new(metrs, config.clone())
-        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-        .owns(Api::<Deployment>::all(client.clone()), config.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), config)
+    // Owned objects carry this label: the watches skip every other object.
+    let owned =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    Controller::new(metrs, watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned)
         .shutdown_on_signal()
         .run(
             reconcile,

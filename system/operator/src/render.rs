@@ -405,6 +405,7 @@ fn checker_config(ctx: &Ctx) -> String {
         retention: ctx.spec.retention.trim(),
         targets: &ctx.spec.targets,
     };
+    // Strings, a socket address and the targets always serialize to YAML.
     serde_yaml::to_string(&file).unwrap_or_default()
 }
 

@@ -15,6 +15,7 @@ use metr_operator::crd::MetrStatus;
 use metr_operator::reconcile::{Context, reconcile};
 use metr_operator::render::CONFIG_HASH_ANNOTATION;
 use metr_operator::telemetry::Metrics;
+use serde::Deserialize;
 use serde_json::Value;
 use support::sample;
 
@@ -327,4 +328,56 @@ async fn reconciles_are_counted_by_outcome_on_metrics() {
         text.contains(r#"metr_operator_reconciles_total{outcome="invalid_spec"} 1"#),
         "{text}"
     );
+}
+
+/// (API group, resource, verb) of a request the reconciler made.
+fn permission(request: &Recorded) -> (String, String, String) {
+    let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    // /api/v1/namespaces/NS/RESOURCE/NAME[/SUB] or /apis/GROUP/VERSION/namespaces/NS/...
+    let (group, rest) = match parts[0] {
+        "api" => ("", &parts[4..]),
+        _ => (parts[1], &parts[5..]),
+    };
+    let resource = match rest {
+        [resource, _, sub] => format!("{resource}/{sub}"),
+        [resource, ..] => (*resource).to_owned(),
+        [] => String::new(),
+    };
+    let verb = match request.method.as_str() {
+        "GET" => "get",
+        _ => "patch",
+    };
+    (group.to_owned(), resource, verb.to_owned())
+}
+
+#[tokio::test]
+async fn the_operator_cluster_role_allows_every_request_a_reconcile_makes() {
+    let rbac = include_str!("../../../deploy/kubernetes/operator/rbac.yaml");
+    let role: Value = serde_yaml::Deserializer::from_str(rbac)
+        .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
+        .find(|doc| doc["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    let allows = |(group, resource, verb): &(String, String, String)| {
+        role["rules"].as_array().unwrap().iter().any(|rule| {
+            let has =
+                |key: &str, value: &str| rule[key].as_array().unwrap().iter().any(|v| v == value);
+            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+        })
+    };
+    let (_, created) = reconcile_once(STARTING, &sample()).await;
+
+    let needed: Vec<_> = created.iter().map(permission).collect();
+
+    assert_eq!(needed.len(), 9, "{needed:?}");
+    for permission in &needed {
+        assert!(allows(permission), "the ClusterRole lacks {permission:?}");
+        if permission.2 == "patch" && !permission.1.ends_with("/status") {
+            let create = (
+                permission.0.clone(),
+                permission.1.clone(),
+                "create".to_owned(),
+            );
+            assert!(allows(&create), "an apply that creates needs {create:?}");
+        }
+    }
 }
