@@ -1,0 +1,136 @@
+//! Checks a `Metr` spec before anything is rendered or applied.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::crd::MetrSpec;
+
+/// A spec the operator refuses, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.{field}: {problem}")]
+pub struct SpecError {
+    /// Path of the field under `spec`, e.g. `targets[1].name`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        SpecError {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The shortest retention the checker accepts (samples live in day partitions).
+const MIN_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Returns the first problem of `spec`, if any.
+pub fn validate(spec: &MetrSpec) -> Result<(), SpecError> {
+    validate_targets(spec)?;
+    if spec.checker.replicas < 1 {
+        return Err(SpecError::new(
+            "checker.replicas",
+            format!("must be at least 1, got {}", spec.checker.replicas),
+        ));
+    }
+    let interval = duration("checker.interval", &spec.checker.interval)?;
+    if interval.is_zero() {
+        return Err(SpecError::new(
+            "checker.interval",
+            "must be greater than zero",
+        ));
+    }
+    if spec.api.replicas < 0 {
+        return Err(SpecError::new(
+            "api.replicas",
+            format!("must not be negative, got {}", spec.api.replicas),
+        ));
+    }
+    if duration("retention", &spec.retention)? < MIN_RETENTION {
+        return Err(SpecError::new("retention", "must be at least 1h"));
+    }
+    validate_postgres(spec)?;
+    for (field, image) in [
+        ("images.checker", &spec.images.checker),
+        ("images.api", &spec.images.api),
+    ] {
+        if image.trim().is_empty() {
+            return Err(SpecError::new(field, "must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the interval after validation; `None` if it does not parse.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim()).ok()
+}
+
+fn duration(field: &str, text: &str) -> Result<Duration, SpecError> {
+    parse_duration(text).ok_or_else(|| {
+        SpecError::new(
+            field,
+            format!("{text:?} is not a duration (e.g. 15s, 1m, 30d)"),
+        )
+    })
+}
+
+fn validate_targets(spec: &MetrSpec) -> Result<(), SpecError> {
+    if spec.targets.is_empty() {
+        return Err(SpecError::new("targets", "at least one target is required"));
+    }
+    let mut names = HashSet::new();
+    for (i, target) in spec.targets.iter().enumerate() {
+        if target.name.trim().is_empty() {
+            return Err(SpecError::new(
+                format!("targets[{i}].name"),
+                "must not be empty",
+            ));
+        }
+        if !names.insert(target.name.as_str()) {
+            return Err(SpecError::new(
+                format!("targets[{i}].name"),
+                format!("duplicate target name {:?}", target.name),
+            ));
+        }
+        if !target.url.starts_with("http://") && !target.url.starts_with("https://") {
+            return Err(SpecError::new(
+                format!("targets[{i}].url"),
+                format!("{:?} is not an http(s) URL", target.url),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_postgres(spec: &MetrSpec) -> Result<(), SpecError> {
+    let postgres = &spec.postgres;
+    match &postgres.secret_ref {
+        None => {
+            return Err(SpecError::new(
+                "postgres.secretRef",
+                "is required: the Secret with username, password and database",
+            ));
+        }
+        Some(secret) if secret.name.trim().is_empty() => {
+            return Err(SpecError::new(
+                "postgres.secretRef.name",
+                "must not be empty",
+            ));
+        }
+        Some(_) => {}
+    }
+    if postgres.host.trim().is_empty() {
+        return Err(SpecError::new("postgres.host", "must not be empty"));
+    }
+    if !(1..=65535).contains(&postgres.port) {
+        return Err(SpecError::new(
+            "postgres.port",
+            format!("must be between 1 and 65535, got {}", postgres.port),
+        ));
+    }
+    Ok(())
+}

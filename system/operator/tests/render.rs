@@ -1,0 +1,328 @@
+//! `render` and `validate`: what a `Metr` becomes, and which specs are refused.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar};
+use metr_operator::render::CONFIG_HASH_ANNOTATION;
+use metr_operator::{Metr, Object, render};
+use support::sample;
+
+fn statefulset(objects: &[Object]) -> &StatefulSet {
+    objects
+        .iter()
+        .find_map(|o| match o {
+            Object::StatefulSet(s) => Some(s),
+            _ => None,
+        })
+        .expect("a StatefulSet is rendered")
+}
+
+fn deployment(objects: &[Object]) -> &Deployment {
+    objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Deployment(d) => Some(d),
+            _ => None,
+        })
+        .expect("a Deployment is rendered")
+}
+
+fn config_map(objects: &[Object]) -> &ConfigMap {
+    objects
+        .iter()
+        .find_map(|o| match o {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        })
+        .expect("a ConfigMap is rendered")
+}
+
+fn env<'a>(env: &'a [EnvVar], name: &str) -> &'a str {
+    env.iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+        .unwrap_or_else(|| panic!("env {name} is set"))
+}
+
+fn checker_env(objects: &[Object]) -> Vec<EnvVar> {
+    let spec = statefulset(objects).spec.clone().unwrap();
+    let pod = spec.template.spec.unwrap();
+    pod.containers[0].env.clone().unwrap()
+}
+
+fn config_hash(objects: &[Object]) -> String {
+    let template = statefulset(objects).spec.clone().unwrap().template;
+    template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
+}
+
+fn refusal(edit: impl FnOnce(&mut Metr)) -> String {
+    let mut metr = sample();
+    edit(&mut metr);
+    render(&metr).expect_err("the spec is refused").field
+}
+
+#[test]
+fn a_sample_metr_renders_the_workloads_of_the_base_manifests() {
+    let metr = sample();
+
+    let objects = render(&metr).unwrap();
+
+    let kinds: Vec<_> = objects.iter().map(|o| (o.kind(), o.name())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ConfigMap", "demo-checker-config".to_owned()),
+            ("Job", "demo-migrate".to_owned()),
+            ("Service", "demo-checker".to_owned()),
+            ("StatefulSet", "demo-checker".to_owned()),
+            ("Service", "demo-api".to_owned()),
+            ("Deployment", "demo-api".to_owned()),
+            ("PodDisruptionBudget", "demo-api".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn every_object_is_owned_by_the_metr_and_lives_in_its_namespace() {
+    let metr = sample();
+
+    let objects = render(&metr).unwrap();
+
+    for object in &objects {
+        let json = object.to_json();
+        let meta = &json["metadata"];
+        assert_eq!(meta["namespace"], "metr", "{}", object.name());
+        let owner = &meta["ownerReferences"][0];
+        assert_eq!(owner["kind"], "Metr");
+        assert_eq!(owner["apiVersion"], "metr.dev/v1alpha1");
+        assert_eq!(owner["uid"], "6f1f7d8e-0000-4000-8000-000000000001");
+        assert_eq!(owner["controller"], true);
+    }
+}
+
+#[test]
+fn the_checker_config_holds_the_targets_interval_and_retention() {
+    let metr = sample();
+
+    let objects = render(&metr).unwrap();
+
+    let text = &config_map(&objects).data.as_ref().unwrap()["checker.yaml"];
+    let config: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    assert_eq!(config["interval"], "15s");
+    assert_eq!(config["retention"], "15d");
+    assert_eq!(config["listen"], "0.0.0.0:9090");
+    assert_eq!(config["targets"][0]["name"], "gometr");
+    assert_eq!(config["targets"][0]["kind"], "prometheus");
+    assert_eq!(config["targets"][1]["url"], "http://demo-api:8080");
+}
+
+#[test]
+fn checker_replicas_become_statefulset_replicas_and_the_shard_count() {
+    let mut metr = sample();
+    metr.spec.checker.replicas = 3;
+
+    let objects = render(&metr).unwrap();
+
+    assert_eq!(
+        statefulset(&objects).spec.as_ref().unwrap().replicas,
+        Some(3)
+    );
+    assert_eq!(
+        env(&checker_env(&objects), "CHECKER_SHARD"),
+        "$(POD_NAME)/3"
+    );
+}
+
+#[test]
+fn the_database_url_is_built_from_the_secret_and_the_host() {
+    let mut metr = sample();
+    metr.spec.postgres.host = "db.example".into();
+    metr.spec.postgres.port = 6543;
+
+    let objects = render(&metr).unwrap();
+
+    let env = checker_env(&objects);
+    assert_eq!(
+        self::env(&env, "CHECKER_DATABASE_URL"),
+        "postgres://$(DB_USER):$(DB_PASSWORD)@db.example:6543/$(DB_NAME)"
+    );
+    let user = env.iter().find(|e| e.name == "DB_USER").unwrap();
+    let key = user
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("postgres", "username")
+    );
+}
+
+#[test]
+fn api_replicas_become_deployment_replicas() {
+    let mut metr = sample();
+    metr.spec.api.replicas = 5;
+
+    let objects = render(&metr).unwrap();
+
+    assert_eq!(
+        deployment(&objects).spec.as_ref().unwrap().replicas,
+        Some(5)
+    );
+}
+
+#[test]
+fn changing_the_targets_changes_the_checker_config_hash() {
+    let before = render(&sample()).unwrap();
+    let mut metr = sample();
+    metr.spec.targets.pop();
+
+    let after = render(&metr).unwrap();
+
+    assert_ne!(config_hash(&before), config_hash(&after));
+}
+
+#[test]
+fn scaling_the_api_keeps_the_checker_config_hash() {
+    let before = render(&sample()).unwrap();
+    let mut metr = sample();
+    metr.spec.api.replicas = 4;
+
+    let after = render(&metr).unwrap();
+
+    assert_eq!(config_hash(&before), config_hash(&after));
+}
+
+#[test]
+fn containers_are_hardened_as_in_the_base_manifests() {
+    let objects = render(&sample()).unwrap();
+
+    for object in &objects {
+        let json = object.to_json();
+        let pod = match object.kind() {
+            "Job" | "Deployment" | "StatefulSet" => &json["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        let containers = pod["containers"].as_array().unwrap().iter();
+        let init = pod["initContainers"].as_array().into_iter().flatten();
+        for container in containers.chain(init) {
+            let security = &container["securityContext"];
+            assert_eq!(security["allowPrivilegeEscalation"], false);
+            assert_eq!(security["readOnlyRootFilesystem"], true);
+            assert_eq!(security["capabilities"]["drop"][0], "ALL");
+            assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+            assert!(container["resources"]["limits"]["memory"].is_string());
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_target_name_is_refused_naming_the_second_target() {
+    let field = refusal(|m| {
+        let first = m.spec.targets[0].clone();
+        m.spec.targets.push(first);
+    });
+
+    assert_eq!(field, "targets[2].name");
+}
+
+#[test]
+fn an_interval_of_zero_is_refused_naming_the_interval() {
+    let field = refusal(|m| m.spec.checker.interval = "0s".into());
+
+    assert_eq!(field, "checker.interval");
+}
+
+#[test]
+fn an_interval_that_is_not_a_duration_is_refused_naming_the_interval() {
+    let field = refusal(|m| m.spec.checker.interval = "soon".into());
+
+    assert_eq!(field, "checker.interval");
+}
+
+#[test]
+fn negative_checker_replicas_are_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.checker.replicas = -1);
+
+    assert_eq!(field, "checker.replicas");
+}
+
+#[test]
+fn negative_api_replicas_are_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.api.replicas = -2);
+
+    assert_eq!(field, "api.replicas");
+}
+
+#[test]
+fn a_missing_secret_reference_is_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.postgres.secret_ref = None);
+
+    assert_eq!(field, "postgres.secretRef");
+}
+
+#[test]
+fn no_targets_are_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.targets.clear());
+
+    assert_eq!(field, "targets");
+}
+
+#[test]
+fn a_retention_under_an_hour_is_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.retention = "10m".into());
+
+    assert_eq!(field, "retention");
+}
+
+#[test]
+fn a_refusal_message_names_the_field_and_the_problem() {
+    let mut metr = sample();
+    metr.spec.checker.interval = "0s".into();
+
+    let error = render(&metr).unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "spec.checker.interval: must be greater than zero"
+    );
+}
+
+#[test]
+fn the_rendered_checker_config_loads_as_the_checker_configuration() {
+    let mut metr = sample();
+    metr.spec.checker.replicas = 3;
+    let objects = render(&metr).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checker.yaml");
+    std::fs::write(
+        &path,
+        &config_map(&objects).data.as_ref().unwrap()["checker.yaml"],
+    )
+    .unwrap();
+    let shard =
+        env(&checker_env(&objects), "CHECKER_SHARD").replace("$(POD_NAME)", "demo-checker-2");
+    let env = [
+        ("CHECKER_DATABASE_URL", "postgres://u:p@postgres:5432/metr"),
+        ("CHECKER_SHARD", shard.as_str()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+
+    let settings =
+        checker::Settings::load(Some(&path), env).expect("a valid checker configuration");
+
+    assert_eq!(settings.targets.len(), 2);
+    assert_eq!(settings.interval, std::time::Duration::from_secs(15));
+    assert_eq!(
+        settings.retention,
+        std::time::Duration::from_secs(15 * 24 * 3600)
+    );
+    assert_eq!(settings.listen.port(), 9090);
+    let shard: checker::shard::Shard = shard.parse().expect("the pod's shard parses");
+    assert_eq!(shard.to_string(), "2/3");
+}
