@@ -210,7 +210,6 @@ async fn a_hanging_write_times_out_counts_as_an_error_and_keeps_the_batch() {
         4,
         "the batch is still held"
     );
-    assert!(telemetry.write_lag_seconds.get() > 0.0 || telemetry.buffered_samples.get() > 0);
     drop(tx);
     let report = task.await.unwrap();
     assert_eq!(report.samples_abandoned, 4);

@@ -96,8 +96,13 @@ impl PgRepository {
                     "store data of target {name:?}: the batch does not register it"
                 )))
         };
-        let new_ids = create_series(&tx, scrapes, &target_of).await?;
-        let rows = encode(scrapes, &new_ids, &target_of)?;
+        // Each scrape's known ids, looked up once for both steps below.
+        let known: Vec<Vec<Option<i64>>> = scrapes
+            .iter()
+            .map(|s| s.table.ids(s.samples.iter().map(|x| x.series)))
+            .collect();
+        let new_ids = create_series(&tx, scrapes, &known, &target_of).await?;
+        let rows = encode(scrapes, &known, &new_ids, &target_of)?;
         if mode == Mode::Merge {
             stage_tables(&tx).await?;
         }
@@ -217,13 +222,13 @@ fn days(scrapes: &[&ScrapeSamples]) -> Vec<i32> {
 async fn create_series(
     tx: &Tx<'_>,
     scrapes: &[&ScrapeSamples],
+    known: &[Vec<Option<i64>>],
     target_of: &impl Fn(&str) -> Result<i32, StorageError>,
 ) -> Result<NewIds, StorageError> {
     let mut missing: Vec<(i32, usize, SeriesIndex, String, Labels)> = Vec::new();
     let mut seen = HashSet::new();
-    for scrape in scrapes {
+    for (scrape, ids) in scrapes.iter().zip(known) {
         let key = table_key(&scrape.table);
-        let ids = scrape.table.ids(scrape.samples.iter().map(|s| s.series));
         for (sample, id) in scrape.samples.iter().zip(ids) {
             if id.is_none() && seen.insert((key, sample.series)) {
                 let entry = scrape.table.entry(sample.series).ok_or_else(|| {
@@ -274,14 +279,14 @@ async fn create_series(
 
 fn encode(
     scrapes: &[&ScrapeSamples],
+    known: &[Vec<Option<i64>>],
     new_ids: &NewIds,
     target_of: &impl Fn(&str) -> Result<i32, StorageError>,
 ) -> Result<Vec<BlockRow>, StorageError> {
     let mut encoder = BlockEncoder::new();
-    for scrape in scrapes {
+    for (scrape, ids) in scrapes.iter().zip(known) {
         let target_id = target_of(&scrape.target)?;
         let key = table_key(&scrape.table);
-        let ids = scrape.table.ids(scrape.samples.iter().map(|s| s.series));
         for (sample, id) in scrape.samples.iter().zip(ids) {
             let id = id
                 .or_else(|| new_ids.get(&(key, sample.series)).copied())
