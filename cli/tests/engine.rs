@@ -23,7 +23,7 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    assert_eq!(report["totals"]["failed"], 6, "{report:#}");
+    assert_eq!(report["totals"]["failed"], 7, "{report:#}");
     assert_eq!(report["totals"]["passed"], 0);
     let text_of = |name_part: &str| -> String {
         let s = report["scenarios"]
@@ -41,6 +41,17 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
         "{status}"
     );
     assert!(status.contains("GET http://127.0.0.1:"), "{status}");
+    // The failed expectation points at its own line, rendered like a load error.
+    assert!(
+        stderr.contains("wrong_status.yaml:5:7: status did not hold"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 |       status: 404"), "{stderr}");
+    assert!(
+        stderr.contains("  |       ^ expected equals 404, actual 200"),
+        "{stderr}"
+    );
+    assert!(status.contains("\"line\":5,\"column\":7"), "{status}");
     let json = text_of("gometr down");
     assert!(
         json.contains("json $.data[0].status: expected equals \\\"down\\\", actual \\\"up\\\""),
@@ -70,6 +81,24 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     assert!(
         !absent.contains("$.nothing_here"),
         "exists: false held and is not reported: {absent}"
+    );
+    // fail_if ends a 60 s retry as soon as it holds, pointing at its line.
+    let early = text_of("fail_if holds");
+    assert!(
+        early.contains("retry stopped early: fail_if holds"),
+        "{early}"
+    );
+    assert!(early.contains("\"line\":8"), "{early}");
+    let took = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains("fail_if holds"))
+        .and_then(|s| s["duration"].as_u64())
+        .expect("a duration");
+    assert!(
+        took < 30_000,
+        "fail_if did not stop the retry early: {took} ms"
     );
     let logs = text_of("log line");
     assert!(logs.contains("expected a line that contains"), "{logs}");

@@ -1,6 +1,9 @@
 //! The scenario format of metrtest: the model, loading with file:line:column
 //! diagnostics, matchers, templates and series selectors. No engine, no network.
 
+pub mod capture;
+pub mod diagnostic;
+pub mod expect;
 pub mod files;
 pub mod load;
 pub mod matcher;
@@ -8,4 +11,5 @@ pub mod model;
 pub mod network;
 pub mod references;
 pub mod selector;
+pub mod span;
 pub mod template;

@@ -1,109 +1,29 @@
 //! Finding scenario files and turning them into scenarios or positioned errors.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use crate::diagnostic::Diagnostic;
+use crate::expect::{Expect, HttpExpect};
 use crate::files::{self, ReadError};
 use crate::model::Scenario;
 use crate::references::{self, Context};
+use crate::span::{NodePath, SourceMap, Span};
 use crate::template;
 
 /// A scenario with where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub file: PathBuf,
+    /// The file's text: failures at run time show their line of it.
+    pub source: Arc<str>,
     pub scenario: Scenario,
 }
 
-/// A problem in a scenario file, at a position when one is known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    /// The offending line of the file, shown under the message.
-    pub source_line: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        write!(f, ": {}", self.message)?;
-        if let (Some(line), Some(text)) = (self.line, &self.source_line) {
-            let gutter = line.to_string().len();
-            let (shown, column) = excerpt(text, self.column);
-            write!(f, "\n{:gutter$} |\n{line} | {shown}", "")?;
-            if let Some(column) = column {
-                // Padding by repetition: a format width is limited to 65,535.
-                let pad = " ".repeat(column.saturating_sub(1));
-                write!(f, "\n{:gutter$} | {pad}^", "")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Longest part of a source line shown under a diagnostic.
-const SHOWN_CHARS: usize = 120;
-
-/// A long line cut to [`SHOWN_CHARS`] around the column, marked with `…` where
-/// cut, and the column within what is shown.
-fn excerpt(line: &str, column: Option<usize>) -> (String, Option<usize>) {
-    let chars: Vec<char> = line.chars().collect();
-    if chars.len() <= SHOWN_CHARS {
-        return (line.to_owned(), column);
-    }
-    let at = column.unwrap_or(1).saturating_sub(1).min(chars.len());
-    let end = (at.saturating_sub(SHOWN_CHARS / 2) + SHOWN_CHARS).min(chars.len());
-    let start = end.saturating_sub(SHOWN_CHARS);
-    let mut shown = String::new();
-    if start > 0 {
-        shown.push('…');
-    }
-    shown.extend(&chars[start..end]);
-    if end < chars.len() {
-        shown.push('…');
-    }
-    let column = column.map(|_| at - start + 1 + usize::from(start > 0));
-    (shown, column)
-}
-
-impl Diagnostic {
-    /// A diagnostic at a position of `text`, showing that line.
-    pub(crate) fn at(
-        file: &Path,
-        text: &str,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    ) -> Diagnostic {
-        // A parser error at the end of the file points past the last line:
-        // show the end of the last line instead.
-        let count = text.lines().count();
-        let (line, column) = match line {
-            Some(l) if l > count && count > 0 => {
-                let last = text.lines().last().map_or(0, str::len);
-                (Some(count), Some(last + 1))
-            }
-            other => (other, column),
-        };
-        let source_line = line
-            .and_then(|l| text.lines().nth(l.saturating_sub(1)))
-            .map(str::to_owned);
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message,
-            source_line,
-        }
+impl Loaded {
+    /// A diagnostic pointing at `span` of this scenario's file.
+    pub fn diagnostic(&self, span: Span, message: String) -> Diagnostic {
+        Diagnostic::spanned(&self.file, &self.source, span, message)
     }
 }
 
@@ -114,16 +34,6 @@ pub use crate::files::discover;
 fn strip_position(message: &str) -> String {
     let re = regex::Regex::new(r" at line \d+ column \d+").expect("valid regex");
     re.replace_all(message, "").into_owned()
-}
-
-/// Position of the first occurrence of `needle`, for checks made after parsing.
-fn locate(text: &str, needle: &str) -> (Option<usize>, Option<usize>) {
-    for (i, line) in text.lines().enumerate() {
-        if let Some(col) = line.find(needle) {
-            return (Some(i + 1), Some(col + 1));
-        }
-    }
-    (None, None)
 }
 
 /// Errors raised for a whole step point at the step; when the message quotes
@@ -172,58 +82,59 @@ pub fn load(file: &Path, context: &Context) -> Result<Loaded, Vec<Diagnostic>> {
 /// Parses scenario text; every problem found is returned.
 pub fn parse(file: &Path, text: &str, context: &Context) -> Result<Loaded, Vec<Diagnostic>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let map = SourceMap::of(text);
     let mut problems = template_problems(file, text);
-    let scenario: Scenario = match serde_yaml::from_str(text) {
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut scenario: Scenario = match serde_path_to_error::deserialize(de) {
         Ok(s) => s,
         Err(e) => {
-            problems.insert(0, yaml_problem(file, text, &e));
+            let at = node_path(e.path());
+            problems.insert(0, yaml_problem(file, text, &map, &at, e.inner()));
             return Err(problems);
         }
     };
     // The typed parse lets a repeated key in a free-form map win silently.
     if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) {
-        problems.insert(0, yaml_problem(file, text, &e));
+        problems.insert(0, yaml_problem(file, text, &map, &NodePath::root(), &e));
         return Err(problems);
     }
+    scenario.place(&map);
+    let at = |path: NodePath| Diagnostic::spanned(file, text, map.key(&path), String::new());
+    let root = NodePath::root();
     if scenario.name.trim().is_empty() {
-        let (line, column) = locate(text, "name:");
-        problems.push(Diagnostic::at(
-            file,
-            text,
-            line,
-            column,
-            "name must not be empty".into(),
-        ));
+        problems.push(Diagnostic {
+            message: "name must not be empty".into(),
+            ..at(root.key("name"))
+        });
     }
     if scenario.steps.is_empty() {
-        let (line, column) = locate(text, "steps:");
-        problems.push(Diagnostic::at(
-            file,
-            text,
-            line,
-            column,
-            "a scenario needs at least one step".into(),
-        ));
+        problems.push(Diagnostic {
+            message: "a scenario needs at least one step".into(),
+            ..at(root.key("steps"))
+        });
     }
     let dir = file.parent().unwrap_or(Path::new("."));
-    for step in &scenario.steps {
-        if let Some(schema) = &step.expect.json_schema
+    for (i, step) in scenario.steps.iter().enumerate() {
+        if let Expect::Http(HttpExpect {
+            json_schema: Some(schema),
+            ..
+        }) = &step.expect
             && let Err(why) = load_schema(&dir.join(schema))
         {
-            let (line, column) = locate(text, schema);
-            problems.push(Diagnostic::at(
+            let path = root.key("steps").index(i).key("expect").key("json_schema");
+            problems.push(Diagnostic::spanned(
                 file,
                 text,
-                line,
-                column,
+                map.value(&path),
                 format!("json_schema {schema:?}: {why}"),
             ));
         }
     }
-    problems.extend(references::problems(file, text, &scenario, context));
+    problems.extend(references::problems(file, text, &map, &scenario, context));
     if problems.is_empty() {
         Ok(Loaded {
             file: file.to_path_buf(),
+            source: Arc::from(text),
             scenario,
         })
     } else {
@@ -231,16 +142,41 @@ pub fn parse(file: &Path, text: &str, context: &Context) -> Result<Loaded, Vec<D
     }
 }
 
+/// The document path serde_path_to_error followed to an error.
+fn node_path(path: &serde_path_to_error::Path) -> NodePath {
+    use serde_path_to_error::Segment as S;
+    path.iter()
+        .fold(NodePath::root(), |at, segment| match segment {
+            S::Seq { index } => at.index(*index),
+            S::Map { key } => at.key(key.clone()),
+            S::Enum { .. } | S::Unknown => at,
+        })
+}
+
 /// A YAML or model error at its position; errors serde_yaml reports without
 /// one are placed where their cause is written, else at 1:1.
-fn yaml_problem(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
+fn yaml_problem(
+    file: &Path,
+    text: &str,
+    map: &SourceMap,
+    at: &NodePath,
+    e: &serde_yaml::Error,
+) -> Diagnostic {
     let message = strip_position(&e.to_string());
-    let (line, column, message) = match e.location() {
-        Some(l) if message.contains("duplicate entry with key") => {
-            duplicate(text, &message, l.line())
+    // Where the deserializer was when it failed; serde's own location is the
+    // fallback for errors outside the model (syntax).
+    let location = if *at != NodePath::root() && map.has(at) {
+        let span = map.key(at);
+        Some((span.line, span.column))
+    } else {
+        e.location().map(|l| (l.line(), l.column()))
+    };
+    let (line, column, message) = match location {
+        Some((l, _)) if message.contains("duplicate entry with key") => {
+            duplicate(text, &message, l)
         }
-        Some(l) => {
-            let (line, column) = refine(text, &message, Some(l.line()), Some(l.column()));
+        Some((l, c)) => {
+            let (line, column) = refine(text, &message, Some(l), Some(c));
             (line, column, message)
         }
         None if message.contains("more than one document") => {
@@ -349,6 +285,7 @@ pub fn load_schema(path: &Path) -> Result<jsonschema::Validator, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Action;
 
     fn problems(text: &str) -> Vec<Diagnostic> {
         parse(Path::new("s.yaml"), text, &Context::default()).expect_err("should be rejected")
@@ -397,9 +334,15 @@ steps:
             s.needs_own_stack(),
             "a docker step implies a stack of its own"
         );
-        assert_eq!(s.steps[0].expect.json.0.len(), 2);
+        let Expect::Http(e) = &s.steps[0].expect else {
+            panic!("an http step has http expectations")
+        };
+        assert_eq!(e.json.0.len(), 2);
         assert_eq!(s.steps[1].name, "docker stop gometr");
-        assert_eq!(s.steps[3].expect.series.len(), 2);
+        let Expect::Metrics(e) = &s.steps[3].expect else {
+            panic!("a metrics step has series expectations")
+        };
+        assert_eq!(e.series.len(), 2);
     }
 
     #[test]
@@ -520,5 +463,77 @@ steps:
         assert!(shown.starts_with("s.yaml:3:"), "{shown}");
         assert!(shown.contains("3 |   - sleep: soon"), "{shown}");
         assert!(shown.contains('^'), "{shown}");
+    }
+
+    #[test]
+    fn a_capture_used_before_its_step_runs_is_a_load_error_at_the_use() {
+        let text = "name: x\nsteps:\n  - http: { path: '/a/{{ id }}' }\n  - http: { path: /b }\n    capture: { id: $.id }\n  - http: { path: '/c/{{ id }}' }\n";
+        let all = problems(text);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!((all[0].line, all[0].column), (Some(3), Some(23)));
+        assert!(
+            all[0].message.contains("used before it is captured"),
+            "{}",
+            all[0].message
+        );
+    }
+
+    #[test]
+    fn fail_if_takes_the_expectations_of_its_step_kind() {
+        let step = |fail_if: &str| {
+            format!(
+                "name: x\nsteps:\n  - http: {{ path: /a }}\n    retry: {{ timeout: 5s, fail_if: {fail_if} }}\n    expect: {{ status: 200 }}\n"
+            )
+        };
+        let loaded = parse(
+            Path::new("s.yaml"),
+            &step("{ json: { \"$.state\": down } }"),
+            &Context::default(),
+        )
+        .expect("a valid fail_if");
+        let retry = loaded.scenario.steps[0].retry.clone().expect("retry");
+        assert_eq!(retry.fail_if.expect("fail_if").first_span().line, 4);
+        for (bad, word) in [
+            (
+                "{ json: { \"$.state\": { greater: 1 } } }",
+                "unknown matcher",
+            ),
+            ("{ rows: { \"0.n\": 1 } }", "does not apply to a http step"),
+            ("{}", "at least one expectation"),
+        ] {
+            let (line, _, message) = first(&step(bad));
+            assert_eq!(line, Some(4), "{bad}: {message}");
+            assert!(message.contains(word), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_http_method_is_a_known_method_in_any_case() {
+        let text = |m: &str| format!("name: x\nsteps:\n  - http: {{ path: /a, method: {m} }}\n");
+        let loaded = parse(Path::new("s.yaml"), &text("post"), &Context::default()).unwrap();
+        let Action::Http(h) = &loaded.scenario.steps[0].action else {
+            panic!("an http step")
+        };
+        assert_eq!(h.method.as_str(), "POST");
+        let (line, _, message) = first(&text("FETCH"));
+        assert_eq!(line, Some(3));
+        assert!(message.contains("\"FETCH\" is not one of GET"), "{message}");
+    }
+
+    #[test]
+    fn every_step_matcher_and_capture_knows_its_line() {
+        let s = parse(Path::new("s.yaml"), GOOD, &Context::default())
+            .unwrap()
+            .scenario;
+        let lines: Vec<usize> = s.steps.iter().map(|st| st.span.line).collect();
+        assert_eq!(lines, [5, 18, 19, 21, 25, 27]);
+        let spans: Vec<usize> = s.steps[0]
+            .expect
+            .matchers()
+            .iter()
+            .map(|m| m.span.line)
+            .collect();
+        assert_eq!(spans, [11, 12, 14, 15]);
+        assert_eq!(s.steps[0].capture[0].span.line, 17);
     }
 }

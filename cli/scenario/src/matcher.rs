@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use serde_json::Value;
 
+use crate::span::Span;
 use crate::template::{self, Vars};
 
 /// The matcher keywords, in the order the documentation lists them.
@@ -28,25 +29,248 @@ pub const KEYWORDS: &[&str] = &[
     "one_of",
 ];
 
-const TYPES: &[&str] = &["string", "number", "bool", "null", "array", "object"];
+/// The value types `type:` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    String,
+    Number,
+    Bool,
+    Null,
+    Array,
+    Object,
+}
+
+impl JsonType {
+    const ALL: [JsonType; 6] = [
+        JsonType::String,
+        JsonType::Number,
+        JsonType::Bool,
+        JsonType::Null,
+        JsonType::Array,
+        JsonType::Object,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Bool => "bool",
+            JsonType::Null => "null",
+            JsonType::Array => "array",
+            JsonType::Object => "object",
+        }
+    }
+
+    fn of(value: &Value) -> JsonType {
+        match value {
+            Value::Null => JsonType::Null,
+            Value::Bool(_) => JsonType::Bool,
+            Value::Number(_) => JsonType::Number,
+            Value::String(_) => JsonType::String,
+            Value::Array(_) => JsonType::Array,
+            Value::Object(_) => JsonType::Object,
+        }
+    }
+}
+
+/// A `matches:` pattern: compiled once at load, or, when it holds a template,
+/// compiled after the template is rendered.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Compiled(regex::Regex),
+    Templated(String),
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        if template::has_template(text) {
+            return Ok(Pattern::Templated(text.to_owned()));
+        }
+        regex::Regex::new(text)
+            .map(Pattern::Compiled)
+            .map_err(|e| format!("matches: invalid regex: {e}"))
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Pattern::Compiled(re) => re.as_str(),
+            Pattern::Templated(t) => t,
+        }
+    }
+}
+
+/// How a comparison reads the actual value: as a number or by its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Value,
+    Length,
+}
+
+/// The order a comparison asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Eq,
+}
+
+/// A check's rendered operand, and whether it held (`Err`: why it could not).
+type Decision = (Value, Result<bool, String>);
 
 /// One named check with its expected value (templates not yet rendered).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub op: String,
-    pub expected: Value,
+pub enum Check {
+    Equals(Value),
+    NotEquals(Value),
+    Contains(Value),
+    NotContains(Value),
+    Matches(Pattern),
+    Compare(Measure, Order, Value),
+    Exists(bool),
+    Type(JsonType),
+    OneOf(Vec<Value>),
 }
 
-/// All the checks on one value.
+impl Check {
+    /// Parses `op: expected`, validating the operand's type.
+    fn parse(op: &str, expected: Value) -> Result<Check, String> {
+        let templated = expected.as_str().is_some_and(template::has_template);
+        let numeric = |order, measure| {
+            let ok = expected.is_number()
+                || templated
+                || expected.as_str().is_some_and(|s| s.parse::<f64>().is_ok());
+            if ok {
+                Ok(Check::Compare(measure, order, expected.clone()))
+            } else {
+                Err(format!("{op} takes a number"))
+            }
+        };
+        match op {
+            "equals" => Ok(Check::Equals(expected)),
+            "not_equals" => Ok(Check::NotEquals(expected)),
+            "contains" => Ok(Check::Contains(expected)),
+            "not_contains" => Ok(Check::NotContains(expected)),
+            "matches" => match expected.as_str() {
+                Some(text) => Pattern::parse(text).map(Check::Matches),
+                None => Err("matches takes a regular expression string".into()),
+            },
+            "gt" => numeric(Order::Gt, Measure::Value),
+            "gte" => numeric(Order::Gte, Measure::Value),
+            "lt" => numeric(Order::Lt, Measure::Value),
+            "lte" => numeric(Order::Lte, Measure::Value),
+            "length" => numeric(Order::Eq, Measure::Length),
+            "length_gte" => numeric(Order::Gte, Measure::Length),
+            "length_lte" => numeric(Order::Lte, Measure::Length),
+            "exists" => expected
+                .as_bool()
+                .map(Check::Exists)
+                .ok_or_else(|| "exists takes true or false".into()),
+            "type" => JsonType::ALL
+                .into_iter()
+                .find(|t| expected.as_str() == Some(t.name()))
+                .map(Check::Type)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = JsonType::ALL.iter().map(|t| t.name()).collect();
+                    format!("type takes one of {}", names.join(", "))
+                }),
+            "one_of" => match expected {
+                Value::Array(items) => Ok(Check::OneOf(items)),
+                _ => Err("one_of takes a list of values".into()),
+            },
+            other => Err(format!(
+                "unknown matcher {other:?}: expected one of {}",
+                KEYWORDS.join(", ")
+            )),
+        }
+    }
+
+    /// The keyword this check is written with.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Check::Equals(_) => "equals",
+            Check::NotEquals(_) => "not_equals",
+            Check::Contains(_) => "contains",
+            Check::NotContains(_) => "not_contains",
+            Check::Matches(_) => "matches",
+            Check::Compare(Measure::Value, Order::Gt, _) => "gt",
+            Check::Compare(Measure::Value, Order::Gte, _) => "gte",
+            Check::Compare(Measure::Value, Order::Lt, _) => "lt",
+            Check::Compare(Measure::Value, Order::Lte, _) => "lte",
+            Check::Compare(Measure::Value, Order::Eq, _) => "equals",
+            Check::Compare(Measure::Length, Order::Eq, _) => "length",
+            Check::Compare(Measure::Length, Order::Gte | Order::Gt, _) => "length_gte",
+            Check::Compare(Measure::Length, Order::Lte | Order::Lt, _) => "length_lte",
+            Check::Exists(_) => "exists",
+            Check::Type(_) => "type",
+            Check::OneOf(_) => "one_of",
+        }
+    }
+
+    /// The expected value as written (templates not rendered).
+    pub fn operand(&self) -> Value {
+        match self {
+            Check::Equals(v)
+            | Check::NotEquals(v)
+            | Check::Contains(v)
+            | Check::NotContains(v)
+            | Check::Compare(_, _, v) => v.clone(),
+            Check::Matches(p) => Value::String(p.text().to_owned()),
+            Check::Exists(b) => Value::Bool(*b),
+            Check::Type(t) => Value::String(t.name().to_owned()),
+            Check::OneOf(items) => Value::Array(items.clone()),
+        }
+    }
+
+    /// Renders the operand's templates, then decides; `Err` notes why the
+    /// check could not hold. Returns the rendered operand for the report.
+    fn decide(&self, actual: Option<&Value>, vars: &Vars) -> Result<Decision, String> {
+        let expected = template::render_value(&self.operand(), vars)?;
+        let outcome = match (self, actual) {
+            (Check::Exists(want), actual) => Ok(actual.is_some() == *want),
+            (_, None) => Ok(false),
+            (Check::Equals(_), Some(actual)) => Ok(loosely_equal(actual, &expected)),
+            (Check::NotEquals(_), Some(actual)) => Ok(!loosely_equal(actual, &expected)),
+            (Check::Contains(_), Some(actual)) => contains(actual, &expected),
+            (Check::NotContains(_), Some(actual)) => contains(actual, &expected).map(|f| !f),
+            (Check::Matches(Pattern::Compiled(re)), Some(actual)) => {
+                Ok(re.is_match(&scalar_text(actual)))
+            }
+            (Check::Matches(Pattern::Templated(_)), Some(actual)) => {
+                regex::Regex::new(expected.as_str().unwrap_or_default())
+                    .map(|re| re.is_match(&scalar_text(actual)))
+                    .map_err(|e| format!("invalid regex: {e}"))
+            }
+            (Check::Compare(measure, order, _), Some(actual)) => {
+                compare(*measure, *order, actual, &expected)
+            }
+            (Check::Type(t), Some(actual)) => Ok(JsonType::of(actual) == *t),
+            (Check::OneOf(_), Some(actual)) => Ok(expected
+                .as_array()
+                .is_some_and(|opts| opts.iter().any(|o| loosely_equal(actual, o)))),
+        };
+        Ok((expected, outcome))
+    }
+}
+
+/// All the checks on one value, and where they are written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matcher {
     pub checks: Vec<Check>,
+    pub span: Span,
 }
 
 /// A check that did not hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mismatch {
-    pub op: String,
+    pub op: &'static str,
     pub expected: Value,
     pub actual: Option<Value>,
     pub note: Option<String>,
@@ -88,14 +312,13 @@ pub fn short(value: &Value) -> String {
 impl Matcher {
     pub fn equals(value: Value) -> Matcher {
         Matcher {
-            checks: vec![Check {
-                op: "equals".into(),
-                expected: value,
-            }],
+            checks: vec![Check::Equals(value)],
+            span: Span::default(),
         }
     }
 
-    /// Builds a matcher from its YAML form, validating keywords and operand types.
+    /// Builds a matcher from its YAML form, validating keywords and operand
+    /// types and compiling regexes.
     pub fn from_value(value: Value) -> Result<Matcher, String> {
         let Value::Object(map) = value else {
             return Ok(Matcher::equals(value));
@@ -106,18 +329,14 @@ impl Matcher {
                 KEYWORDS.join(", ")
             ));
         }
-        let mut checks = Vec::new();
-        for (op, expected) in map {
-            if !KEYWORDS.contains(&op.as_str()) {
-                return Err(format!(
-                    "unknown matcher {op:?}: expected one of {}",
-                    KEYWORDS.join(", ")
-                ));
-            }
-            validate_operand(&op, &expected)?;
-            checks.push(Check { op, expected });
-        }
-        Ok(Matcher { checks })
+        let checks = map
+            .into_iter()
+            .map(|(op, expected)| Check::parse(&op, expected))
+            .collect::<Result<_, _>>()?;
+        Ok(Matcher {
+            checks,
+            span: Span::default(),
+        })
     }
 
     /// Renders templates in the expected values, then checks `actual` (`None`
@@ -125,15 +344,14 @@ impl Matcher {
     pub fn evaluate(&self, actual: Option<&Value>, vars: &Vars) -> Result<Vec<Mismatch>, String> {
         let mut failed = Vec::new();
         for check in &self.checks {
-            let expected = template::render_value(&check.expected, vars)?;
-            let outcome = apply(&check.op, &expected, actual);
+            let (expected, outcome) = check.decide(actual, vars)?;
             let (ok, note) = match outcome {
                 Ok(ok) => (ok, None),
                 Err(note) => (false, Some(note)),
             };
             if !ok {
                 failed.push(Mismatch {
-                    op: check.op.clone(),
+                    op: check.keyword(),
                     expected,
                     actual: actual.cloned(),
                     note,
@@ -148,36 +366,6 @@ impl<'de> Deserialize<'de> for Matcher {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         Matcher::from_value(value).map_err(de::Error::custom)
-    }
-}
-
-fn validate_operand(op: &str, expected: &Value) -> Result<(), String> {
-    let templated = expected.as_str().is_some_and(template::has_template);
-    match op {
-        "exists" if !expected.is_boolean() => Err("exists takes true or false".into()),
-        "type" => match expected.as_str() {
-            Some(t) if TYPES.contains(&t) => Ok(()),
-            _ => Err(format!("type takes one of {}", TYPES.join(", "))),
-        },
-        "one_of" if !expected.is_array() => Err("one_of takes a list of values".into()),
-        "matches" => match expected.as_str() {
-            Some(re) if templated => {
-                let _ = re;
-                Ok(())
-            }
-            Some(re) => regex::Regex::new(re)
-                .map(|_| ())
-                .map_err(|e| format!("matches: invalid regex: {e}")),
-            None => Err("matches takes a regular expression string".into()),
-        },
-        "gt" | "gte" | "lt" | "lte" | "length" | "length_gte" | "length_lte"
-            if !(expected.is_number()
-                || templated
-                || expected.as_str().is_some_and(|s| s.parse::<f64>().is_ok())) =>
-        {
-            Err(format!("{op} takes a number"))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -212,14 +400,7 @@ pub fn loosely_equal(a: &Value, b: &Value) -> bool {
 }
 
 fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+    JsonType::of(value).name()
 }
 
 fn length(value: &Value) -> Result<f64, String> {
@@ -232,62 +413,36 @@ fn length(value: &Value) -> Result<f64, String> {
 }
 
 fn compare(
-    op: &str,
+    measure: Measure,
+    order: Order,
     actual: &Value,
     expected: &Value,
-    of: impl Fn(&Value) -> Result<f64, String>,
 ) -> Result<bool, String> {
-    let a = of(actual)?;
+    let a = match measure {
+        Measure::Value => {
+            number(actual).ok_or_else(|| format!("a {} is not a number", type_name(actual)))?
+        }
+        Measure::Length => length(actual)?,
+    };
     let e = number(expected).ok_or_else(|| format!("{} is not a number", short(expected)))?;
-    Ok(match op {
-        "gt" | "length_gt" => a > e,
-        "gte" | "length_gte" => a >= e,
-        "lt" => a < e,
-        "lte" | "length_lte" => a <= e,
-        _ => a == e,
+    Ok(match order {
+        Order::Gt => a > e,
+        Order::Gte => a >= e,
+        Order::Lt => a < e,
+        Order::Lte => a <= e,
+        Order::Eq => a == e,
     })
 }
 
-/// One check; `Err` carries a note on why it could not hold.
-fn apply(op: &str, expected: &Value, actual: Option<&Value>) -> Result<bool, String> {
-    if op == "exists" {
-        return Ok(actual.is_some() == expected.as_bool().unwrap_or(true));
-    }
-    let Some(actual) = actual else {
-        return Ok(false);
-    };
-    let as_number =
-        |v: &Value| number(v).ok_or_else(|| format!("a {} is not a number", type_name(v)));
-    match op {
-        "equals" => Ok(loosely_equal(actual, expected)),
-        "not_equals" => Ok(!loosely_equal(actual, expected)),
-        "contains" | "not_contains" => {
-            let found = match actual {
-                Value::String(s) => s.contains(&scalar_text(expected)),
-                Value::Array(items) => items.iter().any(|i| loosely_equal(i, expected)),
-                Value::Object(map) => expected.as_str().is_some_and(|k| map.contains_key(k)),
-                other => {
-                    return Err(format!(
-                        "contains needs a string, array or object, not a {}",
-                        type_name(other)
-                    ));
-                }
-            };
-            Ok(found == (op == "contains"))
-        }
-        "matches" => {
-            let re = regex::Regex::new(expected.as_str().unwrap_or_default())
-                .map_err(|e| format!("invalid regex: {e}"))?;
-            Ok(re.is_match(&scalar_text(actual)))
-        }
-        "gt" | "gte" | "lt" | "lte" => compare(op, actual, expected, as_number),
-        "length" => compare("length", actual, expected, length),
-        "length_gte" | "length_lte" => compare(op, actual, expected, length),
-        "type" => Ok(expected.as_str() == Some(type_name(actual))),
-        "one_of" => Ok(expected
-            .as_array()
-            .is_some_and(|opts| opts.iter().any(|o| loosely_equal(actual, o)))),
-        other => Err(format!("unknown matcher {other}")),
+fn contains(actual: &Value, expected: &Value) -> Result<bool, String> {
+    match actual {
+        Value::String(s) => Ok(s.contains(&scalar_text(expected))),
+        Value::Array(items) => Ok(items.iter().any(|i| loosely_equal(i, expected))),
+        Value::Object(map) => Ok(expected.as_str().is_some_and(|k| map.contains_key(k))),
+        other => Err(format!(
+            "contains needs a string, array or object, not a {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -364,7 +519,7 @@ mod tests {
     #[test]
     fn every_failed_check_is_reported_with_expected_and_actual() {
         let failed = check(json!({"gt": 10, "lt": 5, "type": "number"}), Some(json!(7)));
-        let ops: Vec<_> = failed.iter().map(|m| m.op.as_str()).collect();
+        let ops: Vec<_> = failed.iter().map(|m| m.op).collect();
         assert_eq!(ops, ["gt", "lt"]);
         assert_eq!(failed[0].to_string(), "expected gt 10, actual 7");
     }

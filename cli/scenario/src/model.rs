@@ -10,9 +10,12 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use crate::matcher::Matcher;
+use crate::capture::Capture;
+use crate::expect::{Expect, RawExpect};
+use crate::matcher::{Check, Matcher};
 use crate::network::NetworkAction;
 use crate::selector::Selector;
+use crate::span::{NodePath, SourceMap, Span};
 use crate::template;
 
 /// A map that keeps the file's order (assertions run and report in that order).
@@ -47,12 +50,12 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered
 
 /// A duration written as `30s`, `500ms`, `2m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
+pub struct Interval(pub Duration);
 
-impl<'de> Deserialize<'de> for Span {
+impl<'de> Deserialize<'de> for Interval {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map(Span).map_err(|e| {
+        humantime::parse_duration(&text).map(Interval).map_err(|e| {
             de::Error::custom(format!(
                 "{text:?} is not a duration such as 30s or 500ms ({e})"
             ))
@@ -143,13 +146,21 @@ pub struct Scenario {
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Interval>,
     #[serde(default)]
     pub isolated: bool,
     pub steps: Vec<Step>,
 }
 
 impl Scenario {
+    /// Gives every step, matcher and capture its position in the file.
+    pub(crate) fn place(&mut self, map: &SourceMap) {
+        let steps = NodePath::root().key("steps");
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            step.place(map, &steps.index(i));
+        }
+    }
+
     /// A fresh stack of its own: asked for, or implied by any docker or network step.
     pub fn needs_own_stack(&self) -> bool {
         self.isolated
@@ -168,17 +179,60 @@ impl Scenario {
     }
 }
 
-/// `retry: { timeout, interval }`: repeat the step until its expectations hold.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `retry: { timeout, interval, fail_if }`: repeat the step until its
+/// expectations hold, or stop at once, failed, when `fail_if` holds.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Retry {
-    pub timeout: Span,
-    #[serde(default = "default_interval")]
-    pub interval: Span,
+    pub timeout: Interval,
+    pub interval: Interval,
+    /// Expectations (of the step's kind) that mean waiting longer is pointless.
+    pub fail_if: Option<Expect>,
 }
 
-fn default_interval() -> Span {
-    Span(Duration::from_millis(500))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    timeout: Interval,
+    #[serde(default = "default_interval")]
+    interval: Interval,
+    #[serde(default)]
+    fail_if: Option<RawExpect>,
+}
+
+impl RawRetry {
+    fn typed(self, action: &Action) -> Result<Retry, String> {
+        if self.interval.0 < MIN_RETRY_INTERVAL {
+            return Err(format!(
+                "retry \"interval\" must be at least {}, got {}",
+                humantime::format_duration(MIN_RETRY_INTERVAL),
+                humantime::format_duration(self.interval.0)
+            ));
+        }
+        let fail_if = match self.fail_if {
+            None => None,
+            Some(raw) => {
+                let expect = raw
+                    .typed(action)
+                    .map_err(|e| format!("retry.fail_if: {e}"))?;
+                if expect.is_empty() {
+                    return Err(format!(
+                        "retry \"fail_if\" needs at least one expectation a {} step can check",
+                        action.kind()
+                    ));
+                }
+                Some(expect)
+            }
+        };
+        Ok(Retry {
+            timeout: self.timeout,
+            interval: self.interval,
+            fail_if,
+        })
+    }
+}
+
+fn default_interval() -> Interval {
+    Interval(Duration::from_millis(500))
 }
 
 /// The shortest retry interval: shorter ones only hammer the system under test.
@@ -197,10 +251,10 @@ fn status_problem(matcher: &Matcher) -> Option<String> {
         _ => false,
     };
     for check in &matcher.checks {
-        let operands: Vec<&Value> = match (check.op.as_str(), &check.expected) {
+        let operands: Vec<&Value> = match check {
             // Bounds of a comparison (`lt: 600`) need not be statuses themselves.
-            ("equals" | "not_equals", v) => vec![v],
-            ("one_of", Value::Array(items)) => items.iter().collect(),
+            Check::Equals(v) | Check::NotEquals(v) => vec![v],
+            Check::OneOf(items) => items.iter().collect(),
             _ => continue,
         };
         if let Some(bad) = operands.into_iter().find(|v| !is_status(v)) {
@@ -229,8 +283,8 @@ pub enum QueryValue {
 pub struct HttpAction {
     #[serde(default = "default_service")]
     pub service: String,
-    #[serde(default = "default_method")]
-    pub method: String,
+    #[serde(default)]
+    pub method: HttpMethod,
     pub path: String,
     #[serde(default)]
     pub query: Ordered<String, QueryValue>,
@@ -243,8 +297,63 @@ pub struct HttpAction {
 fn default_service() -> String {
     "api".into()
 }
-fn default_method() -> String {
-    "GET".into()
+/// The HTTP methods an `http` step can send; written in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    const ALL: [HttpMethod; 7] = [
+        HttpMethod::Get,
+        HttpMethod::Head,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Patch,
+        HttpMethod::Delete,
+        HttpMethod::Options,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpMethod {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        HttpMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(&text))
+            .ok_or_else(|| {
+                let names: Vec<&str> = HttpMethod::ALL.iter().map(|m| m.as_str()).collect();
+                de::Error::custom(format!(
+                    "http.method {text:?} is not one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
 }
 
 /// What a docker step does to a service's container.
@@ -373,97 +482,7 @@ impl Action {
     }
 }
 
-/// Expectations on a step's result. Which keys apply depends on the step kind;
-/// in a `metrics` step every key is a series selector.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Expect {
-    pub status: Option<Matcher>,
-    pub headers: Ordered<String, Matcher>,
-    pub json: Ordered<Path, Matcher>,
-    pub body: Option<Matcher>,
-    pub duration_ms: Option<Matcher>,
-    pub json_schema: Option<String>,
-    pub rows: Ordered<Cell, Matcher>,
-    pub row_count: Option<Matcher>,
-    pub series: Vec<(Selector, Matcher)>,
-}
-
-const HTTP_KEYS: &[&str] = &[
-    "status",
-    "headers",
-    "json",
-    "body",
-    "duration_ms",
-    "json_schema",
-];
-const SQL_KEYS: &[&str] = &["rows", "row_count"];
-
-impl Expect {
-    fn keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let present = [
-            ("status", self.status.is_some()),
-            ("headers", !self.headers.0.is_empty()),
-            ("json", !self.json.0.is_empty()),
-            ("body", self.body.is_some()),
-            ("duration_ms", self.duration_ms.is_some()),
-            ("json_schema", self.json_schema.is_some()),
-            ("rows", !self.rows.0.is_empty()),
-            ("row_count", self.row_count.is_some()),
-        ];
-        for (key, is) in present {
-            if is {
-                keys.push(key);
-            }
-        }
-        keys
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys().is_empty() && self.series.is_empty()
-    }
-}
-
-impl<'de> Deserialize<'de> for Expect {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ExpectVisitor;
-        impl<'de> Visitor<'de> for ExpectVisitor {
-            type Value = Expect;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of expectations")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expect, A::Error> {
-                let mut e = Expect::default();
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "status" => e.status = Some(map.next_value()?),
-                        "headers" => e.headers = map.next_value()?,
-                        "json" => e.json = map.next_value()?,
-                        "body" => e.body = Some(map.next_value()?),
-                        "duration_ms" => e.duration_ms = Some(map.next_value()?),
-                        "json_schema" => e.json_schema = Some(map.next_value()?),
-                        "rows" => e.rows = map.next_value()?,
-                        "row_count" => e.row_count = Some(map.next_value()?),
-                        other => {
-                            let selector = Selector::parse(other).map_err(|_| {
-                                de::Error::custom(format!(
-                                    "unknown expectation {other:?}: expected one of {}, {} or (in a metrics step) a series selector",
-                                    HTTP_KEYS.join(", "),
-                                    SQL_KEYS.join(", ")
-                                ))
-                            })?;
-                            e.series.push((selector, map.next_value()?));
-                        }
-                    }
-                }
-                Ok(e)
-            }
-        }
-        deserializer.deserialize_map(ExpectVisitor)
-    }
-}
-
-/// One step of a scenario.
+/// One step: an action, what its result must show, what it saves for later.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "RawStep")]
 pub struct Step {
@@ -471,7 +490,9 @@ pub struct Step {
     pub action: Action,
     pub retry: Option<Retry>,
     pub expect: Expect,
-    pub capture: Vec<(String, String)>,
+    pub capture: Vec<Capture>,
+    /// Where the step starts in its file.
+    pub span: Span,
 }
 
 #[derive(Deserialize)]
@@ -484,46 +505,37 @@ struct RawStep {
     sql: Option<String>,
     metrics: Option<MetricsAction>,
     logs: Option<LogsAction>,
-    sleep: Option<Span>,
-    retry: Option<Retry>,
+    sleep: Option<Interval>,
+    retry: Option<RawRetry>,
     #[serde(default)]
-    expect: Expect,
+    expect: RawExpect,
     #[serde(default)]
     capture: Ordered<String, String>,
+}
+
+impl RawStep {
+    fn actions(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        actions.extend(self.http.take().map(Action::Http));
+        actions.extend(self.docker.take().map(Action::Docker));
+        actions.extend(self.network.take().map(Action::Network));
+        actions.extend(self.sql.take().map(Action::Sql));
+        actions.extend(self.metrics.take().map(Action::Metrics));
+        actions.extend(self.logs.take().map(Action::Logs));
+        actions.extend(self.sleep.take().map(|s| Action::Sleep(s.0)));
+        actions
+    }
 }
 
 impl TryFrom<RawStep> for Step {
     type Error = String;
 
-    fn try_from(raw: RawStep) -> Result<Step, String> {
-        let mut actions = Vec::new();
-        if let Some(h) = raw.http {
-            actions.push(Action::Http(h));
-        }
-        if let Some(d) = raw.docker {
-            actions.push(Action::Docker(d));
-        }
-        if let Some(n) = raw.network {
-            actions.push(Action::Network(n));
-        }
-        if let Some(q) = raw.sql {
-            actions.push(Action::Sql(q));
-        }
-        if let Some(m) = raw.metrics {
-            actions.push(Action::Metrics(m));
-        }
-        if let Some(l) = raw.logs {
-            actions.push(Action::Logs(l));
-        }
-        if let Some(s) = raw.sleep {
-            actions.push(Action::Sleep(s.0));
-        }
-        let step_name = raw.name.clone().unwrap_or_default();
-        let label = if step_name.is_empty() {
-            String::new()
-        } else {
-            format!("step {step_name:?}: ")
+    fn try_from(mut raw: RawStep) -> Result<Step, String> {
+        let label = match raw.name.as_deref() {
+            None | Some("") => String::new(),
+            Some(name) => format!("step {name:?}: "),
         };
+        let mut actions = raw.actions();
         if actions.len() != 1 {
             return Err(format!(
                 "{label}a step needs exactly one action (http, docker, network, sql, metrics, logs or sleep), found {}",
@@ -531,87 +543,71 @@ impl TryFrom<RawStep> for Step {
             ));
         }
         let action = actions.remove(0);
-        let allowed: &[&str] = match &action {
-            Action::Http(_) => HTTP_KEYS,
-            Action::Sql(_) => SQL_KEYS,
-            _ => &[],
-        };
-        if let Some(bad) = raw.expect.keys().into_iter().find(|k| !allowed.contains(k)) {
-            return Err(format!(
-                "{label}expectation \"{bad}\" does not apply to a {} step",
-                action.kind()
-            ));
-        }
-        if !raw.expect.series.is_empty() && !matches!(action, Action::Metrics(_)) {
-            let key = &raw.expect.series[0].0.name;
-            return Err(format!(
-                "{label}unknown expectation {key:?} for a {} step",
-                action.kind()
-            ));
-        }
-        if let Action::Logs(l) = &action {
-            match (&l.contains, &l.matches) {
-                (None, None) | (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "{label}a logs step takes one of contains or matches"
-                    ));
-                }
-                (_, Some(re)) if !template::has_template(re) => {
-                    regex::Regex::new(re)
-                        .map_err(|e| format!("{label}logs.matches: invalid regex: {e}"))?;
-                }
-                _ => {}
-            }
-        }
-        if let Some(retry) = &raw.retry
-            && retry.interval.0 < MIN_RETRY_INTERVAL
-        {
-            return Err(format!(
-                "{label}retry \"interval\" must be at least {}, got {}",
-                humantime::format_duration(MIN_RETRY_INTERVAL),
-                humantime::format_duration(retry.interval.0)
-            ));
-        }
+        let labelled = |e: String| format!("{label}{e}");
+        check_action(&action).map_err(labelled)?;
         if let Some(why) = raw.expect.status.as_ref().and_then(status_problem) {
             return Err(format!("{label}expectation \"status\": {why}"));
         }
-        if let Action::Http(h) = &action {
-            const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-            if !METHODS.contains(&h.method.to_ascii_uppercase().as_str()) {
-                return Err(format!(
-                    "{label}http.method {:?} is not one of {}",
-                    h.method,
-                    METHODS.join(", ")
-                ));
-            }
-            if !h.path.starts_with('/') && !template::has_template(&h.path) {
-                return Err(format!("{label}http.path {:?} must start with /", h.path));
-            }
-        }
-        for (name, source) in &raw.capture.0 {
-            validate_capture(&action, name, source)
-                .map_err(|e| format!("{label}capture.{name}: {e}"))?;
-        }
+        let expect = raw.expect.typed(&action).map_err(labelled)?;
+        let retry = raw
+            .retry
+            .map(|r| r.typed(&action))
+            .transpose()
+            .map_err(labelled)?;
+        let capture = raw
+            .capture
+            .0
+            .iter()
+            .map(|(name, source)| {
+                Capture::parse(&action, name, source)
+                    .map_err(|e| format!("{label}capture.{name}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
         let name = raw.name.unwrap_or_else(|| action.describe());
         Ok(Step {
             name,
             action,
-            retry: raw.retry,
-            expect: raw.expect,
-            capture: raw.capture.0,
+            retry,
+            expect,
+            capture,
+            span: Span::default(),
         })
     }
 }
 
-/// Capture sources: a JSONPath (http, sql), `header:NAME` (http), a selector (metrics).
-fn validate_capture(action: &Action, name: &str, source: &str) -> Result<(), String> {
-    if name.contains(char::is_whitespace) || name.contains("{{") {
-        return Err("a capture name is a plain word".into());
-    }
+/// Checks of an action that need more than its own fields' types.
+fn check_action(action: &Action) -> Result<(), String> {
     match action {
-        Action::Http(_) if source.starts_with("header:") => Ok(()),
-        Action::Http(_) | Action::Sql(_) => Path::parse(source).map(|_| ()),
-        Action::Metrics(_) => Selector::parse(source).map(|_| ()),
-        other => Err(format!("a {} step has nothing to capture", other.kind())),
+        Action::Logs(l) => match (&l.contains, &l.matches) {
+            (None, None) | (Some(_), Some(_)) => {
+                Err("a logs step takes one of contains or matches".into())
+            }
+            (_, Some(re)) if !template::has_template(re) => regex::Regex::new(re)
+                .map(|_| ())
+                .map_err(|e| format!("logs.matches: invalid regex: {e}")),
+            _ => Ok(()),
+        },
+        Action::Http(h) if !h.path.starts_with('/') && !template::has_template(&h.path) => {
+            Err(format!("http.path {:?} must start with /", h.path))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Step {
+    /// Gives the step, its matchers and its captures their positions; `at` is
+    /// the step's path in the document.
+    pub(crate) fn place(&mut self, map: &SourceMap, at: &NodePath) {
+        self.span = map.key(at);
+        self.expect.place(map, &at.key("expect"));
+        if let Some(retry) = &mut self.retry
+            && let Some(fail_if) = &mut retry.fail_if
+        {
+            fail_if.place(map, &at.key("retry").key("fail_if"));
+        }
+        let captures = at.key("capture");
+        for (i, capture) in self.capture.iter_mut().enumerate() {
+            capture.span = map.entry(&captures, i);
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use crate::model::Span;
+use crate::model::Interval;
 
 /// `CLIENT->SERVER`: the connections one service opens to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +161,8 @@ struct RawNetwork {
     link: Option<Link>,
     partition: Option<String>,
     heal: Option<String>,
-    latency: Option<Span>,
-    jitter: Option<Span>,
+    latency: Option<Interval>,
+    jitter: Option<Interval>,
     timeout: Option<bool>,
     down: Option<bool>,
     reset: Option<bool>,

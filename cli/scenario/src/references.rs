@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::load::Diagnostic;
 use crate::model::{Action, Scenario};
 use crate::network::{Link, NetworkAction};
+use crate::span::{NodePath, SourceMap, Span};
 
 /// What a scenario may name besides its own captures.
 #[derive(Debug, Clone, Default)]
@@ -64,29 +65,38 @@ impl Context {
 pub fn problems(
     file: &Path,
     text: &str,
+    map: &SourceMap,
     scenario: &Scenario,
     context: &Context,
 ) -> Vec<Diagnostic> {
     let mut out = templates(file, text, scenario, context);
-    out.extend(services(file, text, scenario, context));
+    out.extend(services(file, text, map, scenario, context));
     out
 }
 
 fn templates(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> Vec<Diagnostic> {
-    let captured: Vec<&str> = scenario
-        .steps
-        .iter()
-        .flat_map(|s| s.capture.iter().map(|(name, _)| name.as_str()))
-        .collect();
-    let known = |name: &str| {
+    let outside = |name: &str| {
         name == "run.id"
             || name.starts_with("env.")
-            || captured.contains(&name)
             || context.vars.iter().any(|v| v == name)
             || name
                 .strip_prefix("services.")
                 .and_then(|rest| rest.strip_suffix(".url"))
                 .is_some_and(|service| context.knows_service(service))
+    };
+    // A capture is set when its step has run: only later steps can use it.
+    let first_capture = |name: &str| {
+        scenario
+            .steps
+            .iter()
+            .position(|s| s.capture.iter().any(|c| c.name == name))
+    };
+    let step_at = |line: usize| {
+        scenario
+            .steps
+            .iter()
+            .rposition(|s| s.span.line <= line)
+            .unwrap_or(0)
     };
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -94,18 +104,30 @@ fn templates(file: &Path, text: &str, scenario: &Scenario, context: &Context) ->
             continue;
         }
         for (column, name) in template_names(line) {
-            if !known(name) {
-                out.push(Diagnostic::at(
-                    file,
-                    text,
-                    Some(i + 1),
-                    Some(column),
-                    format!(
-                        "unknown template variable {name:?}: no step captures it, and it is not \
-                         run.id, env.NAME, services.<service>.url or a --var"
-                    ),
-                ));
+            if outside(name) {
+                continue;
             }
+            let used_in = step_at(i + 1);
+            let message = match first_capture(name) {
+                Some(by) if by < used_in => continue,
+                Some(by) => format!(
+                    "template variable {name:?} is used before it is captured: step {} ({:?}) \
+                     captures it, and a capture is only set for the steps after its own",
+                    by + 1,
+                    scenario.steps[by].name
+                ),
+                None => format!(
+                    "unknown template variable {name:?}: no step captures it, and it is not \
+                     run.id, env.NAME, services.<service>.url or a --var"
+                ),
+            };
+            out.push(Diagnostic::at(
+                file,
+                text,
+                Some(i + 1),
+                Some(column),
+                message,
+            ));
         }
     }
     out
@@ -129,16 +151,27 @@ fn template_names(line: &str) -> Vec<(usize, &str)> {
     out
 }
 
-fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> Vec<Diagnostic> {
+fn services(
+    file: &Path,
+    text: &str,
+    map: &SourceMap,
+    scenario: &Scenario,
+    context: &Context,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for step in &scenario.steps {
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let at = NodePath::root()
+            .key("steps")
+            .index(i)
+            .key(step.action.kind());
         let (key, service) = match &step.action {
             Action::Http(h) => ("service", h.service.as_str()),
             Action::Docker(d) => (d.verb.key(), d.service.as_str()),
             Action::Network(NetworkAction::Partition(s)) => ("partition", s.as_str()),
             Action::Network(NetworkAction::Heal(s)) => ("heal", s.as_str()),
             Action::Network(NetworkAction::Link { link, .. }) => {
-                out.extend(unknown_link(file, text, link, context));
+                let span = map.value(&at.key("link"));
+                out.extend(unknown_link(file, text, span, link, context));
                 continue;
             }
             Action::Metrics(m) => ("service", m.service.as_str()),
@@ -148,12 +181,10 @@ fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> 
         if context.knows_service(service) {
             continue;
         }
-        let (line, column) = locate_value(text, key, service);
-        out.push(Diagnostic::at(
+        out.push(Diagnostic::spanned(
             file,
             text,
-            line,
-            column,
+            map.value(&at.key(key)),
             format!(
                 "unknown service {service:?} (the stack has {})",
                 context.services_list()
@@ -167,9 +198,15 @@ fn services(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> 
 /// A known link is refused too, for now: faults on links need the fault proxy
 /// on the stack, which metrtest does not start yet, and a step that can only
 /// fail at run time must fail here instead.
-fn unknown_link(file: &Path, text: &str, link: &Link, context: &Context) -> Option<Diagnostic> {
+fn unknown_link(
+    file: &Path,
+    text: &str,
+    span: Span,
+    link: &Link,
+    context: &Context,
+) -> Option<Diagnostic> {
     let known = context.links()?;
-    let (line, column) = locate_value(text, "link", &link.to_string());
+    let (line, column) = (Some(span.line), Some(span.column));
     if known.contains(link) {
         return Some(Diagnostic::at(
             file,
@@ -194,23 +231,6 @@ fn unknown_link(file: &Path, text: &str, link: &Link, context: &Context) -> Opti
             listed.join(", ")
         ),
     ))
-}
-
-/// Where `key: value` is written, pointing at the value.
-fn locate_value(text: &str, key: &str, value: &str) -> (Option<usize>, Option<usize>) {
-    let pattern = format!(
-        // The value ends where a name cannot go on: `gometr` is not `gometr-2`.
-        r#"\b{}\s*:\s*["']?({})(?:[^\w-]|$)"#,
-        regex::escape(key),
-        regex::escape(value)
-    );
-    let re = regex::Regex::new(&pattern).expect("an escaped pattern");
-    for (i, line) in text.lines().enumerate() {
-        if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
-            return (Some(i + 1), Some(line[..m.start()].chars().count() + 1));
-        }
-    }
-    (Some(1), Some(1))
 }
 
 #[cfg(test)]

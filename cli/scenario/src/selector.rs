@@ -1,6 +1,7 @@
 //! Series selectors for `metrics` steps: `name` or `name{label="value",...}`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use metr_domain::exposition::ParsedSample;
 
@@ -9,6 +10,21 @@ use metr_domain::exposition::ParsedSample;
 pub struct Selector {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.labels.is_empty() {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            write!(f, "{{{}}}", labels.join(","))?;
+        }
+        Ok(())
+    }
 }
 
 impl Selector {

@@ -1,5 +1,7 @@
 //! Running scenarios: steps, scenarios, the whole suite, and what they report.
 
+pub mod expect;
+pub mod observation;
 pub mod report;
 pub mod scenario;
 pub mod step;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::scenario::diagnostic::Diagnostic;
+
 /// Result of a step or a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,6 +30,10 @@ pub struct FailureDetail {
     pub body: Option<String>,
     /// Each failed expectation: what was checked, expected vs actual.
     pub mismatches: Vec<String>,
+    /// The same failures positioned in the scenario file: each failed
+    /// expectation at its matcher's line, an error at its step's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
     /// An error that prevented checking (connection refused, bad template, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -45,11 +51,16 @@ impl FailureDetail {
         if let Some(s) = self.status {
             out.push(format!("response status: {s}"));
         }
-        if let Some(e) = &self.error {
-            out.push(format!("error: {e}"));
+        if self.diagnostics.is_empty() {
+            if let Some(e) = &self.error {
+                out.push(format!("error: {e}"));
+            }
+            for m in &self.mismatches {
+                out.push(format!("✗ {m}"));
+            }
         }
-        for m in &self.mismatches {
-            out.push(format!("✗ {m}"));
+        for d in &self.diagnostics {
+            out.push(d.to_string());
         }
         if let Some(b) = &self.body {
             out.push(format!("body: {b}"));

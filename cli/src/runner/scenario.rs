@@ -56,11 +56,6 @@ pub async fn run(
         .no_proxy()
         .build()
         .expect("an HTTP client without TLS roots");
-    let dir = loaded
-        .file
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
     let mut steps = Vec::new();
     let mut failed = false;
     for step in &scenario.steps {
@@ -72,7 +67,7 @@ pub async fn run(
             stack: handle,
             vars: &mut vars,
             http: &http,
-            dir: &dir,
+            loaded,
             request_timeout: settings.request_timeout,
         };
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -1,0 +1,42 @@
+//! What a step's action saw: the input of the (pure) expectation checks.
+
+use metr_domain::exposition::ParsedSample;
+use serde_json::Value;
+
+/// An HTTP response, as an `http` step's expectations see it.
+#[derive(Debug, Clone, Default)]
+pub struct HttpObservation {
+    pub status: u16,
+    /// Response headers, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub elapsed_ms: f64,
+}
+
+impl HttpObservation {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, or why it is not.
+    pub fn json(&self) -> Result<Value, String> {
+        serde_json::from_str(&self.body).map_err(|e| format!("the body is not JSON ({e})"))
+    }
+}
+
+/// What a step saw; steps that only act (docker, network, sleep) see nothing.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    Http(HttpObservation),
+    /// Rows of an SQL result as an array of objects keyed by column.
+    Sql(Value),
+    /// The samples of a metrics page.
+    Metrics(Vec<ParsedSample>),
+    /// A service's log text.
+    Logs(String),
+    Nothing,
+}
