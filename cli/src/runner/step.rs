@@ -67,6 +67,8 @@ fn report(
         kind: step.action.kind().into(),
         outcome,
         duration: started.elapsed(),
+        line: None,
+        column: None,
         failure,
     }
 }
