@@ -34,7 +34,9 @@ pub struct Args {
 /// Options that pick the environment file and images.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct EnvArgs {
-    /// Environment file (default: metrtest.yaml in the scenarios folder, if any).
+    /// Environment file (metrtest.yaml format). `run` defaults to the
+    /// metrtest.yaml in a scenarios folder it is given; `up` and `images`
+    /// read one only when given.
     #[arg(long = "env", value_name = "FILE")]
     pub env_file: Option<PathBuf>,
     /// PostgreSQL image to run instead of the default.
@@ -43,6 +45,10 @@ pub struct EnvArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise to every match"
+)]
 pub enum Command {
     /// Bring the stack up, run scenarios, report, tear down.
     Run(commands::run::RunArgs),
@@ -73,11 +79,15 @@ pub enum Command {
     Ps,
     /// Show a service's logs.
     Logs {
+        /// The service: postgres, gometr (gometr-1, … with replicas), checker, api.
         service: String,
+        /// The run whose service it is (needed when several runs are active).
         #[arg(long = "run", value_name = "ID")]
         run: Option<String>,
+        /// Keep printing new output until Ctrl-C.
         #[arg(short, long)]
         follow: bool,
+        /// Only the last N lines.
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
     },
@@ -86,6 +96,10 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
+    /// Print a shell completion script (e.g. `metrtest completions bash > /etc/bash_completion.d/metrtest`).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a folder.
+    Man(commands::completions::ManArgs),
 }
 
 impl EnvArgs {
@@ -138,6 +152,8 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
             let file = env.load(&[])?;
             commands::images::run(&file.images, &ui).await
         }
+        Command::Completions(args) => commands::completions::run_completions(&args),
+        Command::Man(args) => commands::completions::run_man(&args),
     }
 }
 

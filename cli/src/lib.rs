@@ -9,6 +9,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod report;
 pub mod runner;
+pub mod scenarios;
 pub mod ui;
 
 /// The scenario format (its own crate, with no I/O beyond reading files).

@@ -8,6 +8,27 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Writes a line of a command's result to stdout. A reader that went away
+/// (`| head -1`) is not an error: the rest is dropped, as with any Unix tool.
+pub fn print(text: impl AsRef<str>) {
+    write(format!("{}\n", text.as_ref()).as_bytes());
+}
+
+/// Writes a line to stderr that belongs with the result (the table under
+/// `--format json`, CI annotations), whatever the verbosity; a closed stderr
+/// is no error.
+pub fn print_err(text: impl AsRef<str>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
+}
+
+/// Writes bytes of a command's result to stdout, as [`print`] does.
+pub fn write(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
+}
+
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {

@@ -4,7 +4,7 @@ use comfy_table::Table;
 
 use crate::docker::{engine, images};
 use crate::exit::Result;
-use crate::ui::Ui;
+use crate::ui::{self, Ui};
 
 pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
     let docker = engine::connect().await?;
@@ -27,6 +27,6 @@ pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
             .unwrap_or_else(|| "?".into());
         table.add_row([service, image.as_str(), size.as_str()]);
     }
-    println!("{table}");
+    ui::print(table.to_string());
     Ok(())
 }

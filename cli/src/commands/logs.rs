@@ -60,8 +60,15 @@ pub async fn run(
         let chunk =
             chunk.map_err(|e| Failure::environment(format!("read logs of {container}: {e}")))?;
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&chunk.into_bytes());
-        let _ = out.flush();
+        if let Err(e) = out
+            .write_all(&chunk.into_bytes())
+            .and_then(|()| out.flush())
+        {
+            // A reader that went away (`| head`) ends a follow, as it ends `tail -f`.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+        }
     }
     Ok(())
 }

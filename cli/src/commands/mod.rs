@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod completions;
 pub mod down;
 pub mod images;
 pub mod logs;

@@ -8,6 +8,7 @@ use comfy_table::Table;
 use crate::docker::reaper::{self, Expiry};
 use crate::docker::{engine, labels, stack};
 use crate::exit::Result;
+use crate::ui;
 
 fn age(seconds: i64) -> String {
     match seconds {
@@ -75,7 +76,7 @@ pub async fn run() -> Result<()> {
         );
     }
     if runs.is_empty() {
-        println!("no metrtest runs");
+        ui::print("no metrtest runs");
         return Ok(());
     }
     let mut table = Table::new();
@@ -96,7 +97,7 @@ pub async fn run() -> Result<()> {
             row.services.len().to_string(),
         ]);
     }
-    println!("{table}");
+    ui::print(table.to_string());
     if !services.is_empty() {
         let mut table = Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -104,7 +105,7 @@ pub async fn run() -> Result<()> {
         for ((run, service), [state, ports, age]) in services {
             table.add_row([run, service, state, ports, age]);
         }
-        println!("{table}");
+        ui::print(table.to_string());
     }
     Ok(())
 }

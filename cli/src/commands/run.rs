@@ -1,17 +1,21 @@
 //! `metrtest run PATH...`: the main job.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::EnvArgs;
-use crate::commands::{up, validate};
+use crate::docker::spec::EnvFile;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::report;
+use crate::report::github::Annotations;
+use crate::report::{self, live::Live};
 use crate::runner::report::Totals;
 use crate::runner::scenario::ScenarioSettings;
-use crate::runner::suite::{self, SuiteOptions};
-use crate::ui::Ui;
+use crate::runner::select::{self, Partition};
+use crate::runner::suite::{self, SuiteOptions, SuiteResult};
+use crate::scenarios;
+use crate::ui::{self, Ui};
 
 /// Output format of the final report on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +23,13 @@ pub enum Format {
     Table,
     Json,
 }
+
+/// The checker's interval in the stacks `run` starts when the environment
+/// file sets neither interval nor timeout: scenarios wait for the checker's
+/// next cycle, so a short one makes the suite converge faster.
+pub const TEST_CHECKER_INTERVAL: &str = "250ms";
+/// The checker's timeout to go with [`TEST_CHECKER_INTERVAL`] (at most the interval).
+pub const TEST_CHECKER_TIMEOUT: &str = "250ms";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -33,12 +44,33 @@ pub struct RunArgs {
     /// Only scenarios whose name or file contains TEXT.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// Only the K-th of N slices of the selection, to split a suite across CI
+    /// jobs: hash:K/N by a stable hash of each scenario's path and name
+    /// (adding a scenario moves no other), count:K/N round-robin over the
+    /// sorted list (even slices).
+    #[arg(long, value_name = "hash:K/N|count:K/N")]
+    pub partition: Option<Partition>,
+    /// Print the scenarios that would run (`path: name`, one a line) and start nothing.
+    #[arg(long)]
+    pub list: bool,
     /// Scenarios running at once (default: number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Stop everything at the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Run a failed scenario again, up to N more times (on a fresh stack when
+    /// it has one of its own); one that passes later is flaky.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_hyphen_values = true,
+          value_parser = parse_retries)]
+    pub retries: u32,
+    /// Exit 1 when a scenario was flaky (by default flaky ones pass).
+    #[arg(long)]
+    pub flaky_fails: bool,
+    /// Print each failure as a CI annotation too (default: github when
+    /// GITHUB_ACTIONS=true, else none).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub annotations: Option<Annotations>,
     /// Leave the stacks running after the run, for debugging by hand (for 8h).
     #[arg(long, conflicts_with = "keep_failed")]
     pub keep: bool,
@@ -74,53 +106,105 @@ pub fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
     }
 }
 
-pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let file = args.env.load(&validate::folders(&args.paths))?;
-    let loaded = validate::load_all(&args.paths, &validate::context(&file, &args.vars), ui)?;
-    let selected: Vec<_> = loaded
-        .into_iter()
-        .filter(|l| args.tags.is_empty() || l.scenario.tags.iter().any(|t| args.tags.contains(t)))
-        .filter(|l| {
-            args.filter.as_ref().is_none_or(|f| {
-                l.scenario.name.contains(f.as_str())
-                    || l.file.display().to_string().contains(f.as_str())
-            })
-        })
-        .collect();
-    if selected.is_empty() {
-        return Err(Failure::invalid(
-            "no scenario matches the --tag/--filter selection",
-        ));
+/// `--retries`: a whole number, 0 or more.
+pub fn parse_retries(text: &str) -> std::result::Result<u32, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n < 0 => Err(format!("must be 0 or more, got {n}")),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("{n} is too many")),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
     }
+}
+
+/// The test-stack checker timing, unless the environment file sets its own.
+pub fn with_test_checker(mut file: EnvFile) -> EnvFile {
+    let checker = &mut file.checker;
+    if checker.interval.is_none() && checker.timeout.is_none() {
+        checker.interval = Some(TEST_CHECKER_INTERVAL.into());
+        checker.timeout = Some(TEST_CHECKER_TIMEOUT.into());
+    }
+    file
+}
+
+fn settings(args: &RunArgs) -> SuiteOptions {
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let options = SuiteOptions {
+    SuiteOptions {
         jobs,
         fail_fast: args.fail_fast,
         keep: args.keep,
         keep_failed: args.keep_failed,
         stack: args.stack.clone(),
+        retries: args.retries,
         scenario: ScenarioSettings {
             request_timeout: args.request_timeout,
             default_timeout: args.scenario_timeout,
             vars: args.vars.clone(),
             log_lines: 50,
         },
-    };
-    ui.info(format!(
-        "running {} scenario(s) with {jobs} job(s)",
-        selected.len()
-    ));
-    let result = suite::run(selected, &file, &options, ui, interrupt).await?;
+    }
+}
+
+pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let file = with_test_checker(args.env.load(&scenarios::folders(&args.paths))?);
+    let loaded = scenarios::load_all(&args.paths, &scenarios::context(&file, &args.vars), ui)?;
+    let mut selected = select::matching(loaded, &args.tags, args.filter.as_deref());
+    if let Some(partition) = &args.partition {
+        selected = partition.select(selected);
+    }
+    if args.list {
+        for line in selected {
+            ui::print(format!("{}: {}", line.file.display(), line.scenario.name));
+        }
+        return Ok(());
+    }
+    if selected.is_empty() {
+        return match &args.partition {
+            // A slice may be empty when a suite has fewer scenarios than slices.
+            Some(p) => {
+                ui.info(format!("no scenario in --partition {p}: nothing to run"));
+                Ok(())
+            }
+            None => Err(Failure::invalid(
+                "no scenario matches the --tag/--filter selection",
+            )),
+        };
+    }
+    let options = settings(args);
+    let live = Arc::new(Live::new(ui));
+    let result = suite::run(selected, &file, &options, live, ui, interrupt).await?;
+    report(args, &result, ui)?;
+    if let Some(e) = result.environment_error {
+        return Err(Failure::environment(e));
+    }
+    let totals = Totals::of(&result.reports);
+    if totals.failed > 0 || (args.flaky_fails && totals.flaky > 0) {
+        return Err(Failure {
+            kind: ExitKind::ScenarioFailed,
+            message: totals.line(),
+        });
+    }
+    Ok(())
+}
+
+/// The end of a run: table or JSON, annotations, JUnit, kept stacks.
+fn report(args: &RunArgs, result: &SuiteResult, ui: &Ui) -> Result<()> {
     let table = report::table::render(&result.reports, ui.color);
     match args.format {
-        Format::Table => println!("{table}"),
+        Format::Table => ui::print(table),
         Format::Json => {
-            eprintln!("{table}");
-            println!("{}", report::json::render(&result.reports));
+            ui::print_err(table);
+            ui::print(report::json::render(&result.reports));
+        }
+    }
+    let github = std::env::var("GITHUB_ACTIONS").ok();
+    if Annotations::resolve(args.annotations, github.as_deref()) == Annotations::Github {
+        // Workflow commands are read from stdout and stderr alike; stderr
+        // keeps `--format json` on stdout a clean document.
+        for line in report::github::render(&result.reports) {
+            ui::print_err(line);
         }
     }
     if let Some(path) = &args.junit {
@@ -130,24 +214,49 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     }
     for kept in &result.kept {
         let stack = &kept.handle.stack;
-        let ttl = humantime::format_duration(up::DEFAULT_TTL);
-        println!(
+        let ttl = humantime::format_duration(suite::KEPT_TTL);
+        ui::print(format!(
             "kept stack {} for {} (removed automatically in {ttl}):",
             stack.run_id,
             kept.scenarios.join(", ")
-        );
-        println!("{}", up::service_table(stack));
-        println!("remove it with: metrtest down --run {}", stack.run_id);
-    }
-    if let Some(e) = result.environment_error {
-        return Err(Failure::environment(e));
-    }
-    let totals = Totals::of(&result.reports);
-    if totals.failed > 0 {
-        return Err(Failure {
-            kind: ExitKind::ScenarioFailed,
-            message: totals.line(),
-        });
+        ));
+        ui::print(report::stack::service_table(stack).to_string());
+        ui::print(format!(
+            "remove it with: metrtest down --run {}",
+            stack.run_id
+        ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_whole_numbers_from_zero() {
+        assert_eq!(parse_retries("0"), Ok(0));
+        assert_eq!(parse_retries("3"), Ok(3));
+        assert_eq!(parse_retries("-1"), Err("must be 0 or more, got -1".into()));
+        assert!(
+            parse_retries("two")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+    }
+
+    #[test]
+    fn test_stacks_get_a_short_checker_cycle_unless_the_file_sets_one() {
+        let file = with_test_checker(EnvFile::default());
+        assert_eq!(
+            file.checker.interval.as_deref(),
+            Some(TEST_CHECKER_INTERVAL)
+        );
+        assert_eq!(file.checker.timeout.as_deref(), Some(TEST_CHECKER_TIMEOUT));
+        let mut own = EnvFile::default();
+        own.checker.timeout = Some("900ms".into());
+        let file = with_test_checker(own);
+        assert_eq!(file.checker.interval, None, "the file's choice stands");
+        assert_eq!(file.checker.timeout.as_deref(), Some("900ms"));
+    }
 }

@@ -2,18 +2,14 @@
 
 use std::time::Duration;
 
-use comfy_table::Table;
-
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::stack::{self, Stack};
 use crate::docker::{engine, images, labels};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::ui::Ui;
-
-/// Default time to live of a detached stack.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(8 * 3600);
+use crate::report::stack::service_table;
+use crate::ui::{self, Ui};
 
 /// Parses `--ttl`: a duration such as `2h` or `30m`, or `0` for none.
 pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
@@ -65,22 +61,6 @@ pub async fn start_stack(
     }
 }
 
-/// The services of a stack and how to reach them from the host.
-pub fn service_table(stack: &Stack) -> Table {
-    let mut table = Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["service", "container", "url"]);
-    for s in &stack.services {
-        let url = if s.name == "postgres" {
-            stack.postgres_url.clone()
-        } else {
-            s.url.clone()
-        };
-        table.add_row([s.name.as_str(), s.container.as_str(), url.as_str()]);
-    }
-    table
-}
-
 /// `ttl` applies to a detached stack only; zero means none.
 pub async fn run(
     file: &EnvFile,
@@ -95,21 +75,24 @@ pub async fn run(
         stack.run_id,
         stack.ready_in.as_secs_f64()
     ));
-    println!("{}", service_table(&stack));
+    ui::print(service_table(&stack).to_string());
     if detach {
         let handed = reaper::release_to_ttl(&stack.run_id, (!ttl.is_zero()).then_some(ttl), None);
         if let Err(e) = &handed {
             ui.warn(format!("{e}: the stack has no time to live"));
         }
         stack::release(&stack.run_id);
-        println!("run id: {}", stack.run_id);
+        ui::print(format!("run id: {}", stack.run_id));
         if handed.is_ok() && !ttl.is_zero() {
-            println!(
+            ui::print(format!(
                 "removed automatically in {} (--ttl)",
                 humantime::format_duration(ttl)
-            );
+            ));
         }
-        println!("remove it with: metrtest down --run {}", stack.run_id);
+        ui::print(format!(
+            "remove it with: metrtest down --run {}",
+            stack.run_id
+        ));
         return Ok(());
     }
     ui.info("press Ctrl-C to stop and remove the stack");

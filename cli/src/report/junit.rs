@@ -1,12 +1,58 @@
 //! JUnit XML as GitLab, GitHub and Jenkins read it: a testsuite per file, a
-//! testcase per scenario, the failure text, service logs in system-out.
+//! testcase per scenario (with `file` and, when known, `line` attributes), the
+//! failure text, service logs in system-out, and the failed attempts of a
+//! flaky scenario as Surefire's `flakyFailure` elements.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use crate::runner::report::{Outcome, ScenarioReport};
+use crate::runner::report::{Attempt, Outcome, ScenarioReport, StepReport};
+
+/// The first line of a failure text: the message attribute.
+fn headline(text: &str) -> String {
+    text.lines().next().unwrap_or("failed").to_owned()
+}
+
+fn flaky_failure(attempt: &Attempt) -> TestRerun {
+    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    rerun
+        .set_message(format!(
+            "attempt {}: {}",
+            attempt.attempt,
+            headline(&attempt.failure)
+        ))
+        .set_type("assertion")
+        .set_time(attempt.duration)
+        .set_description(attempt.failure.clone());
+    rerun
+}
+
+fn status(r: &ScenarioReport) -> TestCaseStatus {
+    match r.outcome {
+        Outcome::Passed => {
+            let mut s = TestCaseStatus::success();
+            s.add_reruns(r.earlier_attempts.iter().map(flaky_failure));
+            s
+        }
+        Outcome::Skipped => TestCaseStatus::skipped(),
+        Outcome::Failed => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let text = r.failure_text();
+            s.set_message(headline(&text));
+            s.set_type("assertion");
+            s.set_description(text);
+            s
+        }
+    }
+}
+
+/// The line a testcase points at: the first failed step's, else the scenario's.
+fn line_of(r: &ScenarioReport) -> Option<u32> {
+    let failed: Option<&StepReport> = r.failed_steps().map(|(_, s)| s).next();
+    failed.and_then(|s| s.line).or(r.line)
+}
 
 pub fn render(reports: &[ScenarioReport]) -> String {
     let mut by_file: BTreeMap<PathBuf, Vec<&ScenarioReport>> = BTreeMap::new();
@@ -15,24 +61,17 @@ pub fn render(reports: &[ScenarioReport]) -> String {
     }
     let mut report = Report::new("metrtest");
     for (file, scenarios) in by_file {
-        let mut suite = TestSuite::new(file.display().to_string());
+        let file = file.display().to_string();
+        let mut suite = TestSuite::new(file.clone());
         for r in scenarios {
-            let status = match r.outcome {
-                Outcome::Passed => TestCaseStatus::success(),
-                Outcome::Skipped => TestCaseStatus::skipped(),
-                Outcome::Failed => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    let text = r.failure_text();
-                    s.set_message(text.lines().next().unwrap_or("failed").to_owned());
-                    s.set_type("assertion");
-                    s.set_description(text);
-                    s
-                }
-            };
-            let mut case = TestCase::new(r.name.clone(), status);
-            case.set_classname(file.display().to_string());
+            let mut case = TestCase::new(r.name.clone(), status(r));
+            case.set_classname(file.clone());
             case.set_time(r.duration);
             case.set_assertions(r.steps.len());
+            case.extra.insert("file".into(), file.clone().into());
+            if let Some(line) = line_of(r) {
+                case.extra.insert("line".into(), line.to_string().into());
+            }
             if !r.logs.is_empty() {
                 case.set_system_out(r.logs_text());
             }
@@ -46,7 +85,7 @@ pub fn render(reports: &[ScenarioReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::report::{FailureDetail, StepReport};
+    use crate::runner::report::FailureDetail;
     use std::time::Duration;
 
     fn scenario(file: &str, name: &str, outcome: Outcome) -> ScenarioReport {
@@ -61,6 +100,7 @@ mod tests {
             file: file.into(),
             name: name.into(),
             tags: vec![],
+            line: None,
             outcome,
             duration: Duration::from_millis(1500),
             steps: vec![StepReport {
@@ -68,6 +108,8 @@ mod tests {
                 kind: "http".into(),
                 outcome,
                 duration: Duration::ZERO,
+                line: Some(7),
+                column: Some(5),
                 failure,
             }],
             stack: Some("abc".into()),
@@ -79,6 +121,8 @@ mod tests {
             .into_iter()
             .filter(|_| outcome == Outcome::Failed)
             .collect(),
+            attempts: 1,
+            earlier_attempts: vec![],
         }
     }
 
@@ -99,5 +143,43 @@ mod tests {
             xml.contains("&lt;with&gt; markup &amp; more"),
             "log text is escaped: {xml}"
         );
+        assert!(!xml.contains("flakyFailure"), "{xml}");
+    }
+
+    #[test]
+    fn a_testcase_names_its_file_and_the_failed_steps_line() {
+        let xml = render(&[
+            scenario("a.yaml", "first", Outcome::Passed),
+            scenario("b.yaml", "second", Outcome::Failed),
+        ]);
+        assert!(xml.contains(r#"file="a.yaml""#), "{xml}");
+        assert!(xml.contains(r#"file="b.yaml" line="7""#), "{xml}");
+        assert_eq!(
+            xml.matches("line=").count(),
+            1,
+            "only the failure has a line: {xml}"
+        );
+    }
+
+    #[test]
+    fn a_flaky_scenario_passes_with_one_flaky_failure_per_failed_attempt() {
+        let mut flaky = scenario("a.yaml", "flaky", Outcome::Passed);
+        flaky.attempts = 3;
+        flaky.earlier_attempts = (1..=2)
+            .map(|attempt| Attempt {
+                attempt,
+                outcome: Outcome::Failed,
+                duration: Duration::from_millis(200),
+                failure: format!("step 1 \"s\" (http) failed:\n  ✗ try {attempt}"),
+            })
+            .collect();
+        let xml = render(&[flaky]);
+        assert!(!xml.contains("<failure"), "the case passed: {xml}");
+        assert_eq!(xml.matches("<flakyFailure").count(), 2, "{xml}");
+        assert!(
+            xml.contains(r#"message="attempt 1: step 1 &quot;s&quot; (http) failed:""#),
+            "{xml}"
+        );
+        assert!(xml.contains("✗ try 2"), "the failure text is kept: {xml}");
     }
 }

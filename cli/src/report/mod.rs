@@ -1,5 +1,9 @@
-//! Report renderers: terminal table, JUnit XML, JSON.
+//! Reporters and renderers: live terminal progress, the end-of-run table,
+//! JUnit XML, JSON, GitHub annotations, a stack's services.
 
+pub mod github;
 pub mod json;
 pub mod junit;
+pub mod live;
+pub mod stack;
 pub mod table;

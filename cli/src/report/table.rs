@@ -14,9 +14,15 @@ pub fn render(reports: &[ScenarioReport], color: bool) -> String {
     table.set_header(["scenario", "steps", "result", "duration"]);
     for r in reports {
         let (word, tint) = match r.outcome {
-            Outcome::Passed => ("passed", Color::Green),
-            Outcome::Failed => ("FAILED", Color::Red),
-            Outcome::Skipped => ("skipped", Color::Yellow),
+            Outcome::Passed if r.is_flaky() => {
+                (format!("flaky ({} attempts)", r.attempts), Color::Yellow)
+            }
+            Outcome::Passed => ("passed".into(), Color::Green),
+            Outcome::Failed if r.attempts > 1 => {
+                (format!("FAILED ({} attempts)", r.attempts), Color::Red)
+            }
+            Outcome::Failed => ("FAILED".into(), Color::Red),
+            Outcome::Skipped => ("skipped".into(), Color::Yellow),
         };
         let result = if color {
             Cell::new(word).fg(tint)
@@ -44,6 +50,7 @@ mod tests {
             Totals {
                 passed: 3,
                 failed: 1,
+                flaky: 0,
                 skipped: 0
             }
             .line(),
@@ -51,13 +58,34 @@ mod tests {
         );
         assert_eq!(
             Totals {
+                passed: 3,
+                failed: 0,
+                flaky: 2,
+                skipped: 1
+            }
+            .line(),
+            "3 passed, 0 failed, 2 flaky, 1 skipped"
+        );
+        assert_eq!(
+            Totals {
                 passed: 0,
                 failed: 0,
+                flaky: 0,
                 skipped: 2
             }
             .line(),
             "0 passed, 0 failed, 2 skipped"
         );
+    }
+
+    #[test]
+    fn a_flaky_scenario_shows_as_flaky_with_its_attempts() {
+        let mut flaky = crate::runner::report::tests::report(Outcome::Passed);
+        flaky.attempts = 2;
+        flaky.earlier_attempts = vec![crate::runner::report::tests::failed_attempt(1)];
+        let text = render(&[flaky], false);
+        assert!(text.contains("flaky (2 attempts)"), "{text}");
+        assert!(text.ends_with("0 passed, 0 failed, 1 flaky"), "{text}");
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! Running scenarios: steps, scenarios, the whole suite, and what they report.
+//! Running scenarios: steps, scenarios, the whole suite, what they report,
+//! and which scenarios a run takes.
 
+pub mod event;
 pub mod expect;
 pub mod observation;
 pub mod report;
 pub mod scenario;
+pub mod select;
 pub mod step;
 pub mod suite;
 pub mod target;

@@ -79,15 +79,48 @@ pub struct StepReport {
     pub outcome: Outcome,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// Where the step is written in its file (from 1), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureDetail>,
 }
 
+/// A failed attempt of a scenario that was run again (`--retries`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Its number, from 1.
+    pub attempt: u32,
+    pub outcome: Outcome,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    /// Why it failed, as [`ScenarioReport::failure_text`] says it.
+    pub failure: String,
+}
+
+impl Attempt {
+    /// The attempt a report describes.
+    pub fn of(report: &ScenarioReport) -> Attempt {
+        Attempt {
+            attempt: report.attempts,
+            outcome: report.outcome,
+            duration: report.duration,
+            failure: report.failure_text(),
+        }
+    }
+}
+
+/// A scenario's last attempt, with the failed ones before it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
     pub file: PathBuf,
     pub name: String,
     pub tags: Vec<String>,
+    /// Where the scenario starts in its file, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
     pub outcome: Outcome,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
@@ -101,9 +134,28 @@ pub struct ScenarioReport {
     /// Last log lines of every service, kept when the scenario failed.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub logs: BTreeMap<String, String>,
+    /// Attempts made (1 without retries; 0 when it never ran).
+    pub attempts: u32,
+    /// The failed attempts before this one (`--retries`), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<Attempt>,
 }
 
 impl ScenarioReport {
+    /// Passed after failing: on an attempt after the first.
+    pub fn is_flaky(&self) -> bool {
+        self.outcome == Outcome::Passed && !self.earlier_attempts.is_empty()
+    }
+
+    /// The failed steps with their numbers (from 1).
+    pub fn failed_steps(&self) -> impl Iterator<Item = (usize, &StepReport)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.failure.is_some())
+            .map(|(i, s)| (i + 1, s))
+    }
+
     pub fn passed_steps(&self) -> usize {
         self.steps
             .iter()
@@ -117,22 +169,28 @@ impl ScenarioReport {
         if let Some(e) = &self.error {
             out.push(e.clone());
         }
-        for (i, step) in self.steps.iter().enumerate() {
-            if let Some(f) = &step.failure {
-                out.push(format!(
-                    "step {} \"{}\" ({}) failed:",
-                    i + 1,
-                    step.name,
-                    step.kind
-                ));
-                out.push(
-                    f.render()
-                        .lines()
-                        .map(|l| format!("  {l}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                );
-            }
+        for (number, step) in self.failed_steps() {
+            let at = match (step.line, step.column) {
+                (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
+                (Some(line), None) => format!(" at line {line}"),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "step {number} \"{}\" ({}){at} failed:",
+                step.name, step.kind
+            ));
+            let detail = step
+                .failure
+                .as_ref()
+                .map(|f| f.render())
+                .unwrap_or_default();
+            out.push(
+                detail
+                    .lines()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
         }
         out.join("\n")
     }
@@ -147,27 +205,34 @@ impl ScenarioReport {
     }
 }
 
-/// Totals of a run.
+/// Totals of a run; each scenario counts once: a flaky one is not also passed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub passed: usize,
     pub failed: usize,
+    /// Passed on a later attempt (`--retries`).
+    pub flaky: usize,
     pub skipped: usize,
 }
 
 impl Totals {
     pub fn of(reports: &[ScenarioReport]) -> Totals {
         let count = |o| reports.iter().filter(|r| r.outcome == o).count();
+        let flaky = reports.iter().filter(|r| r.is_flaky()).count();
         Totals {
-            passed: count(Outcome::Passed),
+            passed: count(Outcome::Passed) - flaky,
             failed: count(Outcome::Failed),
+            flaky,
             skipped: count(Outcome::Skipped),
         }
     }
 
-    /// `N passed, N failed` (`, N skipped` when some were).
+    /// `N passed, N failed` (then `, N flaky` and `, N skipped` when some were).
     pub fn line(&self) -> String {
         let mut line = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.flaky > 0 {
+            line.push_str(&format!(", {} flaky", self.flaky));
+        }
         if self.skipped > 0 {
             line.push_str(&format!(", {} skipped", self.skipped));
         }
@@ -177,4 +242,86 @@ impl Totals {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A report of one scenario with one step of `outcome`.
+    pub(crate) fn report(outcome: Outcome) -> ScenarioReport {
+        ScenarioReport {
+            file: "scenarios/x.yaml".into(),
+            name: "x".into(),
+            tags: vec![],
+            line: None,
+            outcome,
+            duration: Duration::from_millis(10),
+            steps: vec![StepReport {
+                name: "s".into(),
+                kind: "http".into(),
+                outcome,
+                duration: Duration::ZERO,
+                line: Some(3),
+                column: Some(5),
+                failure: (outcome == Outcome::Failed).then(|| FailureDetail {
+                    mismatches: vec!["status: expected 200, actual 503".into()],
+                    attempts: 1,
+                    ..Default::default()
+                }),
+            }],
+            stack: None,
+            error: None,
+            logs: Default::default(),
+            attempts: 1,
+            earlier_attempts: vec![],
+        }
+    }
+
+    /// A failed attempt numbered `attempt`.
+    pub(crate) fn failed_attempt(attempt: u32) -> Attempt {
+        let mut failed = report(Outcome::Failed);
+        failed.attempts = attempt;
+        Attempt::of(&failed)
+    }
+
+    #[test]
+    fn a_flaky_scenario_counts_as_flaky_and_not_as_passed() {
+        let mut flaky = report(Outcome::Passed);
+        flaky.earlier_attempts = vec![failed_attempt(1)];
+        let reports = [
+            report(Outcome::Passed),
+            flaky,
+            report(Outcome::Failed),
+            report(Outcome::Skipped),
+        ];
+        assert_eq!(
+            Totals::of(&reports),
+            Totals {
+                passed: 1,
+                failed: 1,
+                flaky: 1,
+                skipped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_attempt_keeps_its_number_and_failure_text_with_the_steps_line() {
+        let attempt = failed_attempt(2);
+        assert_eq!(attempt.attempt, 2);
+        assert_eq!(attempt.outcome, Outcome::Failed);
+        assert_eq!(
+            attempt.failure,
+            "step 1 \"s\" (http) at line 3, column 5 failed:\n  ✗ status: expected 200, actual 503"
+        );
+    }
+
+    #[test]
+    fn only_a_pass_after_failed_attempts_is_flaky() {
+        let mut failed_again = report(Outcome::Failed);
+        failed_again.earlier_attempts = vec![failed_attempt(1)];
+        assert!(!failed_again.is_flaky());
+        assert!(!report(Outcome::Passed).is_flaky());
+    }
 }

@@ -28,17 +28,20 @@ fn skipped(step: &crate::scenario::model::Step) -> StepReport {
         kind: step.action.kind().into(),
         outcome: Outcome::Skipped,
         duration: Duration::ZERO,
+        line: step::position(step.span).0,
+        column: step::position(step.span).1,
         failure: None,
     }
 }
 
 /// Runs the steps; a failed step skips the rest. `stop` (fail-fast, Ctrl-C)
-/// skips the steps not yet started.
+/// skips the steps not yet started. `on_step` hears of each step as it ends.
 pub async fn run(
     loaded: &Loaded,
     handle: &mut StackHandle,
     settings: &ScenarioSettings,
     stop: &CancellationToken,
+    on_step: &(dyn Fn(&StepReport) + Sync),
 ) -> ScenarioReport {
     let scenario = &loaded.scenario;
     let started = Instant::now();
@@ -80,6 +83,8 @@ pub async fn run(
                     kind: step.action.kind().into(),
                     outcome: Outcome::Failed,
                     duration: step_started.elapsed(),
+                    line: step::position(step.span).0,
+                    column: step::position(step.span).1,
                     failure: Some(FailureDetail {
                         error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
                         ..Default::default()
@@ -92,6 +97,7 @@ pub async fn run(
             }
         };
         failed = report.outcome == Outcome::Failed;
+        on_step(&report);
         steps.push(report);
     }
     let outcome = if failed {
@@ -110,11 +116,14 @@ pub async fn run(
         file: loaded.file.clone(),
         name: scenario.name.clone(),
         tags: scenario.tags.clone(),
+        line: None,
         outcome,
         duration: started.elapsed(),
         steps,
         stack: Some(handle.stack.run_id.clone()),
         error: None,
         logs,
+        attempts: 1,
+        earlier_attempts: vec![],
     }
 }

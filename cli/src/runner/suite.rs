@@ -1,23 +1,30 @@
 //! A whole run: one shared stack for read-only scenarios (run in parallel), a
-//! fresh stack for each isolated one, then teardown.
+//! fresh stack for each isolated one, retries of failed scenarios, then
+//! teardown. What happens is told to a [`Reporter`] as events; the suite
+//! itself prints nothing (the engine layer below still reports image builds
+//! and service start-up through [`Ui`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use crate::commands::up;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::{attach, engine, images, labels, stack};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::runner::report::{Outcome, ScenarioReport};
+use crate::runner::event::{Event, Level, Reporter};
+use crate::runner::report::{Attempt, Outcome, ScenarioReport};
 use crate::runner::scenario::{self, ScenarioSettings};
 use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
 use crate::ui::Ui;
+
+/// How long a stack kept by `--keep` or `--keep-failed` outlives the run.
+pub const KEPT_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// How the run behaves.
 #[derive(Debug, Clone)]
@@ -30,6 +37,8 @@ pub struct SuiteOptions {
     pub keep_failed: bool,
     /// Run on this existing stack (`run --stack ID`) and leave it up.
     pub stack: Option<String>,
+    /// Attempts after the first for a failed scenario (`--retries`).
+    pub retries: u32,
     pub scenario: ScenarioSettings,
 }
 
@@ -37,6 +46,11 @@ impl SuiteOptions {
     /// Whether a stack whose scenarios failed (or not) stays up.
     fn keeps(&self, failed: bool) -> bool {
         self.keep || (self.keep_failed && failed)
+    }
+
+    /// Whether a scenario that failed on `attempt` (from 1) is run again.
+    fn retries_after(&self, attempt: u32) -> bool {
+        attempt <= self.retries
     }
 }
 
@@ -60,6 +74,7 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         file: loaded.file.clone(),
         name: loaded.scenario.name.clone(),
         tags: loaded.scenario.tags.clone(),
+        line: None,
         outcome: if error.is_some() {
             Outcome::Failed
         } else {
@@ -70,58 +85,155 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         stack: None,
         error,
         logs: Default::default(),
+        attempts: 0,
+        earlier_attempts: vec![],
     }
 }
 
-/// Starts a stack of its own run, guarded by the run's reaper from the start.
-async fn new_stack(
-    docker: &bollard::Docker,
-    set: &images::ImageSet,
-    reaper_image: Option<&str>,
-    file: &EnvFile,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<StackHandle> {
-    let spec = StackSpec::build(set, file);
-    let run_id = labels::new_run_id();
-    stack::register(&run_id);
-    ui.info(format!("starting stack {run_id}"));
-    let started = async {
-        if !reaper::start(docker, reaper_image, &run_id, Owner::Run).await? {
-            ui.warn(reaper::NO_REAPER);
+/// What every scenario task of a run shares.
+struct Context {
+    docker: bollard::Docker,
+    /// The reaper's image (if it could be built) and the stack's images;
+    /// none when every scenario runs on an attached stack.
+    built: Option<(Option<String>, images::ImageSet)>,
+    file: EnvFile,
+    options: SuiteOptions,
+    /// Only for the engine layer, which reports builds and start-up itself.
+    ui: Ui,
+    interrupt: Interrupt,
+    reporter: Arc<dyn Reporter>,
+    /// Cancelled by fail-fast and by Ctrl-C.
+    stop: CancellationToken,
+    environment_error: Mutex<Option<String>>,
+    any_failed: AtomicBool,
+}
+
+impl Context {
+    fn notice(&self, level: Level, text: impl Into<String>) {
+        self.reporter.event(&Event::Notice {
+            level,
+            text: text.into(),
+        });
+    }
+
+    /// Starts a stack of its own run, guarded by the run's reaper from the start.
+    async fn new_stack(&self) -> Result<StackHandle> {
+        let (reaper_image, set) = self
+            .built
+            .as_ref()
+            .ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
+        let spec = StackSpec::build(set, &self.file);
+        let run_id = labels::new_run_id();
+        stack::register(&run_id);
+        self.reporter
+            .event(&Event::StackStarting { run_id: &run_id });
+        let started = async {
+            if !reaper::start(&self.docker, reaper_image.as_deref(), &run_id, Owner::Run).await? {
+                self.notice(Level::Warn, reaper::NO_REAPER);
+            }
+            stack::start(&self.docker, &spec, &run_id, &self.ui, &self.interrupt.stop).await
+        };
+        match started.await {
+            Ok(s) => {
+                self.reporter.event(&Event::StackReady {
+                    run_id: &run_id,
+                    ready_in: s.ready_in,
+                });
+                Ok(StackHandle {
+                    docker: self.docker.clone(),
+                    stack: s,
+                    spec,
+                    partitioned: Default::default(),
+                })
+            }
+            Err(e) => {
+                let force = &self.interrupt.force;
+                let _ = stack::teardown(&self.docker, Some(&run_id), Duration::ZERO, force).await;
+                Err(e)
+            }
         }
-        stack::start(docker, &spec, &run_id, ui, &interrupt.stop).await
-    };
-    match started.await {
-        Ok(s) => {
-            ui.info(format!(
-                "stack {run_id} ready in {:.1} s",
-                s.ready_in.as_secs_f64()
-            ));
-            Ok(StackHandle {
-                docker: docker.clone(),
-                stack: s,
-                spec,
-                partitioned: Default::default(),
+    }
+
+    async fn remove(&self, handle: &StackHandle) {
+        let run_id = &handle.stack.run_id;
+        let force = &self.interrupt.force;
+        if let Err(e) = stack::teardown(&handle.docker, Some(run_id), Duration::ZERO, force).await {
+            self.notice(Level::Error, format!("teardown of {run_id} failed: {e}"));
+        }
+    }
+
+    /// Runs one attempt of a scenario on `handle`, telling the reporter.
+    async fn attempt(
+        &self,
+        loaded: &Loaded,
+        handle: &mut StackHandle,
+        attempt: u32,
+    ) -> ScenarioReport {
+        let name = loaded.scenario.name.as_str();
+        self.reporter.event(&Event::ScenarioStarted {
+            name,
+            file: &loaded.file,
+            attempt,
+        });
+        let on_step = |step: &_| {
+            self.reporter.event(&Event::StepFinished {
+                scenario: name,
+                attempt,
+                step,
             })
-        }
-        Err(e) => {
-            let _ = stack::teardown(docker, Some(&run_id), Duration::ZERO, &interrupt.force).await;
-            Err(e)
-        }
+        };
+        scenario::run(loaded, handle, &self.options.scenario, &self.stop, &on_step).await
     }
-}
 
-async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
-    if let Err(e) = stack::teardown(
-        &handle.docker,
-        Some(&handle.stack.run_id),
-        Duration::ZERO,
-        &interrupt.force,
-    )
-    .await
-    {
-        ui.error(format!("teardown of {} failed: {e}", handle.stack.run_id));
+    /// Runs a scenario, again after a failure while `--retries` allows: on the
+    /// shared stack, or on a fresh stack of its own for each attempt.
+    /// Returns its report and the stack of its own it last ran on.
+    async fn scenario(
+        &self,
+        loaded: &Loaded,
+        shared: Option<StackHandle>,
+    ) -> (ScenarioReport, Option<StackHandle>) {
+        let own = shared.is_none() || loaded.scenario.needs_own_stack();
+        let mut earlier: Vec<Attempt> = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let mut handle = match (own, &shared) {
+                (false, Some(h)) => h.clone(),
+                _ => match self.new_stack().await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        *self.environment_error.lock().expect("environment error") =
+                            Some(e.message.clone());
+                        let reason = format!("its stack did not start: {}", e.message);
+                        let mut report = not_run(loaded, Some(reason));
+                        report.attempts = attempt;
+                        report.earlier_attempts = std::mem::take(&mut earlier);
+                        return (report, None);
+                    }
+                },
+            };
+            let mut report = self.attempt(loaded, &mut handle, attempt).await;
+            report.attempts = attempt;
+            let retrying = report.outcome == Outcome::Failed
+                && self.options.retries_after(attempt)
+                && !self.stop.is_cancelled();
+            if !retrying {
+                report.earlier_attempts = std::mem::take(&mut earlier);
+            }
+            self.reporter.event(&Event::ScenarioFinished {
+                report: &report,
+                attempt,
+                retrying,
+            });
+            if !retrying {
+                return (report, own.then_some(handle));
+            }
+            earlier.push(Attempt::of(&report));
+            if own {
+                self.remove(&handle).await;
+            }
+            attempt += 1;
+        }
     }
 }
 
@@ -138,16 +250,11 @@ async fn build_images(
     ))
 }
 
-async fn fresh_stack(
-    docker: &bollard::Docker,
-    built: Option<&(Option<String>, images::ImageSet)>,
-    file: &EnvFile,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<StackHandle> {
-    let (reaper_image, set) =
-        built.ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
-    new_stack(docker, set, reaper_image.as_deref(), file, ui, interrupt).await
+/// Failed scenarios that ran on the shared stack, and all that did.
+#[derive(Default)]
+struct OnShared {
+    failed: Vec<String>,
+    all: Vec<String>,
 }
 
 /// Runs the scenarios; environment failures before any scenario ran are errors.
@@ -155,9 +262,14 @@ pub async fn run(
     scenarios: Vec<Loaded>,
     file: &EnvFile,
     options: &SuiteOptions,
+    reporter: Arc<dyn Reporter>,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<SuiteResult> {
+    reporter.event(&Event::RunStarted {
+        scenarios: scenarios.len(),
+        jobs: options.jobs,
+    });
     let docker = engine::connect().await?;
     let (isolated, shared): (Vec<_>, Vec<_>) = scenarios
         .iter()
@@ -167,10 +279,13 @@ pub async fn run(
         Some(id) => {
             let (stack, spec) = attach::attach(&docker, id).await?;
             for (_, l) in &isolated {
-                ui.info(format!(
-                    "scenario {:?} needs a stack of its own (a docker or network step, or isolated: true): starting a fresh one, not using {id}",
-                    l.scenario.name
-                ));
+                reporter.event(&Event::Notice {
+                    level: Level::Info,
+                    text: format!(
+                        "scenario {:?} needs a stack of its own (a docker or network step, or isolated: true): starting a fresh one, not using {id}",
+                        l.scenario.name
+                    ),
+                });
             }
             Some(StackHandle {
                 docker: docker.clone(),
@@ -184,107 +299,73 @@ pub async fn run(
     // On an existing stack, images are built only if a fresh stack is needed.
     let built = if attached.is_none() || !isolated.is_empty() {
         tokio::select! {
-            built = build_images(&docker, file, ui) => Some(Arc::new(built?)),
+            built = build_images(&docker, file, ui) => Some(built?),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
         None
     };
-    let stop = interrupt.stop.child_token();
     let is_attached = attached.is_some();
-    let shared_handle = match (attached, &built) {
-        (Some(handle), _) => Some(handle),
-        (None, _) if shared.is_empty() => None,
-        (None, Some(built)) => {
-            Some(new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await?)
-        }
-        (None, None) => unreachable!("images are built whenever no stack is attached"),
+    let context = Arc::new(Context {
+        docker,
+        built,
+        file: file.clone(),
+        options: options.clone(),
+        ui: ui.clone(),
+        interrupt: interrupt.clone(),
+        reporter,
+        stop: interrupt.stop.child_token(),
+        environment_error: Mutex::default(),
+        any_failed: AtomicBool::new(false),
+    });
+    let shared_handle = match attached {
+        Some(handle) => Some(handle),
+        None if shared.is_empty() => None,
+        None => Some(context.new_stack().await?),
     };
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
-    let env_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let any_failed = Arc::new(AtomicBool::new(false));
-    let kept: Arc<std::sync::Mutex<Vec<Kept>>> = Arc::default();
-    // Failed scenarios that ran on the shared stack, and all that did.
-    let on_shared: Arc<std::sync::Mutex<(Vec<String>, Vec<String>)>> = Arc::default();
+    let kept: Arc<Mutex<Vec<Kept>>> = Arc::default();
+    let on_shared: Arc<Mutex<OnShared>> = Arc::default();
     let mut tasks = Vec::new();
     for (index, loaded) in shared.into_iter().chain(isolated) {
         let loaded = loaded.clone();
-        let on_shared = on_shared.clone();
-        let (limit, stop, env_error, any_failed, kept) = (
+        let (context, limit, kept, on_shared) = (
+            context.clone(),
             limit.clone(),
-            stop.clone(),
-            env_error.clone(),
-            any_failed.clone(),
             kept.clone(),
-        );
-        let (options, ui, interrupt, docker, built, file) = (
-            options.clone(),
-            ui.clone(),
-            interrupt.clone(),
-            docker.clone(),
-            built.clone(),
-            file.clone(),
+            on_shared.clone(),
         );
         let shared_handle = shared_handle.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            if stop.is_cancelled() {
+            if context.stop.is_cancelled() {
                 return (index, not_run(&loaded, None));
             }
-            let own = shared_handle.is_none() || loaded.scenario.needs_own_stack();
-            let mut handle = match (own, shared_handle) {
-                (false, Some(h)) => h,
-                _ => match fresh_stack(&docker, built.as_deref(), &file, &ui, &interrupt).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        *env_error.lock().expect("env error") = Some(e.message.clone());
-                        return (
-                            index,
-                            not_run(
-                                &loaded,
-                                Some(format!("its stack did not start: {}", e.message)),
-                            ),
-                        );
-                    }
-                },
-            };
-            let task = ui.task(format!("scenario {}", loaded.scenario.name));
-            let report = scenario::run(&loaded, &mut handle, &options.scenario, &stop).await;
-            match report.outcome {
-                Outcome::Passed => {
-                    task.done(format!("passed in {:.1} s", report.duration.as_secs_f64()))
-                }
-                Outcome::Failed => {
-                    task.fail("FAILED");
-                    any_failed.store(true, Ordering::SeqCst);
-                    if options.fail_fast {
-                        stop.cancel();
-                    }
-                    ui.error(format!(
-                        "scenario {:?} ({}) failed\n{}\n{}",
-                        report.name,
-                        report.file.display(),
-                        report.failure_text(),
-                        report.logs_text()
-                    ));
-                }
-                Outcome::Skipped => task.fail("skipped"),
-            }
+            let (report, own) = context.scenario(&loaded, shared_handle).await;
             let failed = report.outcome == Outcome::Failed;
-            if !own {
-                let mut names = on_shared.lock().expect("shared scenarios");
-                names.1.push(report.name.clone());
-                if failed {
-                    names.0.push(report.name.clone());
+            if failed {
+                context.any_failed.store(true, Ordering::SeqCst);
+                if context.options.fail_fast {
+                    context.stop.cancel();
                 }
-            } else if options.keeps(failed) {
-                kept.lock().expect("kept").push(Kept {
-                    handle,
-                    scenarios: vec![report.name.clone()],
-                });
-            } else {
-                remove(&handle, &ui, &interrupt).await;
+            }
+            match own {
+                None if report.stack.is_some() => {
+                    let mut names = on_shared.lock().expect("shared scenarios");
+                    names.all.push(report.name.clone());
+                    if failed {
+                        names.failed.push(report.name.clone());
+                    }
+                }
+                None => {}
+                Some(handle) if context.options.keeps(failed) => {
+                    kept.lock().expect("kept").push(Kept {
+                        handle,
+                        scenarios: vec![report.name.clone()],
+                    })
+                }
+                Some(handle) => context.remove(&handle).await,
             }
             (index, report)
         }));
@@ -304,7 +385,7 @@ pub async fn run(
     let mut kept = std::mem::take(&mut *kept.lock().expect("kept"));
     // An attached stack is not ours: it stays as it was.
     if let Some(h) = shared_handle.filter(|_| !is_attached) {
-        let (failed, all) = std::mem::take(&mut *on_shared.lock().expect("shared scenarios"));
+        let OnShared { failed, all } = std::mem::take(&mut *on_shared.lock().expect("shared"));
         if options.keeps(!failed.is_empty()) {
             let scenarios = if failed.is_empty() { all } else { failed };
             kept.push(Kept {
@@ -312,22 +393,27 @@ pub async fn run(
                 scenarios,
             });
         } else {
-            remove(&h, &ui.clone(), interrupt).await;
+            context.remove(&h).await;
         }
     }
     for k in &kept {
         // A kept stack outlives this process until the default time to live.
         let run_id = &k.handle.stack.run_id;
         let note = k.scenarios.join("; ");
-        if let Err(e) = reaper::release_to_ttl(run_id, Some(up::DEFAULT_TTL), Some(&note)) {
-            ui.error(e.message);
+        if let Err(e) = reaper::release_to_ttl(run_id, Some(KEPT_TTL), Some(&note)) {
+            context.notice(Level::Error, e.message);
         }
         stack::release(run_id);
     }
+    context.reporter.event(&Event::RunFinished);
     if interrupt.stop.is_cancelled() {
         return Err(Failure::interrupted());
     }
-    let environment_error = env_error.lock().expect("env error").clone();
+    let environment_error = context
+        .environment_error
+        .lock()
+        .expect("environment error")
+        .clone();
     Ok(SuiteResult {
         reports: reports.into_iter().map(|(_, r)| r).collect(),
         environment_error,

@@ -19,6 +19,7 @@ use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
 use crate::scenario::matcher::short;
 use crate::scenario::model::{Action, MIN_RETRY_INTERVAL, Retry, Step};
+use crate::scenario::span::Span;
 use crate::scenario::template::Vars;
 
 /// What a step runs against.
@@ -139,13 +140,29 @@ fn report(
     started: Instant,
     failure: Option<FailureDetail>,
 ) -> StepReport {
+    // A failure is located where its first diagnostic points (the matcher
+    // that did not hold); a step that passed, at the step.
+    let at = failure
+        .as_ref()
+        .and_then(|f| f.diagnostics.first())
+        .and_then(|d| Some(Span::new(d.line?, d.column.unwrap_or(0))))
+        .unwrap_or(step.span);
+    let (line, column) = position(at);
     StepReport {
         name: step.name.clone(),
         kind: step.action.kind().into(),
         outcome,
         duration: started.elapsed(),
+        line,
+        column,
         failure,
     }
+}
+
+/// A span as a report's line and column (none where unknown).
+pub(crate) fn position(span: Span) -> (Option<u32>, Option<u32>) {
+    let known = |n: usize| u32::try_from(n).ok().filter(|n| *n > 0);
+    (known(span.line), known(span.column))
 }
 
 async fn observe(step: &Step, ctx: &mut StepContext<'_>) -> Result<Seen, Trouble> {
@@ -246,7 +263,7 @@ fn observed(
         Observation::Logs(text) => (None, Some(logs::tail(text))),
         Observation::Metrics(_) | Observation::Nothing => (None, None),
     };
-    let at = |span: crate::scenario::span::Span| if span.is_known() { span } else { step.span };
+    let at = |span: Span| if span.is_known() { span } else { step.span };
     let mut diagnostics: Vec<_> = findings
         .iter()
         .map(|f| {

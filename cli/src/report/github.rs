@@ -1,0 +1,247 @@
+//! GitHub Actions workflow commands: each failure as `::error file=…,line=…::…`
+//! so that it shows on the pull request's line; each flaky scenario as a
+//! `::warning`.
+
+use crate::runner::report::{Outcome, ScenarioReport};
+
+/// `--annotations`: which workflow commands to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Annotations {
+    /// GitHub Actions `::error` lines (the default when `GITHUB_ACTIONS=true`).
+    Github,
+    /// None.
+    None,
+}
+
+impl Annotations {
+    /// `--annotations` when given, else GitHub's when the run is in GitHub Actions.
+    pub fn resolve(flag: Option<Annotations>, github_actions: Option<&str>) -> Annotations {
+        flag.unwrap_or(if github_actions == Some("true") {
+            Annotations::Github
+        } else {
+            Annotations::None
+        })
+    }
+}
+
+/// A message escaped as GitHub's runner expects the data part.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A property value: the data escapes, plus `:` and `,`, which end a property.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// One workflow command.
+struct Command<'a> {
+    level: &'a str,
+    file: String,
+    line: Option<u32>,
+    column: Option<u32>,
+    title: String,
+    message: String,
+}
+
+impl Command<'_> {
+    fn render(&self) -> String {
+        let mut properties = vec![format!("file={}", escape_property(&self.file))];
+        if let Some(line) = self.line {
+            properties.push(format!("line={line}"));
+            if let Some(column) = self.column {
+                properties.push(format!("col={column}"));
+            }
+        }
+        properties.push(format!("title={}", escape_property(&self.title)));
+        format!(
+            "::{} {}::{}",
+            self.level,
+            properties.join(","),
+            escape_data(&self.message)
+        )
+    }
+}
+
+/// The workflow commands for a run: one `::error` per failed step (or per
+/// failed scenario when no step failed), one `::warning` per flaky scenario.
+pub fn render(reports: &[ScenarioReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in reports {
+        let file = r.file.display().to_string();
+        if r.outcome == Outcome::Failed {
+            let failed: Vec<_> = r.failed_steps().collect();
+            for (number, step) in &failed {
+                out.push(
+                    Command {
+                        level: "error",
+                        file: file.clone(),
+                        line: step.line,
+                        column: step.column,
+                        title: format!("{}: step {number} \"{}\" failed", r.name, step.name),
+                        message: step
+                            .failure
+                            .as_ref()
+                            .map(|f| f.render())
+                            .unwrap_or_default(),
+                    }
+                    .render(),
+                );
+            }
+            if failed.is_empty() {
+                out.push(
+                    Command {
+                        level: "error",
+                        file,
+                        line: r.line,
+                        column: None,
+                        title: format!("{} failed", r.name),
+                        message: r.failure_text(),
+                    }
+                    .render(),
+                );
+            }
+        } else if r.is_flaky() {
+            out.push(
+                Command {
+                    level: "warning",
+                    file,
+                    line: r.line,
+                    column: None,
+                    title: format!("{} is flaky", r.name),
+                    message: format!(
+                        "passed on attempt {} after failing:\n{}",
+                        r.attempts,
+                        r.earlier_attempts
+                            .iter()
+                            .map(|a| a.failure.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                }
+                .render(),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::report::{Attempt, FailureDetail, StepReport};
+    use std::time::Duration;
+
+    fn step(outcome: Outcome, line: Option<u32>) -> StepReport {
+        StepReport {
+            name: "gometr is up".into(),
+            kind: "http".into(),
+            outcome,
+            duration: Duration::ZERO,
+            line,
+            column: line.map(|_| 5),
+            failure: (outcome == Outcome::Failed).then(|| FailureDetail {
+                mismatches: vec!["status: expected 200, actual 503".into()],
+                error: Some("50% of it: gone".into()),
+                attempts: 1,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn scenario(outcome: Outcome, steps: Vec<StepReport>) -> ScenarioReport {
+        let mut r = crate::runner::report::tests::report(outcome);
+        r.file = "scenarios/a,b:c.yaml".into();
+        r.name = "up, then down".into();
+        r.line = Some(1);
+        r.steps = steps;
+        r
+    }
+
+    #[test]
+    fn data_escapes_percent_and_line_breaks() {
+        assert_eq!(escape_data("50%\r\ndone"), "50%25%0D%0Adone");
+    }
+
+    #[test]
+    fn properties_also_escape_colons_and_commas() {
+        assert_eq!(escape_property("a,b:c%\n"), "a%2Cb%3Ac%25%0A");
+    }
+
+    #[test]
+    fn a_failed_step_is_an_error_at_its_file_and_line() {
+        let r = scenario(
+            Outcome::Failed,
+            vec![
+                step(Outcome::Passed, Some(3)),
+                step(Outcome::Failed, Some(9)),
+            ],
+        );
+        assert_eq!(
+            render(&[r]),
+            ["::error file=scenarios/a%2Cb%3Ac.yaml,line=9,col=5,\
+                 title=up%2C then down%3A step 2 \"gometr is up\" failed::\
+                 error: 50%25 of it: gone%0A✗ status: expected 200, actual 503"]
+        );
+    }
+
+    #[test]
+    fn without_a_line_the_error_names_the_file_alone() {
+        let r = scenario(Outcome::Failed, vec![step(Outcome::Failed, None)]);
+        let lines = render(&[r]);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("::error file=scenarios/a%2Cb%3Ac.yaml,title="),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn a_scenario_failed_outside_its_steps_is_one_error_at_its_start() {
+        let mut r = scenario(Outcome::Failed, vec![]);
+        r.error = Some("its stack did not start".into());
+        assert_eq!(
+            render(&[r]),
+            [
+                "::error file=scenarios/a%2Cb%3Ac.yaml,line=1,title=up%2C then down failed::its stack did not start"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flaky_scenario_is_a_warning_and_a_plain_pass_is_nothing() {
+        let passed = scenario(Outcome::Passed, vec![step(Outcome::Passed, Some(3))]);
+        let mut flaky = passed.clone();
+        flaky.attempts = 2;
+        flaky.earlier_attempts = vec![Attempt {
+            attempt: 1,
+            outcome: Outcome::Failed,
+            duration: Duration::ZERO,
+            failure: "step 1 failed".into(),
+        }];
+        let lines = render(&[passed, flaky]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("::warning file="), "{}", lines[0]);
+        assert!(lines[0].ends_with("::passed on attempt 2 after failing:%0Astep 1 failed"));
+    }
+
+    #[test]
+    fn github_annotations_follow_the_environment_unless_the_flag_says() {
+        assert_eq!(
+            Annotations::resolve(None, Some("true")),
+            Annotations::Github
+        );
+        assert_eq!(Annotations::resolve(None, None), Annotations::None);
+        assert_eq!(
+            Annotations::resolve(Some(Annotations::None), Some("true")),
+            Annotations::None
+        );
+        assert_eq!(
+            Annotations::resolve(Some(Annotations::Github), None),
+            Annotations::Github
+        );
+    }
+}

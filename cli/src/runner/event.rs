@@ -1,0 +1,56 @@
+//! What the runner tells its reporters while it works: the suite emits events
+//! and prints nothing itself; the terminal output is one reporter of them
+//! (`report::live`), and the final reports are built from what they carry.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::runner::report::{ScenarioReport, StepReport};
+
+/// How much a notice matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One thing that happened during a run.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The selection is final and the engine is about to be used.
+    RunStarted { scenarios: usize, jobs: usize },
+    /// A stack of a new run id is being started.
+    StackStarting { run_id: &'a str },
+    /// A stack answered on every service.
+    StackReady { run_id: &'a str, ready_in: Duration },
+    /// An attempt (from 1) of a scenario begins.
+    ScenarioStarted {
+        name: &'a str,
+        file: &'a Path,
+        attempt: u32,
+    },
+    /// One step of a scenario's attempt ended (passed, failed or skipped).
+    StepFinished {
+        scenario: &'a str,
+        attempt: u32,
+        step: &'a StepReport,
+    },
+    /// An attempt of a scenario ended; `retrying` when another attempt follows.
+    ScenarioFinished {
+        report: &'a ScenarioReport,
+        attempt: u32,
+        retrying: bool,
+    },
+    /// Something a person may want to know that is none of the above.
+    Notice { level: Level, text: String },
+    /// Every scenario ended and every stack not kept is removed.
+    RunFinished,
+}
+
+/// Receives the events of a run; called from the scenarios' tasks, so it
+/// must be shareable between threads.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event<'_>);
+}

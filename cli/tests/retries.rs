@@ -1,0 +1,94 @@
+//! `run --retries N` on the real engine: a scenario that fails on its first
+//! attempt and passes on its second is flaky — in the table, the summary, JSON,
+//! JUnit (`flakyFailure`) and GitHub annotations — and exits 0 unless
+//! `--flaky-fails`.
+
+mod support;
+
+use serde_json::Value;
+use support::{fixtures, metrtest};
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_flaky(extra: &[&str]) -> Ran {
+    let out = metrtest()
+        .arg("run")
+        .arg(fixtures("flaky"))
+        .args(["--retries", "1"])
+        .args(extra)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("run metrtest");
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_scenario_passing_on_its_second_attempt_is_flaky_everywhere_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let ran = run_flaky(&[
+        "--format",
+        "json",
+        "--annotations",
+        "github",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+
+    let doc: Value = serde_json::from_str(&ran.stdout).expect("a JSON document on stdout");
+    assert_eq!(doc["totals"]["flaky"], 1, "{doc:#}");
+    assert_eq!(doc["totals"]["failed"], 0);
+    let scenario = &doc["scenarios"][0];
+    assert_eq!(scenario["outcome"], "passed");
+    assert_eq!(scenario["attempts"], 2);
+    let first = &scenario["earlier_attempts"][0];
+    assert_eq!(first["attempt"], 1);
+    assert_eq!(first["outcome"], "failed");
+    assert!(
+        first["failure"]
+            .as_str()
+            .unwrap()
+            .contains("an earlier attempt had left the mark"),
+        "{first:#}"
+    );
+
+    assert!(ran.stderr.contains("flaky (2 attempts)"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("0 passed, 0 failed, 1 flaky"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("::warning file=") && ran.stderr.contains("is flaky::"),
+        "{}",
+        ran.stderr
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+    assert!(!xml.contains("<failure"), "the testcase passed: {xml}");
+    assert!(
+        xml.contains("an earlier attempt had left the mark"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn with_flaky_fails_a_flaky_scenario_exits_1() {
+    let ran = run_flaky(&["--flaky-fails"]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("0 passed, 0 failed, 1 flaky"),
+        "{}",
+        ran.stdout
+    );
+}
