@@ -187,6 +187,41 @@ impl Elector {
         i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX)
     }
 
+    /// Gives the Lease up if this candidate holds it, so that another takes
+    /// over at once rather than after the lease duration.
+    pub async fn release(&mut self) -> Result<(), LeaseError> {
+        let lease = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| LeaseError::Get {
+                name: self.name.clone(),
+                source,
+            })?;
+        let Some(mut lease) = lease else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            // A conflict: someone wrote meanwhile, so it is no longer ours to give.
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(source) => Err(LeaseError::Update {
+                name: self.name.clone(),
+                source,
+            }),
+        }
+    }
+
     /// The holder last read, if any.
     pub fn holder(&self) -> Option<&str> {
         self.observed.as_ref().and_then(|(h, _, _)| h.as_deref())
@@ -194,8 +229,9 @@ impl Elector {
 }
 
 /// Waits until `elector` holds its Lease, then runs `work` while renewing it.
-/// Returns what `work` returns, or why the Lease was lost (then `work` has
-/// been dropped, and the caller should exit: its state is no longer trusted).
+/// Returns what `work` returns, once the Lease is released; or why the Lease
+/// was lost (then `work` has been dropped, and the caller should exit: its
+/// state is no longer trusted).
 pub async fn lead<F: Future>(
     mut elector: Elector,
     timing: Timing,
@@ -210,10 +246,14 @@ pub async fn lead<F: Future>(
         tokio::time::sleep(timing.retry_period).await;
     }
     tracing::info!(identity = %elector.identity, lease = %elector.name, "leading");
-    tokio::select! {
-        output = work => Ok(output),
-        lost = keep(&mut elector, timing) => Err(lost),
+    let output = tokio::select! {
+        output = work => output,
+        lost = keep(&mut elector, timing) => return Err(lost),
+    };
+    if let Err(error) = elector.release().await {
+        tracing::warn!(%error, "cannot release the lease; it expires by itself");
     }
+    Ok(output)
 }
 
 /// Renews the Lease every retry period until that fails for good.

@@ -1,7 +1,7 @@
 //! Leader election against a fake Lease API: acquiring a free Lease, renewing
 //! it, waiting while another holder renews, taking over one left to expire,
-//! losing a race, and `lead` running the work on one replica only. Time is
-//! tokio's paused clock.
+//! losing a race, releasing it, and `lead` running the work on one replica
+//! only. Time is tokio's paused clock.
 
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -280,4 +280,28 @@ async fn a_leader_whose_lease_was_taken_stops_working() {
         "{lost}"
     );
     assert!(!*watching.borrow());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_work_ends_releases_the_lease_for_the_next_at_once() {
+    let store = Shared::default();
+    let (mut b, done) = (elector(&store, "b"), tokio::time::Instant::now());
+
+    let output = lead(elector(&store, "a"), TIMING, async { 42 }).await;
+
+    assert_eq!(output.unwrap(), 42);
+    assert_eq!(holder(&store), Value::Null);
+    assert!(b.try_acquire_or_renew().await.unwrap(), "b need not wait");
+    assert_eq!(done.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn releasing_a_lease_held_by_another_leaves_it_alone() {
+    let store = Shared::default();
+    let (mut a, mut b) = (elector(&store, "a"), elector(&store, "b"));
+    a.try_acquire_or_renew().await.unwrap();
+
+    b.release().await.unwrap();
+
+    assert_eq!(holder(&store), "a");
 }
