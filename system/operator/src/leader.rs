@@ -101,14 +101,7 @@ impl Elector {
     /// One attempt to acquire or renew the Lease; `true` when this candidate
     /// holds it afterwards. A lost race is `false`, not an error.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaseError> {
-        let existing = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(|source| LeaseError::Get {
-                name: self.name.clone(),
-                source,
-            })?;
+        let existing = self.read().await?;
         let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
         let Some(mut lease) = existing else {
             return self.create(now).await;
@@ -130,9 +123,24 @@ impl Elector {
         }
         spec.lease_duration_seconds = Some(self.duration_seconds());
         // `lease` carries the resourceVersion read above: a concurrent write wins.
+        self.write(&lease).await
+    }
+
+    async fn read(&self) -> Result<Option<Lease>, LeaseError> {
+        self.api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| LeaseError::Get {
+                name: self.name.clone(),
+                source,
+            })
+    }
+
+    /// Replaces the Lease; `false` when another write came first (a 409).
+    async fn write(&self, lease: &Lease) -> Result<bool, LeaseError> {
         match self
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &PostParams::default(), lease)
             .await
         {
             Ok(_) => Ok(true),
@@ -190,15 +198,7 @@ impl Elector {
     /// Gives the Lease up if this candidate holds it, so that another takes
     /// over at once rather than after the lease duration.
     pub async fn release(&mut self) -> Result<(), LeaseError> {
-        let lease = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(|source| LeaseError::Get {
-                name: self.name.clone(),
-                source,
-            })?;
-        let Some(mut lease) = lease else {
+        let Some(mut lease) = self.read().await? else {
             return Ok(());
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -207,19 +207,8 @@ impl Elector {
         }
         spec.holder_identity = None;
         spec.renew_time = None;
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            // A conflict: someone wrote meanwhile, so it is no longer ours to give.
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-            Err(source) => Err(LeaseError::Update {
-                name: self.name.clone(),
-                source,
-            }),
-        }
+        // Lost to another write: then it is no longer ours to give.
+        self.write(&lease).await.map(|_| ())
     }
 
     /// The holder last read, if any.

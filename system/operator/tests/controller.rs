@@ -4,21 +4,21 @@
 //! growing pauses. Time is tokio's paused clock, so the 5-minute resync and
 //! the back-off pauses pass at once and their lengths can be measured.
 
+#[path = "support/mock_server.rs"]
+mod mock_server;
 mod support;
 
 use std::convert::Infallible;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::channel::mpsc;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body::Frame;
 use http_body_util::StreamBody;
 use http_body_util::combinators::UnsyncBoxBody;
-use kube::client::Body;
 use metr_operator::reconcile::{Context, controller, error_policy, reconcile};
 use metr_operator::telemetry::Metrics;
 use serde_json::{Value, json};
@@ -55,22 +55,14 @@ fn whole(value: &Value) -> Reply {
 /// Starts the controller over a fake server holding `metr`; `reported`
 /// changes whenever a status is written.
 fn start(metr: &metr_operator::Metr, server: &Shared) -> watch::Receiver<usize> {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Reply>>();
     let (reported, reports) = watch::channel(0);
     let metr = serde_json::to_value(metr).unwrap();
     let shared = server.clone();
-    tokio::spawn(async move {
-        let mut handle = pin!(handle);
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body: Value =
-                serde_json::from_slice(&body.collect_bytes().await.unwrap()).unwrap_or_default();
-            let (status, reply) = answer(&shared, &metr, &parts, body);
-            reported.send_replace(shared.lock().unwrap().statuses.len());
-            respond.send_response(Response::builder().status(status).body(reply).unwrap());
-        }
+    let client = mock_server::client(move |request, body| {
+        let (status, reply) = answer(&shared, &metr, request, body);
+        reported.send_replace(shared.lock().unwrap().statuses.len());
+        Response::builder().status(status).body(reply).unwrap()
     });
-    let client = kube::Client::new(service, "default");
     let ctx = Arc::new(Context::new(client.clone(), Metrics::new().unwrap()));
     tokio::spawn(
         controller(&client)

@@ -3,15 +3,17 @@
 //! losing a race, releasing it, and `lead` running the work on one replica
 //! only. Time is tokio's paused clock.
 
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use kube::client::Body;
 use metr_operator::leader::{Elector, Lost, Timing, lead};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+#[path = "support/mock_server.rs"]
+mod mock_server;
 
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/metr-operator/leases";
 const TIMING: Timing = Timing {
@@ -35,24 +37,15 @@ type Shared = Arc<Mutex<Store>>;
 
 /// A client of the fake API server over `store`.
 fn client(store: &Shared) -> kube::Client {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let store = store.clone();
-    tokio::spawn(async move {
-        let mut handle = pin!(handle);
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body: Value =
-                serde_json::from_slice(&body.collect_bytes().await.unwrap()).unwrap_or_default();
-            let (status, answer) = answer(&mut store.lock().unwrap(), &parts, body);
-            let response = Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                .unwrap();
-            respond.send_response(response);
-        }
-    });
-    kube::Client::new(service, "default")
+    mock_server::client(move |request, body| {
+        let (status, answer) = answer(&mut store.lock().unwrap(), request, body);
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap()
+    })
 }
 
 fn answer(store: &mut Store, request: &http::request::Parts, body: Value) -> (StatusCode, Value) {
