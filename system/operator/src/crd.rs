@@ -1,5 +1,6 @@
-//! The `Metr` custom resource: one metr system (checker, API, migrations)
-//! against a PostgreSQL reached through a Secret.
+//! The `Metr` custom resource: one metr system (checker, API, migrations,
+//! optionally the demo target gometr) against a PostgreSQL reached through a
+//! Secret, or one the operator runs beside it.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,10 @@ pub struct MetrSpec {
     /// How long samples are kept (humantime, at least `1h`).
     #[serde(default = "default_retention")]
     pub retention: String,
-    /// Where PostgreSQL is and which Secret holds its credentials.
+    /// gometr, the demo target: deployed only when enabled.
+    #[serde(default)]
+    pub gometr: GometrSpec,
+    /// The database: an existing PostgreSQL (`secretRef`) or an embedded one.
     pub postgres: PostgresSpec,
 }
 
@@ -54,6 +58,9 @@ pub struct Images {
     /// API image; also runs the migration Job.
     #[serde(default = "default_api_image")]
     pub api: String,
+    /// gometr image (used when `gometr.enabled`).
+    #[serde(default = "default_gometr_image")]
+    pub gometr: String,
 }
 
 impl Default for Images {
@@ -61,6 +68,7 @@ impl Default for Images {
         Images {
             checker: default_checker_image(),
             api: default_api_image(),
+            gometr: default_gometr_image(),
         }
     }
 }
@@ -126,18 +134,57 @@ impl Default for ApiSpec {
     }
 }
 
-/// The PostgreSQL connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The demo target gometr (Deployment and Service `<metr>-gometr`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GometrSpec {
+    /// Deploy gometr; turning it off removes it.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// The PostgreSQL connection: exactly one of `secretRef` and `embedded`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
-    /// Host name of the server (a Service in the cluster, or outside it).
-    #[serde(default = "default_host")]
-    pub host: String,
-    /// Port of the server.
-    #[serde(default = "default_port")]
-    pub port: i32,
+    /// Host name of an existing server (default `postgres`); not with `embedded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port of an existing server (default 5432); not with `embedded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
     /// Secret with the keys `username`, `password` and `database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
+    /// Run PostgreSQL beside the system (StatefulSet `<metr>-postgres`, its
+    /// volume, and a generated Secret); its data is deleted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+/// A PostgreSQL the operator runs for one `Metr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedPostgres {
+    /// PostgreSQL image (an alpine image: the server runs as uid 70).
+    #[serde(default = "default_postgres_image")]
+    pub image: String,
+    /// Size of the data volume (a Kubernetes quantity, e.g. `10Gi`).
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// StorageClass of the data volume; the cluster's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for EmbeddedPostgres {
+    fn default() -> Self {
+        EmbeddedPostgres {
+            image: default_postgres_image(),
+            storage: default_storage(),
+            storage_class_name: None,
+        }
+    }
 }
 
 /// A Secret in the Metr's namespace.
@@ -165,17 +212,20 @@ fn default_checker_image() -> String {
 fn default_api_image() -> String {
     "metrtest/api:dev".into()
 }
+fn default_gometr_image() -> String {
+    "metrtest/gometr:dev".into()
+}
+fn default_postgres_image() -> String {
+    "postgres:16-alpine".into()
+}
+fn default_storage() -> String {
+    "10Gi".into()
+}
 fn default_retention() -> String {
     "15d".into()
 }
 fn default_interval() -> String {
     "15s".into()
-}
-fn default_host() -> String {
-    "postgres".into()
-}
-fn default_port() -> i32 {
-    5432
 }
 fn one() -> i32 {
     1

@@ -2,9 +2,11 @@
 //! Kubernetes objects (see `deploy/kubernetes/operator/` and docs/kubernetes.md).
 
 pub mod crd;
+pub mod leader;
 pub mod object;
 pub mod reconcile;
 pub mod render;
+pub mod retry;
 pub mod status;
 pub mod telemetry;
 pub mod validate;

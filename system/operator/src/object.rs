@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 
@@ -15,6 +16,9 @@ pub enum Object {
     Deployment(Deployment),
     Job(Job),
     PodDisruptionBudget(PodDisruptionBudget),
+    NetworkPolicy(NetworkPolicy),
+    /// Created once and never updated: it holds a generated password.
+    Secret(Secret),
 }
 
 impl Object {
@@ -27,6 +31,8 @@ impl Object {
             Object::Deployment(_) => "Deployment",
             Object::Job(_) => "Job",
             Object::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Object::NetworkPolicy(_) => "NetworkPolicy",
+            Object::Secret(_) => "Secret",
         }
     }
 
@@ -39,6 +45,8 @@ impl Object {
             Object::Deployment(o) => o.name_any(),
             Object::Job(o) => o.name_any(),
             Object::PodDisruptionBudget(o) => o.name_any(),
+            Object::NetworkPolicy(o) => o.name_any(),
+            Object::Secret(o) => o.name_any(),
         }
     }
 
@@ -51,6 +59,8 @@ impl Object {
             Object::Deployment(o) => serde_json::to_value(o),
             Object::Job(o) => serde_json::to_value(o),
             Object::PodDisruptionBudget(o) => serde_json::to_value(o),
+            Object::NetworkPolicy(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
         };
         // k8s-openapi's types always serialize; a failure would be a bug there.
         value.unwrap_or(serde_json::Value::Null)

@@ -1,7 +1,12 @@
 //! Renders a `Metr` into the Kubernetes objects of `deploy/kubernetes/base`:
-//! the checker (config, headless Service, sharded StatefulSet), the migration
-//! Job and the API (Deployment, Service, PodDisruptionBudget). PostgreSQL
-//! itself is not rendered: the spec points at one through a Secret.
+//! NetworkPolicies, the checker (config, headless Service, sharded
+//! StatefulSet), the migration Job, the API (Deployment, Service,
+//! PodDisruptionBudget), and when the spec asks for them an embedded
+//! PostgreSQL and the demo target gometr.
+
+mod gometr;
+mod network;
+mod postgres;
 
 use std::collections::BTreeMap;
 
@@ -23,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
-use crate::crd::{Metr, MetrSpec};
+use crate::crd::{EmbeddedPostgres, Metr, MetrSpec};
 use crate::object::Object;
 use crate::validate::{SpecError, validate};
 
@@ -36,14 +41,22 @@ pub const MANAGER: &str = "metr-operator";
 const UID: i64 = 65532;
 const CHECKER_PORT: i32 = 9090;
 const API_PORT: i32 = 8080;
+const GOMETR_PORT: i32 = 8080;
+const POSTGRES_PORT: i32 = 5432;
 
-/// Validates `metr` and renders every object it owns, in apply order.
+/// Validates `metr` and renders every object it owns, in apply order:
+/// the NetworkPolicies first, so that no pod starts unrestricted.
 pub fn render(metr: &Metr) -> Result<Vec<Object>, SpecError> {
     validate(&metr.spec)?;
     let ctx = Ctx::new(metr);
     let config = checker_config(&ctx);
     let hash = config_hash(&config);
-    Ok(vec![
+    let mut objects = network::policies(&ctx);
+    if let Some(embedded) = &metr.spec.postgres.embedded {
+        objects.push(Object::Secret(postgres::secret(&ctx)));
+        objects.extend(postgres::objects(&ctx, embedded));
+    }
+    objects.extend([
         Object::ConfigMap(ctx.config_map(config)),
         Object::Job(ctx.migrate_job()),
         Object::Service(ctx.service("checker", CHECKER_PORT, true)),
@@ -51,7 +64,27 @@ pub fn render(metr: &Metr) -> Result<Vec<Object>, SpecError> {
         Object::Service(ctx.service("api", API_PORT, false)),
         Object::Deployment(ctx.api()),
         Object::PodDisruptionBudget(ctx.api_pdb()),
-    ])
+    ]);
+    if metr.spec.gometr.enabled {
+        objects.extend(gometr::objects(&ctx));
+    }
+    Ok(objects)
+}
+
+/// The objects of the components `metr` does not want (gometr, the embedded
+/// PostgreSQL), which an earlier spec may have created: the reconciler
+/// deletes those it owns. The generated PostgreSQL Secret is not among them:
+/// it stays until the `Metr` goes.
+pub fn pruned(metr: &Metr) -> Vec<Object> {
+    let ctx = Ctx::new(metr);
+    let mut objects = Vec::new();
+    if metr.spec.postgres.embedded.is_none() {
+        objects.extend(postgres::objects(&ctx, &EmbeddedPostgres::default()));
+    }
+    if !metr.spec.gometr.enabled {
+        objects.extend(gometr::objects(&ctx));
+    }
+    objects
 }
 
 /// What every object of one `Metr` shares: names, labels, owner, spec.
@@ -355,38 +388,51 @@ impl<'a> Ctx<'a> {
 
     /// The credentials from the Secret, then `url_var` built from them.
     fn database_env(&self, url_var: &str) -> Vec<EnvVar> {
-        let secret = self
-            .spec
-            .postgres
-            .secret_ref
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        let from_secret = |name: &str, key: &str| EnvVar {
-            name: name.into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.clone(),
-                    key: key.into(),
-                    ..SecretKeySelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        };
-        let postgres = &self.spec.postgres;
+        let secret = self.postgres_secret();
+        let (host, port) = self.postgres_address();
         vec![
-            from_secret("DB_USER", "username"),
-            from_secret("DB_PASSWORD", "password"),
-            from_secret("DB_NAME", "database"),
+            from_secret("DB_USER", &secret, "username"),
+            from_secret("DB_PASSWORD", &secret, "password"),
+            from_secret("DB_NAME", &secret, "database"),
             value(
                 url_var,
-                format!(
-                    "postgres://$(DB_USER):$(DB_PASSWORD)@{}:{}/$(DB_NAME)",
-                    postgres.host, postgres.port
-                ),
+                format!("postgres://$(DB_USER):$(DB_PASSWORD)@{host}:{port}/$(DB_NAME)"),
             ),
         ]
+    }
+
+    /// The Secret with the credentials: the referenced one, or the generated one.
+    fn postgres_secret(&self) -> String {
+        match &self.spec.postgres.secret_ref {
+            Some(secret) => secret.name.clone(),
+            None => self.object_name("postgres"),
+        }
+    }
+
+    /// Host and port of the server: the given ones, or the embedded Service.
+    fn postgres_address(&self) -> (String, i32) {
+        let postgres = &self.spec.postgres;
+        if postgres.embedded.is_some() {
+            return (self.object_name("postgres"), POSTGRES_PORT);
+        }
+        let host = postgres.host.clone().unwrap_or_else(|| "postgres".into());
+        (host, postgres.port.unwrap_or(POSTGRES_PORT))
+    }
+}
+
+/// `name` from `key` of the Secret `secret`.
+fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                ..SecretKeySelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
     }
 }
 

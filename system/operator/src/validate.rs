@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::crd::MetrSpec;
+use crate::crd::{EmbeddedPostgres, MetrSpec, PostgresSpec};
 
 /// A spec the operator refuses, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +56,7 @@ pub fn validate(spec: &MetrSpec) -> Result<(), SpecError> {
     for (field, image) in [
         ("images.checker", &spec.images.checker),
         ("images.api", &spec.images.api),
+        ("images.gometr", &spec.images.gometr),
     ] {
         if image.trim().is_empty() {
             return Err(SpecError::new(field, "must not be empty"));
@@ -108,29 +109,94 @@ fn validate_targets(spec: &MetrSpec) -> Result<(), SpecError> {
 
 fn validate_postgres(spec: &MetrSpec) -> Result<(), SpecError> {
     let postgres = &spec.postgres;
-    match &postgres.secret_ref {
-        None => {
-            return Err(SpecError::new(
-                "postgres.secretRef",
-                "is required: the Secret with username, password and database",
-            ));
-        }
-        Some(secret) if secret.name.trim().is_empty() => {
-            return Err(SpecError::new(
-                "postgres.secretRef.name",
-                "must not be empty",
-            ));
-        }
-        Some(_) => {}
+    match (&postgres.secret_ref, &postgres.embedded) {
+        (None, None) => Err(SpecError::new(
+            "postgres.secretRef",
+            "is required unless postgres.embedded is set: the Secret with username, \
+             password and database",
+        )),
+        (Some(_), Some(_)) => Err(SpecError::new(
+            "postgres.embedded",
+            "cannot be set together with postgres.secretRef: choose one",
+        )),
+        (Some(secret), None) => validate_external(postgres, &secret.name),
+        (None, Some(embedded)) => validate_embedded(postgres, embedded),
     }
-    if postgres.host.trim().is_empty() {
+}
+
+fn validate_external(postgres: &PostgresSpec, secret: &str) -> Result<(), SpecError> {
+    if secret.trim().is_empty() {
+        return Err(SpecError::new(
+            "postgres.secretRef.name",
+            "must not be empty",
+        ));
+    }
+    if postgres
+        .host
+        .as_deref()
+        .is_some_and(|h| h.trim().is_empty())
+    {
         return Err(SpecError::new("postgres.host", "must not be empty"));
     }
-    if !(1..=65535).contains(&postgres.port) {
+    if let Some(port) = postgres.port
+        && !(1..=65535).contains(&port)
+    {
         return Err(SpecError::new(
             "postgres.port",
-            format!("must be between 1 and 65535, got {}", postgres.port),
+            format!("must be between 1 and 65535, got {port}"),
         ));
     }
     Ok(())
+}
+
+fn validate_embedded(
+    postgres: &PostgresSpec,
+    embedded: &EmbeddedPostgres,
+) -> Result<(), SpecError> {
+    // The embedded server's address is the operator's choice.
+    for (field, set) in [
+        ("postgres.host", postgres.host.is_some()),
+        ("postgres.port", postgres.port.is_some()),
+    ] {
+        if set {
+            return Err(SpecError::new(
+                field,
+                "cannot be set with postgres.embedded: the operator names the server",
+            ));
+        }
+    }
+    if embedded.image.trim().is_empty() {
+        return Err(SpecError::new(
+            "postgres.embedded.image",
+            "must not be empty",
+        ));
+    }
+    if !is_quantity(&embedded.storage) {
+        return Err(SpecError::new(
+            "postgres.embedded.storage",
+            format!(
+                "{:?} is not a size (a number with a suffix such as Mi or Gi)",
+                embedded.storage
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A positive storage quantity: digits, an optional fraction, a binary or
+/// decimal suffix (the forms a volume size is written in).
+fn is_quantity(text: &str) -> bool {
+    const SUFFIXES: [&str; 13] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        text.strip_suffix(suffix).is_some_and(|number| {
+            let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+            !whole.is_empty()
+                && whole.bytes().all(|b| b.is_ascii_digit())
+                && !fraction.is_empty()
+                && fraction.bytes().all(|b| b.is_ascii_digit())
+                && number.bytes().any(|b| (b'1'..=b'9').contains(&b))
+        })
+    })
 }

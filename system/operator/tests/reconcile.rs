@@ -1,6 +1,7 @@
-//! The reconciler against a fake API server: what it applies, and the status
-//! it reports, for a new Metr, changed targets, a scaled checker, an invalid
-//! spec, a missing Secret and a Metr being deleted.
+//! The reconciler against a fake API server: what it applies, creates and
+//! prunes, and the status it reports, for a new Metr, changed targets, a
+//! scaled checker, an embedded PostgreSQL, components turned off, invalid
+//! specs, a missing Secret, a failing API server and a Metr being deleted.
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
@@ -8,16 +9,16 @@ mod support;
 
 use std::sync::Arc;
 
-use fake_api::{Cluster, Recorded, STARTING};
+use fake_api::{Cluster, LEFTOVER_UID, Leftovers, Recorded, STARTING};
 use kube::runtime::controller::Action;
 use metr_operator::Metr;
 use metr_operator::crd::MetrStatus;
-use metr_operator::reconcile::{Context, reconcile};
+use metr_operator::reconcile::{Context, error_policy, reconcile};
 use metr_operator::render::CONFIG_HASH_ANNOTATION;
 use metr_operator::telemetry::Metrics;
 use serde::Deserialize;
 use serde_json::Value;
-use support::sample;
+use support::{embedded, sample};
 
 /// Reconciles `metr` once against a fake cluster and returns what was asked.
 async fn reconcile_once(cluster: Cluster, metr: &Metr) -> (Action, Vec<Recorded>) {
@@ -25,11 +26,20 @@ async fn reconcile_once(cluster: Cluster, metr: &Metr) -> (Action, Vec<Recorded>
     let metrics = Metrics::new().unwrap();
     let action = reconcile(
         Arc::new(metr.clone()),
-        Arc::new(Context { client, metrics }),
+        Arc::new(Context::new(client, metrics)),
     )
     .await
     .expect("the reconcile succeeds");
     (action, server.await.unwrap())
+}
+
+fn requests<'a>(requests: &'a [Recorded], method: &str) -> Vec<&'a Recorded> {
+    requests.iter().filter(|r| r.method == method).collect()
+}
+
+fn degraded_message(status: &MetrStatus) -> String {
+    let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded");
+    degraded.expect("a Degraded condition").message.clone()
 }
 
 fn applies(requests: &[Recorded]) -> Vec<&Recorded> {
@@ -91,6 +101,11 @@ async fn a_new_metr_is_applied_server_side_and_reported_progressing() {
     assert_eq!(
         kinds,
         [
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "NetworkPolicy",
             "ConfigMap",
             "Job",
             "Service",
@@ -242,7 +257,7 @@ async fn the_next_valid_spec_recovers_from_an_invalid_one() {
 
     let (_, requests) = reconcile_once(STARTING, &fixed).await;
 
-    assert_eq!(applies(&requests).len(), 7);
+    assert_eq!(applies(&requests).len(), 12);
     assert_eq!(
         condition(&status(&requests), "Degraded"),
         ("False".into(), "Reconciled".into())
@@ -315,10 +330,7 @@ async fn reconciles_are_counted_by_outcome_on_metrics() {
     metr.spec.targets.clear();
     let (client, server) = fake_api::start(STARTING, &metr);
     let metrics = Metrics::new().unwrap();
-    let ctx = Arc::new(Context {
-        client,
-        metrics: metrics.clone(),
-    });
+    let ctx = Arc::new(Context::new(client, metrics.clone()));
 
     reconcile(Arc::new(metr), ctx).await.unwrap();
 
@@ -333,7 +345,7 @@ async fn reconciles_are_counted_by_outcome_on_metrics() {
 /// (API group, resource, verb) of a request the reconciler made.
 fn permission(request: &Recorded) -> (String, String, String) {
     let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
-    // /api/v1/namespaces/NS/RESOURCE/NAME[/SUB] or /apis/GROUP/VERSION/namespaces/NS/...
+    // /api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]] or /apis/GROUP/VERSION/namespaces/NS/...
     let (group, rest) = match parts[0] {
         "api" => ("", &parts[4..]),
         _ => (parts[1], &parts[5..]),
@@ -345,39 +357,261 @@ fn permission(request: &Recorded) -> (String, String, String) {
     };
     let verb = match request.method.as_str() {
         "GET" => "get",
+        "POST" => "create",
+        "DELETE" => "delete",
         _ => "patch",
     };
     (group.to_owned(), resource, verb.to_owned())
 }
 
-#[tokio::test]
-async fn the_operator_cluster_role_allows_every_request_a_reconcile_makes() {
+/// The rules of the role `kind` in the operator's RBAC manifest.
+fn rbac_rules(kind: &str) -> Vec<Value> {
     let rbac = include_str!("../../../deploy/kubernetes/operator/rbac.yaml");
     let role: Value = serde_yaml::Deserializer::from_str(rbac)
         .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
-        .find(|doc| doc["kind"] == "ClusterRole")
-        .expect("a ClusterRole");
-    let allows = |(group, resource, verb): &(String, String, String)| {
-        role["rules"].as_array().unwrap().iter().any(|rule| {
-            let has =
-                |key: &str, value: &str| rule[key].as_array().unwrap().iter().any(|v| v == value);
-            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
-        })
+        .find(|doc| doc["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind}"));
+    role["rules"].as_array().unwrap().clone()
+}
+
+fn allows(rules: &[Value], (group, resource, verb): &(String, String, String)) -> bool {
+    rules.iter().any(|rule| {
+        let has = |key: &str, value: &str| rule[key].as_array().unwrap().iter().any(|v| v == value);
+        has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+    })
+}
+
+#[tokio::test]
+async fn the_operator_cluster_role_allows_every_request_a_reconcile_makes() {
+    let rules = rbac_rules("ClusterRole");
+    let secret_missing = Cluster {
+        secret_exists: false,
+        ..STARTING
     };
-    let (_, created) = reconcile_once(STARTING, &sample()).await;
+    let leftovers = Cluster {
+        leftovers: Leftovers::Ours,
+        ..STARTING
+    };
+    let mut needed = Vec::new();
+    // Applies and the status; the generated Secret's creation; prunes.
+    for (cluster, metr) in [
+        (STARTING, sample()),
+        (secret_missing, embedded()),
+        (leftovers, sample()),
+    ] {
+        let (_, requests) = reconcile_once(cluster, &metr).await;
+        needed.extend(requests.iter().map(permission));
+    }
 
-    let needed: Vec<_> = created.iter().map(permission).collect();
-
-    assert_eq!(needed.len(), 9, "{needed:?}");
+    let verbs: std::collections::BTreeSet<_> = needed.iter().map(|p| p.2.as_str()).collect();
+    assert_eq!(verbs, ["create", "delete", "get", "patch"].into());
     for permission in &needed {
-        assert!(allows(permission), "the ClusterRole lacks {permission:?}");
+        assert!(
+            allows(&rules, permission),
+            "the ClusterRole lacks {permission:?}"
+        );
         if permission.2 == "patch" && !permission.1.ends_with("/status") {
             let create = (
                 permission.0.clone(),
                 permission.1.clone(),
                 "create".to_owned(),
             );
-            assert!(allows(&create), "an apply that creates needs {create:?}");
+            assert!(
+                allows(&rules, &create),
+                "an apply that creates needs {create:?}"
+            );
         }
     }
+}
+
+#[tokio::test]
+async fn an_embedded_postgres_secret_is_created_once_and_never_overwritten() {
+    let absent = Cluster {
+        secret_exists: false,
+        ..STARTING
+    };
+
+    let (_, first) = reconcile_once(absent, &embedded()).await;
+    let (_, again) = reconcile_once(STARTING, &embedded()).await;
+
+    let created: Vec<_> = requests(&first, "POST")
+        .iter()
+        .map(|r| r.kind().to_owned())
+        .collect();
+    assert_eq!(created, ["Secret"]);
+    assert_eq!(
+        requests(&first, "POST")[0].body["metadata"]["name"],
+        "demo-postgres"
+    );
+    assert!(requests(&again, "POST").is_empty(), "{again:?}");
+    let patched_secret = first
+        .iter()
+        .chain(&again)
+        .any(|r| r.method == "PATCH" && r.path.contains("/secrets"));
+    assert!(!patched_secret, "the password is never applied over");
+    assert!(
+        applies(&again)
+            .iter()
+            .any(|r| r.kind() == "StatefulSet" && r.body["metadata"]["name"] == "demo-postgres")
+    );
+}
+
+#[tokio::test]
+async fn components_turned_off_are_deleted_when_the_metr_owns_them() {
+    let leftovers = Cluster {
+        leftovers: Leftovers::Ours,
+        ..STARTING
+    };
+
+    let (_, requests) = reconcile_once(leftovers, &sample()).await;
+
+    let deleted: Vec<_> = self::requests(&requests, "DELETE")
+        .iter()
+        .map(|r| {
+            r.path
+                .rsplit_once("/namespaces/metr/")
+                .unwrap()
+                .1
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            "networkpolicies/demo-postgres",
+            "services/demo-postgres",
+            "statefulsets/demo-postgres",
+            "networkpolicies/demo-gometr",
+            "services/demo-gometr",
+            "deployments/demo-gometr",
+        ]
+    );
+    for delete in self::requests(&requests, "DELETE") {
+        assert_eq!(
+            delete.body["preconditions"]["uid"], LEFTOVER_UID,
+            "{delete:?}"
+        );
+    }
+    assert_eq!(condition(&status(&requests), "Degraded").0, "False");
+}
+
+#[tokio::test]
+async fn objects_of_the_same_name_that_the_metr_does_not_own_are_left_alone() {
+    let theirs = Cluster {
+        leftovers: Leftovers::Theirs,
+        ..STARTING
+    };
+
+    let (_, requests) = reconcile_once(theirs, &sample()).await;
+
+    assert!(
+        self::requests(&requests, "DELETE").is_empty(),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn each_bad_input_of_the_issue_is_degraded_naming_its_field_with_nothing_applied() {
+    type Edit = fn(&mut Metr);
+    let cases: [(Edit, &str); 5] = [
+        (
+            |m| {
+                let first = m.spec.targets[0].clone();
+                m.spec.targets.push(first);
+            },
+            "spec.targets[2].name",
+        ),
+        (
+            |m| m.spec.checker.interval = "0s".into(),
+            "spec.checker.interval",
+        ),
+        (|m| m.spec.checker.replicas = -1, "spec.checker.replicas"),
+        (|m| m.spec.api.replicas = -1, "spec.api.replicas"),
+        (
+            |m| m.spec.postgres.embedded = Some(Default::default()),
+            "spec.postgres.embedded",
+        ),
+    ];
+    for (edit, field) in cases {
+        let mut metr = sample();
+        edit(&mut metr);
+
+        let (action, requests) = reconcile_once(STARTING, &metr).await;
+
+        let writes: Vec<_> = requests
+            .iter()
+            .filter(|r| r.method != "GET" && !r.path.ends_with("/status"))
+            .collect();
+        assert!(writes.is_empty(), "{field}: {writes:?}");
+        let refused = status(&requests);
+        assert_eq!(
+            condition(&refused, "Degraded"),
+            ("True".into(), "InvalidSpec".into()),
+            "{field}"
+        );
+        let message = degraded_message(&refused);
+        assert!(message.starts_with(field), "{message}");
+        assert_eq!(action, Action::await_change(), "{field}");
+
+        let mut fixed = next_generation(sample());
+        fixed.status = Some(refused);
+        let (_, recovered) = reconcile_once(STARTING, &fixed).await;
+        assert_eq!(applies(&recovered).len(), 12, "{field}");
+        assert_eq!(
+            condition(&status(&recovered), "Degraded"),
+            ("False".into(), "Reconciled".into()),
+            "{field}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_an_error_reported_degraded_and_retried_with_growing_pauses() {
+    let failing = Cluster {
+        applies_fail: true,
+        ..STARTING
+    };
+    let metr = Arc::new(sample());
+    let (client, server) = fake_api::start(failing, &metr);
+    let ctx = Arc::new(Context::new(client, Metrics::new().unwrap()));
+
+    let mut pauses = Vec::new();
+    for _ in 0..3 {
+        let error = reconcile(metr.clone(), ctx.clone())
+            .await
+            .expect_err("the apply fails");
+        pauses.push(error_policy(metr.clone(), &error, ctx.clone()));
+    }
+    drop(ctx);
+
+    let requests = server.await.unwrap();
+    assert_eq!(
+        pauses,
+        [5, 10, 20].map(|s| Action::requeue(std::time::Duration::from_secs(s)))
+    );
+    let status = status(&requests);
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "ApplyFailed".into())
+    );
+    assert!(
+        degraded_message(&status).contains("apply NetworkPolicy demo-default-deny"),
+        "{}",
+        degraded_message(&status)
+    );
+}
+
+#[tokio::test]
+async fn a_successful_reconcile_resets_the_back_off() {
+    let metr = Arc::new(sample());
+    let (client, server) = fake_api::start(STARTING, &metr);
+    let ctx = Arc::new(Context::new(client, Metrics::new().unwrap()));
+    ctx.failures.failed(&metr);
+    ctx.failures.failed(&metr);
+
+    reconcile(metr.clone(), ctx.clone()).await.unwrap();
+
+    assert_eq!(ctx.failures.failed(&metr), metr_operator::retry::FIRST);
+    drop(ctx);
+    server.await.unwrap();
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar};
 use metr_operator::render::CONFIG_HASH_ANNOTATION;
 use metr_operator::{Metr, Object, render};
-use support::sample;
+use support::{embedded, sample};
 
 fn statefulset(objects: &[Object]) -> &StatefulSet {
     objects
@@ -72,6 +72,11 @@ fn a_sample_metr_renders_the_workloads_of_the_base_manifests() {
     assert_eq!(
         kinds,
         [
+            ("NetworkPolicy", "demo-default-deny".to_owned()),
+            ("NetworkPolicy", "demo-dns".to_owned()),
+            ("NetworkPolicy", "demo-checker".to_owned()),
+            ("NetworkPolicy", "demo-api".to_owned()),
+            ("NetworkPolicy", "demo-migrate".to_owned()),
             ("ConfigMap", "demo-checker-config".to_owned()),
             ("Job", "demo-migrate".to_owned()),
             ("Service", "demo-checker".to_owned()),
@@ -85,19 +90,22 @@ fn a_sample_metr_renders_the_workloads_of_the_base_manifests() {
 
 #[test]
 fn every_object_is_owned_by_the_metr_and_lives_in_its_namespace() {
-    let metr = sample();
+    for metr in [sample(), embedded()] {
+        let objects = render(&metr).unwrap();
 
-    let objects = render(&metr).unwrap();
-
-    for object in &objects {
-        let json = object.to_json();
-        let meta = &json["metadata"];
-        assert_eq!(meta["namespace"], "metr", "{}", object.name());
-        let owner = &meta["ownerReferences"][0];
-        assert_eq!(owner["kind"], "Metr");
-        assert_eq!(owner["apiVersion"], "metr.dev/v1alpha1");
-        assert_eq!(owner["uid"], "6f1f7d8e-0000-4000-8000-000000000001");
-        assert_eq!(owner["controller"], true);
+        for object in &objects {
+            let json = object.to_json();
+            let meta = &json["metadata"];
+            assert_eq!(meta["namespace"], "metr", "{}", object.name());
+            let owner = &meta["ownerReferences"][0];
+            assert_eq!(owner["kind"], "Metr");
+            assert_eq!(owner["apiVersion"], "metr.dev/v1alpha1");
+            assert_eq!(owner["uid"], metr.metadata.uid.clone().unwrap());
+            assert_eq!(owner["controller"], true);
+            let labels = &meta["labels"];
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "metr-operator");
+            assert_eq!(labels["app.kubernetes.io/instance"], "demo");
+        }
     }
 }
 
@@ -137,8 +145,8 @@ fn checker_replicas_become_statefulset_replicas_and_the_shard_count() {
 #[test]
 fn the_database_url_is_built_from_the_secret_and_the_host() {
     let mut metr = sample();
-    metr.spec.postgres.host = "db.example".into();
-    metr.spec.postgres.port = 6543;
+    metr.spec.postgres.host = Some("db.example".into());
+    metr.spec.postgres.port = Some(6543);
 
     let objects = render(&metr).unwrap();
 
@@ -198,7 +206,8 @@ fn scaling_the_api_keeps_the_checker_config_hash() {
 
 #[test]
 fn containers_are_hardened_as_in_the_base_manifests() {
-    let objects = render(&sample()).unwrap();
+    let mut objects = render(&sample()).unwrap();
+    objects.extend(render(&embedded()).unwrap());
 
     for object in &objects {
         let json = object.to_json();

@@ -1,6 +1,7 @@
 //! A fake API server behind kube's `Client`: a `tower-test` mock service that
-//! answers what the reconciler asks (Secret metadata, server-side applies, the
-//! status patch) and records every request for the test to inspect.
+//! answers what the reconciler asks (Secret metadata and creation, server-side
+//! applies, gets and deletes of objects to prune, the status patch) and
+//! records every request for the test to inspect.
 
 use std::pin::pin;
 
@@ -33,12 +34,29 @@ pub struct Cluster {
     pub secret_exists: bool,
     /// Whether applied workloads report every replica ready.
     pub workloads_ready: bool,
+    /// What a `get` of any other object finds.
+    pub leftovers: Leftovers,
+    /// Whether server-side applies fail with a 500.
+    pub applies_fail: bool,
+}
+
+/// Objects found by name, beyond the Secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers {
+    /// Nothing: every `get` is a 404.
+    None,
+    /// An object controlled by the Metr (created by an earlier spec).
+    Ours,
+    /// An object of the same name that the Metr does not control.
+    Theirs,
 }
 
 /// A cluster where the Secret exists and workloads are still starting.
 pub const STARTING: Cluster = Cluster {
     secret_exists: true,
     workloads_ready: false,
+    leftovers: Leftovers::None,
+    applies_fail: false,
 };
 
 /// Starts the fake server; the returned task ends with the requests once
@@ -77,27 +95,65 @@ async fn record(request: Request<Body>) -> Recorded {
 }
 
 fn answer(cluster: Cluster, metr: &Value, request: &Recorded) -> (StatusCode, Value) {
-    if request.path.contains("/secrets/") {
-        return if cluster.secret_exists {
-            let meta = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                              "metadata": {"name": "postgres", "namespace": "metr"}});
-            (StatusCode::OK, meta)
-        } else {
-            let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-                                "reason": "NotFound", "code": 404, "message": "secrets \"postgres\" not found"});
-            (StatusCode::NOT_FOUND, status)
-        };
+    let not_found = (
+        StatusCode::NOT_FOUND,
+        status_body(404, "NotFound", "not found"),
+    );
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", path) if path.contains("/secrets/") => {
+            if cluster.secret_exists {
+                (StatusCode::OK, metadata(json!({"name": "postgres"})))
+            } else {
+                not_found
+            }
+        }
+        ("GET", _) => match cluster.leftovers {
+            Leftovers::None => not_found,
+            Leftovers::Ours => {
+                let owner = json!([{"apiVersion": "metr.dev/v1alpha1", "kind": "Metr",
+                    "name": metr["metadata"]["name"], "uid": metr["metadata"]["uid"],
+                    "controller": true}]);
+                let meta =
+                    json!({"name": "leftover", "uid": LEFTOVER_UID, "ownerReferences": owner});
+                (StatusCode::OK, metadata(meta))
+            }
+            Leftovers::Theirs => (
+                StatusCode::OK,
+                metadata(json!({"name": "leftover", "uid": LEFTOVER_UID})),
+            ),
+        },
+        ("POST", _) => (StatusCode::CREATED, request.body.clone()),
+        ("DELETE", _) => (StatusCode::OK, status_body(200, "", "deleted")),
+        (_, path) if path.ends_with("/status") => {
+            let mut updated = metr.clone();
+            updated["status"] = request.body["status"].clone();
+            (StatusCode::OK, updated)
+        }
+        _ if cluster.applies_fail => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            status_body(500, "InternalError", "etcd is away"),
+        ),
+        _ => {
+            let mut applied = request.body.clone();
+            if cluster.workloads_ready {
+                let replicas = applied["spec"]["replicas"].clone();
+                applied["status"] = json!({"replicas": replicas, "readyReplicas": replicas,
+                                           "availableReplicas": replicas, "updatedReplicas": replicas});
+            }
+            (StatusCode::OK, applied)
+        }
     }
-    if request.path.ends_with("/status") {
-        let mut updated = metr.clone();
-        updated["status"] = request.body["status"].clone();
-        return (StatusCode::OK, updated);
-    }
-    let mut applied = request.body.clone();
-    if cluster.workloads_ready {
-        let replicas = applied["spec"]["replicas"].clone();
-        applied["status"] = json!({"replicas": replicas, "readyReplicas": replicas,
-                                   "availableReplicas": replicas, "updatedReplicas": replicas});
-    }
-    (StatusCode::OK, applied)
+}
+
+/// The uid of every object a `get` finds.
+pub const LEFTOVER_UID: &str = "0b1e0000-0000-4000-8000-00000000000f";
+
+fn metadata(meta: Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta})
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    let status = if code < 400 { "Success" } else { "Failure" };
+    json!({"apiVersion": "v1", "kind": "Status", "status": status, "reason": reason,
+           "code": code, "message": message})
 }
