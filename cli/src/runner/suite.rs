@@ -11,7 +11,7 @@ use crate::commands::up;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::{attach, engine, images, labels, stack};
-use crate::exit::{Failure, Result};
+use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::report::{Outcome, ScenarioReport};
 use crate::runner::scenario::{self, ScenarioSettings};
@@ -70,6 +70,28 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         stack: None,
         error,
         logs: Default::default(),
+    }
+}
+
+/// A scenario whose stack did not start: the error, and the last log lines of
+/// the service that failed, for every report.
+fn stack_not_started(loaded: &Loaded, failure: &Failure) -> ScenarioReport {
+    let error = format!("its stack did not start: {}", failure.message);
+    let mut report = not_run(loaded, Some(error));
+    report.logs = failure.logs.clone();
+    report
+}
+
+/// The run when the shared stack did not start: every scenario failed with
+/// the reason, so that reports (JUnit, JSON) still say why.
+fn stack_failed(scenarios: &[Loaded], failure: Failure) -> SuiteResult {
+    SuiteResult {
+        reports: scenarios
+            .iter()
+            .map(|l| stack_not_started(l, &failure))
+            .collect(),
+        environment_error: Some(failure.message),
+        kept: vec![],
     }
 }
 
@@ -196,7 +218,13 @@ pub async fn run(
         (Some(handle), _) => Some(handle),
         (None, _) if shared.is_empty() => None,
         (None, Some(built)) => {
-            Some(new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await?)
+            match new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await {
+                Ok(handle) => Some(handle),
+                Err(e) if e.kind == ExitKind::Environment => {
+                    return Ok(stack_failed(&scenarios, e));
+                }
+                Err(e) => return Err(e),
+            }
         }
         (None, None) => unreachable!("images are built whenever no stack is attached"),
     };
@@ -239,13 +267,7 @@ pub async fn run(
                     Ok(h) => h,
                     Err(e) => {
                         *env_error.lock().expect("env error") = Some(e.message.clone());
-                        return (
-                            index,
-                            not_run(
-                                &loaded,
-                                Some(format!("its stack did not start: {}", e.message)),
-                            ),
-                        );
+                        return (index, stack_not_started(&loaded, &e));
                     }
                 },
             };
