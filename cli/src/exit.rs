@@ -1,5 +1,6 @@
 //! The documented exit codes, mapped in one place.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Outcome classes of a metrtest invocation.
@@ -31,26 +32,32 @@ impl ExitKind {
 pub struct Failure {
     pub kind: ExitKind,
     pub message: String,
+    /// Last log lines of the services that failed to start or become ready,
+    /// by service name, for the reports (the message quotes them too).
+    pub logs: BTreeMap<String, String>,
 }
 
 impl Failure {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
         Failure {
-            kind: ExitKind::Invalid,
+            kind,
             message: message.into(),
+            logs: BTreeMap::new(),
         }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure::new(ExitKind::Invalid, message)
     }
     pub fn environment(message: impl Into<String>) -> Self {
-        Failure {
-            kind: ExitKind::Environment,
-            message: message.into(),
-        }
+        Failure::new(ExitKind::Environment, message)
     }
     pub fn interrupted() -> Self {
-        Failure {
-            kind: ExitKind::Interrupted,
-            message: "interrupted".into(),
-        }
+        Failure::new(ExitKind::Interrupted, "interrupted")
+    }
+    /// Attaches a service's last log lines.
+    pub fn with_logs(mut self, service: &str, lines: String) -> Self {
+        self.logs.insert(service.to_owned(), lines);
+        self
     }
 }
 

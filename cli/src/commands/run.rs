@@ -181,10 +181,7 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     }
     let totals = Totals::of(&result.reports);
     if totals.failed > 0 || (args.flaky_fails && totals.flaky > 0) {
-        return Err(Failure {
-            kind: ExitKind::ScenarioFailed,
-            message: totals.line(),
-        });
+        return Err(Failure::new(ExitKind::ScenarioFailed, totals.line()));
     }
     Ok(())
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
-use crate::docker::labels;
 use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
 use crate::docker::stack::{self, RunningService, Stack};
+use crate::docker::{endpoint, labels};
 use crate::exit::{Failure, Result};
 
 /// How a service of an existing stack proves it is ready, by its name.
@@ -104,10 +104,7 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
             let container = labels::container_name(run_id, &name);
             read_login(docker, &container, &mut spec).await?;
         }
-        let url = match readiness {
-            Readiness::Postgres => format!("postgres://127.0.0.1:{host_port}"),
-            Readiness::Http { .. } => format!("http://127.0.0.1:{host_port}"),
-        };
+        let url = readiness.url(&endpoint::reach_host(), host_port);
         services.push(RunningService {
             name: name.clone(),
             container: labels::container_name(run_id, &name),
@@ -140,8 +137,11 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         run_id: run_id.to_owned(),
         network: labels::network_name(run_id),
         postgres_url: format!(
-            "postgres://{}:{}@127.0.0.1:{pg}/{}",
-            spec.db_user, spec.db_password, spec.db_name
+            "postgres://{}:{}@{}:{pg}/{}",
+            spec.db_user,
+            spec.db_password,
+            endpoint::reach_host(),
+            spec.db_name
         ),
         services,
         ready_in: started.elapsed(),

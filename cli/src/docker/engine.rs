@@ -4,29 +4,25 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::docker::endpoint;
 use crate::exit::{Failure, Result};
 
-/// Where we looked for the engine, for error messages.
-fn describe_target() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => format!("DOCKER_HOST={host}"),
-        _ => "unix:///var/run/docker.sock (DOCKER_HOST is not set)".to_owned(),
-    }
-}
-
-/// Connects, negotiates the API version (so old engines such as API 1.41 work)
+/// Connects to the engine [`endpoint::current`] names, negotiates the API version (so old engines such as API 1.41 work)
 /// and pings, all within two seconds; failure is an environment error (exit 3).
 pub async fn connect() -> Result<Docker> {
-    let target = describe_target();
+    let endpoint = endpoint::current().map_err(|why| {
+        Failure::environment(format!("cannot tell where the Docker engine is: {why}"))
+    })?;
+    let target = &endpoint.source;
     let fail = |why: String| {
         Failure::environment(format!(
             "cannot reach the Docker engine at {target}: {why}\n\
              hint: start the engine (e.g. `sudo systemctl start docker`), check that you may use its socket, \
-             or point DOCKER_HOST at a running engine"
+             or point DOCKER_HOST (or a Docker context) at a running engine"
         ))
     };
     let attempt = async {
-        let docker = Docker::connect_with_defaults().map_err(|e| fail(e.to_string()))?;
+        let docker = Docker::connect_with_host(&endpoint.host).map_err(|e| fail(e.to_string()))?;
         let docker = docker
             .negotiate_version()
             .await

@@ -23,6 +23,10 @@ use crate::ui::Ui;
 /// The services built from this workspace.
 pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
 pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// What `scripts/metrtest` compiles in one cargo build: metrtest itself, the
+/// services and the reaper, in the services' profile and target.
+pub(crate) const SHARED_BUILD: [&str; 5] =
+    ["metrtest", "gometr", "checker", "api", "metrtest-reaper"];
 /// Unprivileged user the service images run as.
 pub const SERVICE_USER: &str = "65532:65532";
 
@@ -140,7 +144,7 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for s in services {
+    for s in packages(root, services) {
         command.args(["-p", s]);
     }
     let mut child = command
@@ -189,6 +193,25 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
         "up to date".to_owned()
     });
     Ok(())
+}
+
+/// The packages to compile for `wanted`. A metrtest that was itself built in
+/// the services' profile and target (`scripts/metrtest`) compiles the whole
+/// [`SHARED_BUILD`] set: cargo then resolves the same features as the build
+/// that made it and finds every dependency already compiled. A debug metrtest
+/// (`cargo run -p metrtest`) compiles only `wanted`, not a release copy of itself.
+fn packages<'a>(root: &Path, wanted: &[&'a str]) -> Vec<&'a str> {
+    let release = root.join("target").join(TARGET).join("release");
+    let built_shared = std::env::current_exe()
+        .and_then(|exe| exe.canonicalize())
+        .ok()
+        .zip(release.canonicalize().ok())
+        .is_some_and(|(exe, dir)| exe.starts_with(dir));
+    if built_shared {
+        SHARED_BUILD.to_vec()
+    } else {
+        wanted.to_vec()
+    }
 }
 
 /// `/etc/passwd` and `/etc/group` for the unprivileged user of scratch images.

@@ -92,11 +92,16 @@ pub async fn image_or_warn(docker: &Docker, ui: &Ui) -> Option<String> {
 }
 
 /// The engine socket's path on the engine's host, if the engine is local.
+///
+/// A remote engine (tcp, ssh) gets no reaper: its socket's path on its host is
+/// not known here, and a socket of the same path could be another engine's
+/// (a reaper there would guard nothing); the reaper's port would also have to
+/// be published on every address of that host. The run warns instead.
 fn host_socket() -> Option<String> {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(str::to_owned),
-        _ => Some("/var/run/docker.sock".to_owned()),
-    }
+    crate::docker::endpoint::current()
+        .ok()
+        .and_then(|e| e.socket())
+        .map(str::to_owned)
 }
 
 fn body(image: &str, run_id: &str, owner: Owner, socket: &str) -> ContainerCreateBody {
@@ -191,7 +196,7 @@ pub fn forget(run_id: &str) {
 }
 
 /// The warning for a run without a reaper.
-pub const NO_REAPER: &str = "the engine is not local (DOCKER_HOST is not unix://): this run has no reaper, so a killed metrtest leaves its stack";
+pub const NO_REAPER: &str = "the engine is not local (DOCKER_HOST or the Docker context is not unix://): this run has no reaper, so a killed metrtest leaves its stack (remove it with `metrtest down --run ID`) and `--ttl` does not apply";
 
 /// Connects to the reaper on `port`, checks it guards `run`, and says `hold`.
 fn hold(port: u16, run: &str) -> std::result::Result<TcpStream, String> {

@@ -153,7 +153,7 @@ impl EnvFile {
             }
         }
         for service in self.env.keys() {
-            let known = ["postgres", "gometr", "checker", "api"];
+            let known = ["postgres", "gometr", "migrate", "checker", "api"];
             if !known.contains(&service.as_str()) && !service.starts_with("gometr-") {
                 return bad(format!(
                     "env.{service}: unknown service (expected one of {})",
@@ -172,6 +172,20 @@ pub enum Readiness {
     Postgres,
     /// `GET /health` answers; `success` additionally requires a 2xx.
     Http { success: bool },
+    /// A one-shot step (`migrate`): the container must exit 0 before the
+    /// services after it start; it publishes no port and is removed then.
+    Exit,
+}
+
+impl Readiness {
+    /// Where the service is reached from the host, at `host:port`.
+    pub fn url(&self, host: &str, port: u16) -> String {
+        match self {
+            Readiness::Postgres => format!("postgres://{host}:{port}"),
+            Readiness::Http { .. } => format!("http://{host}:{port}"),
+            Readiness::Exit => String::new(),
+        }
+    }
 }
 
 /// One container of the stack.
@@ -245,6 +259,9 @@ pub struct StackSpec {
     pub db_password: String,
     pub readiness_timeout: Duration,
 }
+
+/// The one-shot container that applies the database migrations.
+pub const MIGRATE: &str = "migrate";
 
 pub const DEFAULT_INTERVAL: &str = "1s";
 pub const DEFAULT_TIMEOUT: &str = "800ms";
@@ -373,6 +390,25 @@ impl StackSpec {
             });
         }
 
+        // Migrations run once, as a one-shot container that must exit 0 before
+        // the checker and the API start (the Kubernetes deploy's migrate Job).
+        let mut migrate_env = vec![kv("API_DATABASE_URL", &db_url)];
+        migrate_env.extend(extra("migrate"));
+        services.push(ServiceSpec {
+            name: MIGRATE.into(),
+            image: images.api.clone(),
+            env: migrate_env,
+            cmd: vec!["migrate".into()],
+            port: 0,
+            user: Some(SERVICE_USER.into()),
+            read_only: true,
+            tmpfs: vec![],
+            volumes: vec![],
+            after: vec!["postgres".into()],
+            readiness: Readiness::Exit,
+            limits: Limits::SERVICE,
+        });
+
         let targets = file
             .checker
             .targets
@@ -398,13 +434,13 @@ impl StackSpec {
             ),
         ];
         checker_env.extend(extra("checker"));
-        let mut after = vec!["postgres".to_owned()];
+        let mut after = vec!["postgres".to_owned(), MIGRATE.to_owned()];
         after.extend(gometrs.iter().cloned());
         services.push(ServiceSpec {
             name: "checker".into(),
             image: images.checker.clone(),
             env: checker_env,
-            cmd: vec!["--migrate".into()],
+            cmd: vec![],
             port: 9090,
             user: Some(SERVICE_USER.into()),
             read_only: true,
@@ -424,13 +460,13 @@ impl StackSpec {
             name: "api".into(),
             image: images.api.clone(),
             env: api_env,
-            cmd: vec!["--migrate".into()],
+            cmd: vec![],
             port: 8080,
             user: Some(SERVICE_USER.into()),
             read_only: true,
             tmpfs: vec![],
             volumes: vec![],
-            after: vec!["postgres".into()],
+            after: vec!["postgres".into(), MIGRATE.into()],
             readiness: Readiness::Http { success: true },
             limits: Limits::SERVICE,
         });
@@ -488,7 +524,7 @@ mod tests {
     fn the_default_stack_has_the_contract_names_and_targets() {
         let spec = StackSpec::build(&images(), &EnvFile::default());
         let names: Vec<_> = spec.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["postgres", "gometr", "checker", "api"]);
+        assert_eq!(names, ["postgres", "gometr", "migrate", "checker", "api"]);
         let targets: Vec<serde_json::Value> =
             serde_json::from_str(env_of(&spec, "checker", "CHECKER_TARGETS").unwrap()).unwrap();
         assert_eq!(targets[0]["name"], "gometr");
@@ -529,8 +565,35 @@ mod tests {
             .collect();
         assert_eq!(
             waves,
-            vec![vec!["postgres", "gometr"], vec!["checker", "api"]]
+            vec![
+                vec!["postgres", "gometr"],
+                vec!["migrate"],
+                vec!["checker", "api"]
+            ]
         );
+    }
+
+    #[test]
+    fn migrations_are_a_one_shot_step_of_the_api_image_the_services_wait_for() {
+        let file = EnvFile::parse(
+            "env:\n  migrate: { API_DATABASE_URL: 'postgres://x@nowhere/x' }\n",
+            "metrtest.yaml",
+        )
+        .unwrap();
+        let spec = StackSpec::build(&images(), &file);
+        let migrate = spec.services.iter().find(|s| s.name == MIGRATE).unwrap();
+        assert_eq!(migrate.image, "a");
+        assert_eq!(migrate.cmd, ["migrate"]);
+        assert_eq!(migrate.readiness, Readiness::Exit);
+        assert_eq!(
+            env_of(&spec, MIGRATE, "API_DATABASE_URL"),
+            Some("postgres://x@nowhere/x")
+        );
+        for name in ["checker", "api"] {
+            let service = spec.services.iter().find(|s| s.name == name).unwrap();
+            assert!(service.after.iter().any(|a| a == MIGRATE), "{name}");
+            assert!(service.cmd.is_empty(), "{name} does not migrate itself");
+        }
     }
 
     #[test]
@@ -552,7 +615,9 @@ mod tests {
         let names: Vec<_> = spec.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["postgres", "gometr-1", "gometr-2", "checker", "api"]
+            [
+                "postgres", "gometr-1", "gometr-2", "migrate", "checker", "api"
+            ]
         );
         assert_eq!(env_of(&spec, "gometr-1", "GOMETR_HEALTH"), Some("warn"));
         assert_eq!(env_of(&spec, "gometr-2", "GOMETR_DELAY_MS"), Some("5"));

@@ -16,6 +16,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::docker::endpoint;
 use crate::docker::engine::root_cause;
 use crate::docker::labels;
 use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
@@ -103,7 +104,7 @@ pub async fn start(
             _ = interrupt.cancelled() => return Err(Failure::interrupted()),
         };
         for result in results {
-            running.push(result?);
+            running.extend(result?);
         }
     }
     let pg = running
@@ -116,8 +117,11 @@ pub async fn start(
         network,
         services: running,
         postgres_url: format!(
-            "postgres://{}:{}@127.0.0.1:{pg}/{}",
-            spec.db_user, spec.db_password, spec.db_name
+            "postgres://{}:{}@{}:{pg}/{}",
+            spec.db_user,
+            spec.db_password,
+            endpoint::reach_host(),
+            spec.db_name
         ),
         ready_in: began.elapsed(),
     })
@@ -129,7 +133,8 @@ pub fn volume_name(run_id: &str, service: &str, suffix: &str) -> String {
 }
 
 /// The create request of a service's container, publishing its port on
-/// `host_port` of 127.0.0.1: an explicit port, so that the container keeps it
+/// `host_port` of the engine's loopback (every address of a remote engine's
+/// host, see [`endpoint::bind_ip`]): an explicit port, so that the container keeps it
 /// across a stop and start (an engine-chosen port changes on every start).
 pub fn container_body(
     service: &ServiceSpec,
@@ -144,9 +149,11 @@ pub fn container_body(
         chrono::Utc::now().timestamp().to_string(),
     );
     let binding = PortBinding {
-        host_ip: Some("127.0.0.1".into()),
+        host_ip: Some(endpoint::bind_ip().into()),
         host_port: Some(host_port.to_string()),
     };
+    // A one-shot step serves nothing: no port to publish.
+    let publishes = service.readiness != Readiness::Exit;
     ContainerCreateBody {
         image: Some(service.image.clone()),
         env: Some(
@@ -159,7 +166,7 @@ pub fn container_body(
         cmd: (!service.cmd.is_empty()).then(|| service.cmd.clone()),
         user: service.user.clone(),
         labels: Some(labels),
-        exposed_ports: Some(vec![port.clone()]),
+        exposed_ports: publishes.then(|| vec![port.clone()]),
         stop_timeout: Some(service.limits.stop_grace.as_secs() as i64),
         host_config: Some(HostConfig {
             memory: Some(service.limits.memory),
@@ -170,7 +177,7 @@ pub fn container_body(
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
             }),
-            port_bindings: Some(HashMap::from([(port, Some(vec![binding]))])),
+            port_bindings: publishes.then(|| HashMap::from([(port, Some(vec![binding]))])),
             readonly_rootfs: Some(service.read_only),
             security_opt: Some(vec!["no-new-privileges".into()]),
             cap_drop: Some(vec!["ALL".into()]),
@@ -207,7 +214,7 @@ async fn start_service(
     run_id: &str,
     network: &str,
     ui: &Ui,
-) -> Result<RunningService> {
+) -> Result<Option<RunningService>> {
     let name = labels::container_name(run_id, &service.name);
     let task = ui.task(format!("{:<9}", service.name));
     let fail = |what: &str, e: &bollard::errors::Error| {
@@ -227,29 +234,98 @@ async fn start_service(
             .map_err(|e| fail("create a volume for", &e))?;
     }
     create_and_start(docker, service, run_id, network, &name).await?;
+    if service.readiness == Readiness::Exit {
+        let started = Instant::now();
+        task.update("running to completion");
+        if let Err(failure) = run_to_completion(docker, spec, service, &name).await {
+            task.fail("failed");
+            return Err(failure);
+        }
+        task.done(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+        return Ok(None);
+    }
     let host_port = published_port(docker, &name, service.port).await?;
-    task.update(format!("waiting for readiness on 127.0.0.1:{host_port}"));
+    let host = endpoint::reach_host();
+    task.update(format!("waiting for readiness on {host}:{host_port}"));
     let started = Instant::now();
     if let Err(why) = wait_ready(docker, spec, service, &name, host_port).await {
         task.fail("never became ready");
-        let logs = tail_logs(docker, &name, 30).await;
+        let logs = tail_logs(docker, &name, LOG_LINES).await;
         return Err(Failure::environment(format!(
             "service {} did not become ready within {}: {why}\nits last log lines:\n{}",
             service.name,
             humantime::format_duration(spec.readiness_timeout),
             indent(&logs)
-        )));
+        ))
+        .with_logs(&service.name, logs));
     }
     task.done(format!("ready in {:.1} s", started.elapsed().as_secs_f64()));
-    let url = match service.readiness {
-        Readiness::Postgres => format!("postgres://127.0.0.1:{host_port}"),
-        Readiness::Http { .. } => format!("http://127.0.0.1:{host_port}"),
-    };
-    Ok(RunningService {
+    Ok(Some(RunningService {
         name: service.name.clone(),
         container: name,
         host_port,
-        url,
+        url: service.readiness.url(&host, host_port),
+    }))
+}
+
+/// Log lines quoted when a service fails to start or become ready.
+const LOG_LINES: usize = 30;
+
+/// Waits until a one-shot container exits: 0 removes it (its work is done and
+/// `run --stack` expects every container of a stack up), anything else is an
+/// environment error quoting its last log lines.
+async fn run_to_completion(
+    docker: &Docker,
+    spec: &StackSpec,
+    service: &ServiceSpec,
+    container: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + spec.readiness_timeout;
+    let code = loop {
+        if let Some(code) = exit_code(docker, container).await? {
+            break Some(code);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if code == Some(0) {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        return docker
+            .remove_container(container, Some(options))
+            .await
+            .map_err(|e| Failure::environment(format!("remove {container}: {}", root_cause(&e))));
+    }
+    let logs = tail_logs(docker, container, LOG_LINES).await;
+    let what = match code {
+        Some(code) => format!("exited with code {code}"),
+        None => format!(
+            "did not finish within {}",
+            humantime::format_duration(spec.readiness_timeout)
+        ),
+    };
+    Err(Failure::environment(format!(
+        "one-shot step {} (container {container}) {what}; the services after it were not started\nits last log lines:\n{}",
+        service.name,
+        indent(&logs)
+    ))
+    .with_logs(&service.name, logs))
+}
+
+/// A container's exit code once it stopped, `None` while it runs.
+async fn exit_code(docker: &Docker, container: &str) -> Result<Option<i64>> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| Failure::environment(format!("inspect {container}: {}", root_cause(&e))))?;
+    let state = info.state.unwrap_or_default();
+    Ok(match state.running {
+        Some(true) => None,
+        _ => state.exit_code,
     })
 }
 
@@ -305,7 +381,12 @@ fn port_taken(err: &bollard::errors::Error) -> bool {
 
 /// A port on 127.0.0.1 free right now, below the usual ephemeral range (so
 /// outgoing connections are unlikely to take it while a container is stopped).
+/// A remote engine's ports cannot be probed from here: a random one, retried
+/// on "port is already allocated".
 fn free_port() -> Result<u16> {
+    if endpoint::bind_ip() != "127.0.0.1" {
+        return Ok(rand::random_range(20_000..32_000));
+    }
     for _ in 0..200 {
         let port = rand::random_range(20_000..32_000);
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
@@ -360,6 +441,8 @@ pub async fn wait_ready(
         let attempt = match service.readiness {
             Readiness::Postgres => postgres_ready(spec, port).await,
             Readiness::Http { success } => http_ready(&client, port, success).await,
+            // One-shot steps are awaited by `run_to_completion`, not probed.
+            Readiness::Exit => return Ok(()),
         };
         match attempt {
             Ok(()) => return Ok(()),
@@ -375,8 +458,11 @@ pub async fn wait_ready(
 
 async fn postgres_ready(spec: &StackSpec, port: u16) -> std::result::Result<(), String> {
     let url = format!(
-        "postgres://{}:{}@127.0.0.1:{port}/{}",
-        spec.db_user, spec.db_password, spec.db_name
+        "postgres://{}:{}@{}:{port}/{}",
+        spec.db_user,
+        spec.db_password,
+        endpoint::reach_host(),
+        spec.db_name
     );
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -398,7 +484,7 @@ async fn http_ready(
     success: bool,
 ) -> std::result::Result<(), String> {
     let response = client
-        .get(format!("http://127.0.0.1:{port}/health"))
+        .get(format!("http://{}:{port}/health", endpoint::reach_host()))
         .send()
         .await
         .map_err(|e| format!("GET /health: {e}"))?;

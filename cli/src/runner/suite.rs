@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::{attach, engine, images, labels, stack};
-use crate::exit::{Failure, Result};
+use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::event::{Event, Level, Reporter};
 use crate::runner::report::{Attempt, Outcome, ScenarioReport};
@@ -87,6 +87,28 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         logs: Default::default(),
         attempts: 0,
         earlier_attempts: vec![],
+    }
+}
+
+/// A scenario whose stack did not start: the error, and the last log lines of
+/// the service that failed, for every report.
+fn stack_not_started(loaded: &Loaded, failure: &Failure) -> ScenarioReport {
+    let error = format!("its stack did not start: {}", failure.message);
+    let mut report = not_run(loaded, Some(error));
+    report.logs = failure.logs.clone();
+    report
+}
+
+/// The run when the shared stack did not start: every scenario failed with
+/// the reason, so that reports (JUnit, JSON) still say why.
+fn stack_failed(scenarios: &[Loaded], failure: Failure) -> SuiteResult {
+    SuiteResult {
+        reports: scenarios
+            .iter()
+            .map(|l| stack_not_started(l, &failure))
+            .collect(),
+        environment_error: Some(failure.message),
+        kept: vec![],
     }
 }
 
@@ -204,8 +226,7 @@ impl Context {
                     Err(e) => {
                         *self.environment_error.lock().expect("environment error") =
                             Some(e.message.clone());
-                        let reason = format!("its stack did not start: {}", e.message);
-                        let mut report = not_run(loaded, Some(reason));
+                        let mut report = stack_not_started(loaded, &e);
                         report.attempts = attempt;
                         report.earlier_attempts = std::mem::take(&mut earlier);
                         return (report, None);
@@ -321,7 +342,12 @@ pub async fn run(
     let shared_handle = match attached {
         Some(handle) => Some(handle),
         None if shared.is_empty() => None,
-        None => Some(context.new_stack().await?),
+        None => match context.new_stack().await {
+            Ok(handle) => Some(handle),
+            // Every scenario fails with the reason, and the reports still say why.
+            Err(e) if e.kind == ExitKind::Environment => return Ok(stack_failed(&scenarios, e)),
+            Err(e) => return Err(e),
+        },
     };
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use bollard::Docker;
 use bollard::query_parameters::{KillContainerOptions, StopContainerOptions};
 
+use crate::docker::endpoint;
 use crate::docker::engine::root_cause;
 use crate::docker::partition::{self, Endpoint};
 use crate::docker::spec::{Readiness, StackSpec};
@@ -162,15 +163,15 @@ impl StackHandle {
             .map_err(|why| format!("{name} did not become ready again: {why}"))?;
         if let Some(s) = self.stack.services.iter_mut().find(|s| s.name == name) {
             s.host_port = port;
-            s.url = match spec.readiness {
-                Readiness::Postgres => format!("postgres://127.0.0.1:{port}"),
-                Readiness::Http { .. } => format!("http://127.0.0.1:{port}"),
-            };
+            s.url = spec.readiness.url(&endpoint::reach_host(), port);
         }
         if spec.readiness == Readiness::Postgres {
             self.stack.postgres_url = format!(
-                "postgres://{}:{}@127.0.0.1:{port}/{}",
-                self.spec.db_user, self.spec.db_password, self.spec.db_name
+                "postgres://{}:{}@{}:{port}/{}",
+                self.spec.db_user,
+                self.spec.db_password,
+                endpoint::reach_host(),
+                self.spec.db_name
             );
         }
         Ok(())

@@ -26,29 +26,34 @@ pub fn leftovers(run: &str) -> (usize, usize, usize) {
         .unwrap();
     rt.block_on(async {
         let docker = metrtest::docker::engine::connect().await.expect("engine");
-        let filter = metrtest::docker::labels::run_filter(Some(run));
-        let containers = metrtest::docker::stack::list_containers(&docker, Some(run))
-            .await
-            .unwrap()
-            .len();
-        let networks = docker
-            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
-                filters: Some(filter.clone()),
-            }))
-            .await
-            .unwrap()
-            .len();
-        let volumes = docker
-            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
-                filters: Some(filter),
-            }))
-            .await
-            .unwrap()
-            .volumes
-            .unwrap_or_default()
-            .len();
-        (containers, networks, volumes)
+        count_run(&docker, run).await
     })
+}
+
+/// A run's labelled containers, networks and volumes on `docker`.
+pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, usize) {
+    let filter = metrtest::docker::labels::run_filter(Some(run));
+    let containers = metrtest::docker::stack::list_containers(docker, Some(run))
+        .await
+        .unwrap()
+        .len();
+    let networks = docker
+        .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+            filters: Some(filter.clone()),
+        }))
+        .await
+        .unwrap()
+        .len();
+    let volumes = docker
+        .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .len();
+    (containers, networks, volumes)
 }
 
 pub fn signal(child: &Child, sig: i32) {
@@ -113,13 +118,17 @@ pub fn up_detached(args: &[&std::ffi::OsStr]) -> (String, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = stdout
+    (run_id_printed(&stdout), stdout)
+}
+
+/// The run id `up --detach` printed (`run id: …`).
+pub fn run_id_printed(stdout: &str) -> String {
+    stdout
         .lines()
         .find_map(|l| l.strip_prefix("run id: "))
         .expect("run id")
         .trim()
-        .to_owned();
-    (run, stdout)
+        .to_owned()
 }
 
 /// The host URL `up` printed for a service.
