@@ -51,7 +51,7 @@ pub struct EnvArgs {
 )]
 pub enum Command {
     /// Bring the stack up, run scenarios, report, tear down.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Check scenario files without an engine.
     Validate(commands::validate::ValidateArgs),
     /// Start the stack and keep it until Ctrl-C (or detach).
