@@ -45,10 +45,6 @@ pub struct EnvArgs {
 }
 
 #[derive(Subcommand, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; boxing would only add noise to every match"
-)]
 pub enum Command {
     /// Bring the stack up, run scenarios, report, tear down.
     Run(Box<commands::run::RunArgs>),
