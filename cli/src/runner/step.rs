@@ -506,10 +506,9 @@ async fn network(n: &NetworkAction, ctx: &mut StepContext<'_>) -> Attempt {
     let result = match n {
         NetworkAction::Partition(service) => ctx.stack.partition(service).await,
         NetworkAction::Heal(service) => ctx.stack.heal(service).await,
-        NetworkAction::Link { link, .. } => Err(format!(
-            "faults on link {link} need the fault proxy, which this version of metrtest does not \
-             start yet; only partition and heal are supported"
-        )),
+        NetworkAction::Link { link, faults } => {
+            crate::runner::network::set_link_faults(ctx.stack, ctx.http, link, faults).await
+        }
     };
     result.map_err(|e| FailureDetail {
         request: Some(n.describe()),

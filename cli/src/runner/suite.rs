@@ -10,13 +10,14 @@ use tokio::sync::Semaphore;
 use crate::commands::up;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
-use crate::docker::{attach, engine, images, labels, stack};
+use crate::docker::{attach, engine, faults, images, labels, stack};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::report::{Outcome, ScenarioReport};
 use crate::runner::scenario::{self, ScenarioSettings};
 use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
+use crate::scenario::network::{Link, NetworkAction};
 use crate::ui::Ui;
 
 /// How the run behaves.
@@ -73,16 +74,41 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
     }
 }
 
-/// Starts a stack of its own run, guarded by the run's reaper from the start.
+/// Images a run needs besides the stack's.
+struct Built {
+    reaper: Option<String>,
+    set: images::ImageSet,
+    /// The fault proxy's, when a scenario has link faults.
+    faultproxy: Option<String>,
+}
+
+/// The links a scenario's network steps put faults on.
+fn fault_links(loaded: &Loaded) -> Vec<Link> {
+    loaded
+        .scenario
+        .network_actions()
+        .filter_map(|n| match n {
+            NetworkAction::Link { link, .. } => Some(link.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Starts a stack of its own run, guarded by the run's reaper from the start,
+/// with the fault proxy on `links` if there are any.
 async fn new_stack(
     docker: &bollard::Docker,
-    set: &images::ImageSet,
-    reaper_image: Option<&str>,
+    built: &Built,
+    links: &[Link],
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<StackHandle> {
-    let spec = StackSpec::build(set, file);
+    let reaper_image = built.reaper.as_deref();
+    let mut spec = StackSpec::build(&built.set, file);
+    if let Some(image) = &built.faultproxy {
+        faults::place(&mut spec, image, links);
+    }
     let run_id = labels::new_run_id();
     stack::register(&run_id);
     ui.info(format!("starting stack {run_id}"));
@@ -125,29 +151,38 @@ async fn remove(handle: &StackHandle, ui: &Ui, interrupt: &Interrupt) {
     }
 }
 
-/// The reaper's image (if it can be built) and the stack's images.
+/// The reaper's image (if it can be built), the stack's images, and the
+/// fault proxy's if `faults` (some scenario has link faults).
 async fn build_images(
     docker: &bollard::Docker,
     file: &EnvFile,
+    faults: bool,
     ui: &Ui,
-) -> Result<(Option<String>, images::ImageSet)> {
-    let reaper_image = reaper::image_or_warn(docker, ui).await;
-    Ok((
-        reaper_image,
-        images::ensure(docker, &file.images, ui).await?,
-    ))
+) -> Result<Built> {
+    let reaper = reaper::image_or_warn(docker, ui).await;
+    let set = images::ensure(docker, &file.images, ui).await?;
+    let faultproxy = match faults {
+        true => Some(faults::image(docker, ui).await?),
+        false => None,
+    };
+    Ok(Built {
+        reaper,
+        set,
+        faultproxy,
+    })
 }
 
 async fn fresh_stack(
     docker: &bollard::Docker,
-    built: Option<&(Option<String>, images::ImageSet)>,
+    built: Option<&Built>,
+    links: &[Link],
     file: &EnvFile,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<StackHandle> {
-    let (reaper_image, set) =
+    let built =
         built.ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
-    new_stack(docker, set, reaper_image.as_deref(), file, ui, interrupt).await
+    new_stack(docker, built, links, file, ui, interrupt).await
 }
 
 /// Runs the scenarios; environment failures before any scenario ran are errors.
@@ -181,10 +216,11 @@ pub async fn run(
         }
         None => None,
     };
+    let any_faults = isolated.iter().any(|(_, l)| !fault_links(l).is_empty());
     // On an existing stack, images are built only if a fresh stack is needed.
     let built = if attached.is_none() || !isolated.is_empty() {
         tokio::select! {
-            built = build_images(&docker, file, ui) => Some(Arc::new(built?)),
+            built = build_images(&docker, file, any_faults, ui) => Some(Arc::new(built?)),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
@@ -195,9 +231,7 @@ pub async fn run(
     let shared_handle = match (attached, &built) {
         (Some(handle), _) => Some(handle),
         (None, _) if shared.is_empty() => None,
-        (None, Some(built)) => {
-            Some(new_stack(&docker, &built.1, built.0.as_deref(), file, ui, interrupt).await?)
-        }
+        (None, Some(built)) => Some(new_stack(&docker, built, &[], file, ui, interrupt).await?),
         (None, None) => unreachable!("images are built whenever no stack is attached"),
     };
 
@@ -235,7 +269,16 @@ pub async fn run(
             let own = shared_handle.is_none() || loaded.scenario.needs_own_stack();
             let mut handle = match (own, shared_handle) {
                 (false, Some(h)) => h,
-                _ => match fresh_stack(&docker, built.as_deref(), &file, &ui, &interrupt).await {
+                _ => match fresh_stack(
+                    &docker,
+                    built.as_deref(),
+                    &fault_links(&loaded),
+                    &file,
+                    &ui,
+                    &interrupt,
+                )
+                .await
+                {
                     Ok(h) => h,
                     Err(e) => {
                         *env_error.lock().expect("env error") = Some(e.message.clone());
