@@ -23,7 +23,7 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    assert_eq!(report["totals"]["failed"], 7, "{report:#}");
+    assert_eq!(report["totals"]["failed"], 8, "{report:#}");
     assert_eq!(report["totals"]["passed"], 0);
     let text_of = |name_part: &str| -> String {
         let s = report["scenarios"]
@@ -100,6 +100,11 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
         took < 30_000,
         "fail_if did not stop the retry early: {took} ms"
     );
+    let slow = text_of("slow link");
+    assert!(
+        slow.contains("json $.data[0].latency_ms: expected lt 200, actual"),
+        "a link fault is in force at the next step: {slow}"
+    );
     let logs = text_of("log line");
     assert!(logs.contains("expected a line that contains"), "{logs}");
     // Service logs come with every failure, in the terminal and the JUnit report.
@@ -110,15 +115,15 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(
         xml.matches("<testsuite ").count(),
-        6,
+        8,
         "a testsuite per file"
     );
-    assert_eq!(xml.matches("<failure").count(), 6);
+    assert_eq!(xml.matches("<failure").count(), 8);
     assert!(xml.contains("<system-out>"), "logs in system-out");
     assert!(
-        stderr.contains("0 passed, 6 failed")
-            || String::from_utf8_lossy(&out.stdout).contains("0 passed, 6 failed")
-            || stderr.contains("6 failed")
+        stderr.contains("0 passed, 8 failed")
+            || String::from_utf8_lossy(&out.stdout).contains("0 passed, 8 failed")
+            || stderr.contains("8 failed")
     );
 }
 

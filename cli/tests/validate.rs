@@ -124,11 +124,6 @@ fn every_kind_of_mistake_is_named_at_its_position() {
             "\"latency\" is a fault of a link",
         ),
         (
-            "network_link_not_yet.yaml",
-            "network_link_not_yet.yaml:3:22",
-            "cannot run yet",
-        ),
-        (
             "network_no_link.yaml",
             "network_no_link.yaml:3:22",
             "is not a link CLIENT->SERVER",

@@ -13,12 +13,16 @@ pub struct Faults {
     pub jitter: Duration,
     /// `bandwidth` toxic: bytes per second, per direction.
     pub bandwidth: Option<u64>,
-    /// `timeout` toxic with timeout 0: no data passes, nothing is closed.
+    /// `timeout` toxic: no data passes, and nothing is closed unless `timeout_after` says when.
     pub timeout: bool,
+    /// `timeout` toxic's `timeout` above 0: the black hole closes the connection after this long.
+    pub timeout_after: Option<Duration>,
     /// `reset_peer` toxic: connections are reset (TCP RST) as data flows.
     pub reset: bool,
     /// `limit_data` toxic: a connection is closed after this many bytes per direction.
     pub limit_data: Option<u64>,
+    /// `slow_close` toxic: a connection's close waits this long.
+    pub slow_close: Duration,
 }
 
 impl Default for Faults {
@@ -29,9 +33,34 @@ impl Default for Faults {
             jitter: Duration::ZERO,
             bandwidth: None,
             timeout: false,
+            timeout_after: None,
             reset: false,
             limit_data: None,
+            slow_close: Duration::ZERO,
         }
+    }
+}
+
+/// The faults of each direction: client to server (Toxiproxy's upstream)
+/// and server to client (downstream).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streams {
+    pub upstream: Faults,
+    pub downstream: Faults,
+}
+
+impl Streams {
+    /// The same faults both ways.
+    pub fn both(faults: Faults) -> Streams {
+        Streams {
+            upstream: faults.clone(),
+            downstream: faults,
+        }
+    }
+
+    /// Whether the link is up: a link is down when either direction says so.
+    pub fn enabled(&self) -> bool {
+        self.upstream.enabled && self.downstream.enabled
     }
 }
 

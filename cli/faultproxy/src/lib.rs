@@ -1,5 +1,8 @@
-//! A TCP fault proxy for one link of a metrtest stack: the data plane.
-//! Faults are named after Toxiproxy's toxics so its users feel at home.
+//! A TCP fault proxy for the links of a metrtest stack: the data plane
+//! (`proxy`, `faults`) and a control API shaped like Toxiproxy's (`api`, `toxic`).
 
+pub mod api;
 pub mod faults;
 pub mod proxy;
+pub mod settings;
+pub mod toxic;

@@ -3,13 +3,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::faults::Faults;
+use crate::faults::{Faults, Streams};
 
 /// Why a proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,10 @@ pub enum ProxyError {
 /// A running proxy from its listen address to one upstream server.
 pub struct Proxy {
     address: SocketAddr,
-    faults: watch::Sender<Faults>,
+    upstream: String,
+    streams: watch::Sender<Streams>,
+    /// How many client connections are open.
+    open: Arc<watch::Sender<usize>>,
     accept: JoinHandle<()>,
 }
 
@@ -41,11 +45,19 @@ impl Proxy {
             address: listen,
             source,
         })?;
-        let (faults, _) = watch::channel(Faults::default());
-        let accept = tokio::spawn(accept_loop(listener, upstream, faults.subscribe()));
+        let (streams, _) = watch::channel(Streams::default());
+        let open = Arc::new(watch::channel(0).0);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            upstream.clone(),
+            streams.subscribe(),
+            open.clone(),
+        ));
         Ok(Proxy {
             address,
-            faults,
+            upstream,
+            streams,
+            open,
             accept,
         })
     }
@@ -55,14 +67,38 @@ impl Proxy {
         self.address
     }
 
-    /// Replaces the faults in force; open connections follow at their next chunk.
-    pub fn set(&self, faults: Faults) {
-        self.faults.send_replace(faults);
+    /// Where connections go.
+    pub fn upstream(&self) -> &str {
+        &self.upstream
     }
 
-    /// The faults in force.
-    pub fn faults(&self) -> Faults {
-        self.faults.borrow().clone()
+    /// Puts the same faults on both directions; open connections follow at their next chunk.
+    pub fn set(&self, faults: Faults) {
+        self.set_streams(Streams::both(faults));
+    }
+
+    /// Puts faults on each direction; open connections follow at their next chunk.
+    pub fn set_streams(&self, streams: Streams) {
+        self.streams.send_replace(streams);
+    }
+
+    /// The faults in force on each direction.
+    pub fn streams(&self) -> Streams {
+        self.streams.borrow().clone()
+    }
+
+    /// How many client connections are open.
+    pub fn open_connections(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Waits until no client connection is open (after taking the link down),
+    /// for at most `within`; says whether they all closed.
+    pub async fn drained(&self, within: Duration) -> bool {
+        let mut open = self.open.subscribe();
+        tokio::time::timeout(within, open.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -72,19 +108,44 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: String, faults: watch::Receiver<Faults>) {
+/// Counts a connection as open while it lives.
+struct OpenGuard(Arc<watch::Sender<usize>>);
+
+impl OpenGuard {
+    fn new(open: Arc<watch::Sender<usize>>) -> OpenGuard {
+        open.send_modify(|n| *n += 1);
+        OpenGuard(open)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: String,
+    streams: watch::Receiver<Streams>,
+    open: Arc<watch::Sender<usize>>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        if !faults.borrow().enabled {
+        if !streams.borrow().enabled() {
             // Down: the nearest a listening socket gets to refusing.
             reset(&client);
             continue;
         }
         let upstream = upstream.clone();
-        let faults = faults.clone();
+        let streams = streams.clone();
+        let guard = OpenGuard::new(open.clone());
         tokio::spawn(async move {
+            let _guard = guard;
+            // Resolved on each connection: a server reconnected after a
+            // partition may have a new address under the same name.
             let Ok(server) = TcpStream::connect(&upstream).await else {
                 reset(&client);
                 return;
@@ -92,15 +153,32 @@ async fn accept_loop(listener: TcpListener, upstream: String, faults: watch::Rec
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
             let ending = tokio::select! {
-                e = pipe(&client, &server, faults.clone()) => e,
-                e = pipe(&server, &client, faults) => e,
+                e = pipe(&client, &server, streams.clone(), upstream_faults) => e,
+                e = pipe(&server, &client, streams.clone(), downstream_faults) => e,
             };
-            if ending == Ending::Reset {
-                reset(&client);
-                reset(&server);
+            match ending {
+                Ending::Reset => {
+                    reset(&client);
+                    reset(&server);
+                }
+                Ending::Close => {
+                    let now = streams.borrow().clone();
+                    let delay = now.upstream.slow_close.max(now.downstream.slow_close);
+                    if now.enabled() && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
             }
         });
     }
+}
+
+fn upstream_faults(streams: &Streams) -> &Faults {
+    &streams.upstream
+}
+
+fn downstream_faults(streams: &Streams) -> &Faults {
+    &streams.downstream
 }
 
 /// Closing with a zero linger sends RST instead of FIN.
@@ -119,24 +197,40 @@ enum Ending {
     Reset,
 }
 
-/// Passes one direction's bytes from `from` to `to` under the faults in force.
-async fn pipe(from: &TcpStream, to: &TcpStream, mut faults: watch::Receiver<Faults>) -> Ending {
+/// Passes one direction's bytes from `from` to `to` under that direction's faults.
+async fn pipe(
+    from: &TcpStream,
+    to: &TcpStream,
+    mut streams: watch::Receiver<Streams>,
+    direction: fn(&Streams) -> &Faults,
+) -> Ending {
     let mut passed: u64 = 0;
     loop {
-        let now = faults.borrow_and_update().clone();
-        if !now.enabled {
+        let (enabled, now) = {
+            let streams = streams.borrow_and_update();
+            (streams.enabled(), direction(&streams).clone())
+        };
+        if !enabled {
             return Ending::Close;
         }
         if now.timeout {
-            // A black hole: nothing is read, so nothing passes, and nothing closes.
-            if faults.changed().await.is_err() {
-                return Ending::Close;
+            // A black hole: nothing is read, so nothing passes, and nothing
+            // closes unless the toxic says when.
+            let close = async {
+                match now.timeout_after {
+                    Some(after) => tokio::time::sleep(after).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = close => return Ending::Close,
+                changed = streams.changed() => if changed.is_err() { return Ending::Close },
             }
             continue;
         }
         tokio::select! {
             ready = from.readable() => if ready.is_err() { return Ending::Close },
-            changed = faults.changed() => {
+            changed = streams.changed() => {
                 if changed.is_err() { return Ending::Close }
                 continue;
             }
@@ -148,21 +242,40 @@ async fn pipe(from: &TcpStream, to: &TcpStream, mut faults: watch::Receiver<Faul
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Ending::Close,
         };
-        let now = faults.borrow().clone();
+        let now = direction(&streams.borrow()).clone();
         if now.reset {
             return Ending::Reset;
         }
         let allowed = now.limit_data.map_or(read as u64, |limit| {
             limit.saturating_sub(passed).min(read as u64)
         }) as usize;
-        // A chunk arrives after its latency and its time on the wire.
-        tokio::time::sleep(now.delay() + now.transfer_time(allowed)).await;
+        // A chunk arrives after its latency and its time on the wire; taking
+        // the link down meanwhile closes the connection at once.
+        if !wait_unless_down(now.delay() + now.transfer_time(allowed), &mut streams).await {
+            return Ending::Close;
+        }
         if write_all(to, &buffer[..allowed]).await.is_err() {
             return Ending::Close;
         }
         passed += allowed as u64;
         if now.limit_data.is_some_and(|limit| passed >= limit) {
             return Ending::Close;
+        }
+    }
+}
+
+/// Sleeps for `wait`; false if the link went down (or the proxy went away) meanwhile.
+async fn wait_unless_down(wait: Duration, streams: &mut watch::Receiver<Streams>) -> bool {
+    let sleep = tokio::time::sleep(wait);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            changed = streams.changed() => {
+                if changed.is_err() || !streams.borrow_and_update().enabled() {
+                    return false;
+                }
+            }
         }
     }
 }

@@ -9,20 +9,8 @@ use metrtest_faultproxy::proxy::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// An echo server on loopback: every byte read is written back.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    address
-}
+mod support;
+use support::echo_server;
 
 /// A server that reads one connection to its end and says how many bytes came.
 async fn counting_server() -> (SocketAddr, tokio::sync::oneshot::Receiver<usize>) {

@@ -253,6 +253,33 @@ async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> 
     Ok(tag)
 }
 
+/// One of metrtest's own helpers (the reaper, the fault proxy): the static
+/// binary of workspace `package` alone in a `FROM scratch` image, run as
+/// `/{name}`, tagged `metrtest/{name}:<hash of the context>`.
+pub(crate) async fn helper_image(
+    docker: &Docker,
+    package: &str,
+    name: &str,
+    ui: &Ui,
+) -> Result<String> {
+    let root = workspace()?;
+    compile(&root, &[package], ui).await?;
+    let binary = root
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(package);
+    let mut ctx = Context::new();
+    let io = |e: std::io::Error| Failure::environment(format!("prepare the {name} image: {e}"));
+    let dockerfile = format!("FROM scratch\nCOPY {package} /{name}\nENTRYPOINT [\"/{name}\"]\n");
+    ctx.add_bytes("Dockerfile", 0o644, dockerfile.as_bytes())
+        .map_err(io)?;
+    ctx.add_file(package, &binary).map_err(io)?;
+    let tag = format!("metrtest/{name}:{}", ctx.tag());
+    build(docker, &tag, name, ctx, ui).await?;
+    Ok(tag)
+}
+
 /// Builds `ctx` as `tag` through the engine unless the engine already has it.
 pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: &Ui) -> Result<()> {
     if docker.inspect_image(tag).await.is_ok() {

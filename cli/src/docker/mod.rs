@@ -4,6 +4,7 @@ pub mod attach;
 pub mod context;
 pub mod endpoint;
 pub mod engine;
+pub mod faults;
 pub mod images;
 pub mod labels;
 pub mod partition;

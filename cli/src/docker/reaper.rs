@@ -16,9 +16,8 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::CreateContainerOptions;
 
-use crate::docker::context::Context;
 use crate::docker::engine::root_cause;
-use crate::docker::images::{self, TARGET};
+use crate::docker::images;
 use crate::docker::labels;
 use crate::docker::stack::published_port;
 use crate::exit::{Failure, Result};
@@ -57,25 +56,7 @@ static HELD: Mutex<Vec<(String, TcpStream)>> = Mutex::new(Vec::new());
 
 /// Builds the reaper's image (compiling its static binary) unless the engine has it.
 pub async fn image(docker: &Docker, ui: &Ui) -> Result<String> {
-    let root = images::workspace()?;
-    images::compile(&root, &[PACKAGE], ui).await?;
-    let binary = root
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(PACKAGE);
-    let mut ctx = Context::new();
-    let io = |e: std::io::Error| Failure::environment(format!("prepare the reaper image: {e}"));
-    ctx.add_bytes(
-        "Dockerfile",
-        0o644,
-        b"FROM scratch\nCOPY metrtest-reaper /reaper\nENTRYPOINT [\"/reaper\"]\n",
-    )
-    .map_err(io)?;
-    ctx.add_file(PACKAGE, &binary).map_err(io)?;
-    let tag = format!("metrtest/reaper:{}", ctx.tag());
-    images::build(docker, &tag, labels::REAPER_SERVICE, ctx, ui).await?;
-    Ok(tag)
+    images::helper_image(docker, PACKAGE, labels::REAPER_SERVICE, ui).await
 }
 
 /// The reaper's image, or `None` after a warning when it cannot be built here

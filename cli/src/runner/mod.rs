@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod expect;
+pub mod network;
 pub mod observation;
 pub mod report;
 pub mod scenario;

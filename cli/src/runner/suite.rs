@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
-use crate::docker::{attach, engine, images, labels, stack};
+use crate::docker::{attach, engine, faults, images, labels, stack};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::event::{Event, Level, Reporter};
@@ -21,6 +21,7 @@ use crate::runner::report::{Attempt, Outcome, ScenarioReport};
 use crate::runner::scenario::{self, ScenarioSettings};
 use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
+use crate::scenario::network::{Link, NetworkAction};
 use crate::ui::Ui;
 
 /// How long a stack kept by `--keep` or `--keep-failed` outlives the run.
@@ -115,9 +116,9 @@ fn stack_failed(scenarios: &[Loaded], failure: Failure) -> SuiteResult {
 /// What every scenario task of a run shares.
 struct Context {
     docker: bollard::Docker,
-    /// The reaper's image (if it could be built) and the stack's images;
-    /// none when every scenario runs on an attached stack.
-    built: Option<(Option<String>, images::ImageSet)>,
+    /// The images fresh stacks need; none when every scenario runs on an
+    /// attached stack.
+    built: Option<Built>,
     file: EnvFile,
     options: SuiteOptions,
     /// Only for the engine layer, which reports builds and start-up itself.
@@ -138,13 +139,18 @@ impl Context {
         });
     }
 
-    /// Starts a stack of its own run, guarded by the run's reaper from the start.
-    async fn new_stack(&self) -> Result<StackHandle> {
-        let (reaper_image, set) = self
+    /// Starts a stack of its own run, guarded by the run's reaper from the
+    /// start, with the fault proxy on `links` if there are any.
+    async fn new_stack(&self, links: &[Link]) -> Result<StackHandle> {
+        let built = self
             .built
             .as_ref()
             .ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
-        let spec = StackSpec::build(set, &self.file);
+        let reaper_image = &built.reaper;
+        let mut spec = StackSpec::build(&built.set, &self.file);
+        if let Some(image) = &built.faultproxy {
+            faults::place(&mut spec, image, links);
+        }
         let run_id = labels::new_run_id();
         stack::register(&run_id);
         self.reporter
@@ -221,7 +227,7 @@ impl Context {
         loop {
             let mut handle = match (own, &shared) {
                 (false, Some(h)) => h.clone(),
-                _ => match self.new_stack().await {
+                _ => match self.new_stack(&fault_links(loaded)).await {
                     Ok(h) => h,
                     Err(e) => {
                         *self.environment_error.lock().expect("environment error") =
@@ -258,17 +264,45 @@ impl Context {
     }
 }
 
-/// The reaper's image (if it can be built) and the stack's images.
+/// Images a run needs besides the stack's.
+struct Built {
+    reaper: Option<String>,
+    set: images::ImageSet,
+    /// The fault proxy's, when a scenario has link faults.
+    faultproxy: Option<String>,
+}
+
+/// The links a scenario's network steps put faults on.
+fn fault_links(loaded: &Loaded) -> Vec<Link> {
+    loaded
+        .scenario
+        .network_actions()
+        .filter_map(|n| match n {
+            NetworkAction::Link { link, .. } => Some(link.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The reaper's image (if it can be built), the stack's images, and the
+/// fault proxy's if `faults` (some scenario has link faults).
 async fn build_images(
     docker: &bollard::Docker,
     file: &EnvFile,
+    faults: bool,
     ui: &Ui,
-) -> Result<(Option<String>, images::ImageSet)> {
-    let reaper_image = reaper::image_or_warn(docker, ui).await;
-    Ok((
-        reaper_image,
-        images::ensure(docker, &file.images, ui).await?,
-    ))
+) -> Result<Built> {
+    let reaper = reaper::image_or_warn(docker, ui).await;
+    let set = images::ensure(docker, &file.images, ui).await?;
+    let faultproxy = match faults {
+        true => Some(faults::image(docker, ui).await?),
+        false => None,
+    };
+    Ok(Built {
+        reaper,
+        set,
+        faultproxy,
+    })
 }
 
 /// Failed scenarios that ran on the shared stack, and all that did.
@@ -317,10 +351,11 @@ pub async fn run(
         }
         None => None,
     };
+    let any_faults = isolated.iter().any(|(_, l)| !fault_links(l).is_empty());
     // On an existing stack, images are built only if a fresh stack is needed.
     let built = if attached.is_none() || !isolated.is_empty() {
         tokio::select! {
-            built = build_images(&docker, file, ui) => Some(built?),
+            built = build_images(&docker, file, any_faults, ui) => Some(built?),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
@@ -342,7 +377,7 @@ pub async fn run(
     let shared_handle = match attached {
         Some(handle) => Some(handle),
         None if shared.is_empty() => None,
-        None => match context.new_stack().await {
+        None => match context.new_stack(&[]).await {
             Ok(handle) => Some(handle),
             // Every scenario fails with the reason, and the reports still say why.
             Err(e) if e.kind == ExitKind::Environment => return Ok(stack_failed(&scenarios, e)),

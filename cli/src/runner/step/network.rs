@@ -1,4 +1,5 @@
-//! `network`: partition or heal a service; faults on links.
+//! `network`: partition or heal a service; faults on links through the
+//! stack's fault proxy (`runner::network`).
 
 use crate::runner::observation::Observation;
 use crate::runner::step::{Seen, StepContext, Trouble};
@@ -8,10 +9,9 @@ pub(super) async fn act(n: &NetworkAction, ctx: &mut StepContext<'_>) -> Result<
     let result = match n {
         NetworkAction::Partition(service) => ctx.stack.partition(service).await,
         NetworkAction::Heal(service) => ctx.stack.heal(service).await,
-        NetworkAction::Link { link, .. } => Err(format!(
-            "faults on link {link} need the fault proxy, which this version of metrtest does not \
-             start yet; only partition and heal are supported"
-        )),
+        NetworkAction::Link { link, faults } => {
+            crate::runner::network::set_link_faults(ctx.stack, ctx.http, link, faults).await
+        }
     };
     result.map_err(|e| Trouble::new(e).request(&n.describe()))?;
     ctx.stack.export_vars(ctx.vars);
