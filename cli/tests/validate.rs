@@ -221,3 +221,44 @@ fn a_missing_path_is_an_argument_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or folder"));
 }
+
+/// The whole of what `validate` prints for each broken file is kept beside it
+/// (`broken/x.yaml` → `broken/x.stderr`), so a change of wording or position
+/// shows in review. `METRTEST_BLESS=1` rewrites the files from the output.
+#[test]
+fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
+    let bless = std::env::var_os("METRTEST_BLESS").is_some();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "the broken fixtures are there");
+    let mut differ = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
+            .arg("validate")
+            .arg(&name)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run metrtest");
+        assert_eq!(out.status.code(), Some(2), "{name} is rejected");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let expected_path = file.with_extension("stderr");
+        if bless {
+            std::fs::write(&expected_path, &stderr).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
+        if expected != stderr {
+            differ.push(format!("{name}:\n--- expected\n{expected}--- actual\n{stderr}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
