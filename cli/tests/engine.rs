@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -143,15 +141,7 @@ fn up_detach_then_down_leaves_nothing() {
 
 #[test]
 fn sigint_while_starting_tears_everything_down() {
-    let mut child = metrtest()
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let seen = read_until(&mut lines, "starting stack");
-    let run = run_id_in(&seen);
+    let (mut child, _lines, run) = up_until("starting stack");
     // Mid-start: the network exists, containers are being created.
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, libc::SIGINT);
@@ -162,15 +152,7 @@ fn sigint_while_starting_tears_everything_down() {
 
 #[test]
 fn ctrl_c_on_a_running_up_tears_down_and_exits_zero() {
-    let mut child = metrtest()
-        .arg("up")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let seen = read_until(&mut lines, "press Ctrl-C");
-    let run = run_id_in(&seen);
+    let (mut child, _lines, run) = up_until("press Ctrl-C");
     assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
     signal(&child, libc::SIGINT);
     let code = wait(&mut child, Duration::from_secs(60));

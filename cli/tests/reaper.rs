@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use support::*;
@@ -26,15 +25,8 @@ fn kill_and_count(mut child: Child, run: &str, phase: &str) {
     }
 }
 
-fn up() -> (Child, impl Iterator<Item = std::io::Result<String>>) {
-    let mut child = metrtest()
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    (child, lines)
+fn up() -> (Child, Lines) {
+    spawn(&["up".as_ref()])
 }
 
 fn guarded_run(lines: &[String]) -> String {
@@ -54,23 +46,15 @@ fn a_run_killed_while_building_images_leaves_nothing() {
 
 #[test]
 fn a_run_killed_while_starting_services_leaves_nothing() {
-    let (child, mut lines) = up();
-    let seen = read_until(&mut lines, "starting stack");
-    let run = run_id_in(&seen);
+    let (child, _lines, run) = up_until("starting stack");
     std::thread::sleep(Duration::from_millis(400));
     kill_and_count(child, &run, "while starting services");
 }
 
 #[test]
 fn a_run_killed_during_a_scenario_leaves_nothing() {
-    let mut child = metrtest()
-        .arg("run")
-        .arg(fixtures("slow"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let slow = fixtures("slow");
+    let (child, mut lines) = spawn(&["run".as_ref(), slow.as_os_str()]);
     let seen = read_until(&mut lines, "scenario fixture - sleeps");
     let run = run_id_in(&seen);
     assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
@@ -80,9 +64,7 @@ fn a_run_killed_during_a_scenario_leaves_nothing() {
 
 #[test]
 fn a_run_killed_during_teardown_leaves_nothing() {
-    let (child, mut lines) = up();
-    let seen = read_until(&mut lines, "press Ctrl-C");
-    let run = run_id_in(&seen);
+    let (child, _lines, run) = up_until("press Ctrl-C");
     signal(&child, libc::SIGINT);
     // Teardown gives containers a stop grace first: kill it in the middle.
     std::thread::sleep(Duration::from_millis(300));
@@ -214,9 +196,7 @@ fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
 #[test]
 fn a_reaper_removes_only_its_own_run() {
     let (other, _) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
-    let (child, mut lines) = up();
-    let seen = read_until(&mut lines, "press Ctrl-C");
-    let run = run_id_in(&seen);
+    let (child, _lines, run) = up_until("press Ctrl-C");
     kill_and_count(child, &run, "beside another run");
     let other_left = leftovers(&other);
     metrtest().args(["down", "--run", &other]).output().unwrap();

@@ -3,23 +3,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
 
 #[test]
 fn sighup_tears_the_stack_down_like_sigterm() {
-    let mut child = metrtest()
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let seen = read_until(&mut lines, "press Ctrl-C");
-    let run = run_id_in(&seen);
+    let (mut child, lines, run) = up_until("press Ctrl-C");
     // A closed terminal: SIGHUP, and nobody reads stderr any more.
     drop(lines);
     signal(&child, libc::SIGHUP);
@@ -31,15 +21,7 @@ fn sighup_tears_the_stack_down_like_sigterm() {
 #[test]
 fn an_interrupt_just_after_starting_leaves_no_created_container() {
     for delay_ms in [40, 80, 100, 120, 160] {
-        let mut child = metrtest()
-            .arg("up")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let seen = read_until(&mut lines, "starting stack");
-        let run = run_id_in(&seen);
+        let (mut child, _lines, run) = up_until("starting stack");
         std::thread::sleep(Duration::from_millis(delay_ms));
         signal(&child, libc::SIGTERM);
         let code = wait(&mut child, Duration::from_secs(60));

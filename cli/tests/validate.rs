@@ -257,7 +257,9 @@ fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
         if expected != stderr {
-            differ.push(format!("{name}:\n--- expected\n{expected}--- actual\n{stderr}"));
+            differ.push(format!(
+                "{name}:\n--- expected\n{expected}--- actual\n{stderr}"
+            ));
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));

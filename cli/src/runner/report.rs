@@ -170,9 +170,11 @@ impl ScenarioReport {
             out.push(e.clone());
         }
         for (number, step) in self.failed_steps() {
+            // `file:line:column`, so the headline (JUnit's message) links to the line.
+            let file = self.file.display();
             let at = match (step.line, step.column) {
-                (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
-                (Some(line), None) => format!(" at line {line}"),
+                (Some(line), Some(column)) => format!(" at {file}:{line}:{column}"),
+                (Some(line), None) => format!(" at {file}:{line}"),
                 _ => String::new(),
             };
             out.push(format!(
@@ -313,7 +315,7 @@ pub(crate) mod tests {
         assert_eq!(attempt.outcome, Outcome::Failed);
         assert_eq!(
             attempt.failure,
-            "step 1 \"s\" (http) at line 3, column 5 failed:\n  ✗ status: expected 200, actual 503"
+            "step 1 \"s\" (http) at scenarios/x.yaml:3:5 failed:\n  ✗ status: expected 200, actual 503"
         );
     }
 

@@ -77,6 +77,31 @@ pub fn wait(child: &mut Child, limit: Duration) -> i32 {
     }
 }
 
+/// The lines of a child's stderr, as they come.
+pub type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// Starts `metrtest ARGS` with stdout discarded and stderr readable line by line.
+pub fn spawn(args: &[&std::ffi::OsStr]) -> (Child, Lines) {
+    use std::io::BufRead;
+    let mut child = metrtest()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    (child, std::io::BufReader::new(stderr).lines())
+}
+
+/// Starts `metrtest up` and reads its stderr up to `needle`; returns the
+/// process, the rest of its stderr and the run id of the stack it starts.
+pub fn up_until(needle: &str) -> (Child, Lines, String) {
+    let (child, mut lines) = spawn(&["up".as_ref()]);
+    let seen = read_until(&mut lines, needle);
+    let run = run_id_in(&seen);
+    (child, lines, run)
+}
+
 /// Reads stderr lines until one contains `needle`; returns everything read.
 pub fn read_until(
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
