@@ -49,7 +49,11 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
         stderr.contains("  |       ^ expected equals 404, actual 200"),
         "{stderr}"
     );
-    assert!(status.contains("\"line\":5,\"column\":7"), "{status}");
+    // The JSON report names the step's line and column as fields.
+    assert!(
+        status.contains("\"line\":5") && status.contains("\"column\":7"),
+        "{status}"
+    );
     let json = text_of("gometr down");
     assert!(
         json.contains("json $.data[0].status: expected equals \\\"down\\\", actual \\\"up\\\""),
