@@ -21,6 +21,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The scenario's folder: JSON Schemas are read relative to it.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
     /// A diagnostic pointing at `span` of this scenario's file.
     pub fn diagnostic(&self, span: Span, message: String) -> Diagnostic {
         Diagnostic::spanned(&self.file, &self.source, span, message)

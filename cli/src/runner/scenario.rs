@@ -23,15 +23,7 @@ pub struct ScenarioSettings {
 }
 
 fn skipped(step: &crate::scenario::model::Step) -> StepReport {
-    StepReport {
-        name: step.name.clone(),
-        kind: step.action.kind().into(),
-        outcome: Outcome::Skipped,
-        duration: Duration::ZERO,
-        line: step::position(step.span).0,
-        column: step::position(step.span).1,
-        failure: None,
-    }
+    step::report(step, Outcome::Skipped, Instant::now(), None)
 }
 
 /// Runs the steps; a failed step skips the rest. `stop` (fail-fast, Ctrl-C)
@@ -78,18 +70,10 @@ pub async fn run(
         let report = tokio::select! {
             r = tokio::time::timeout(remaining, step::run(step, &mut ctx)) => match r {
                 Ok(report) => report,
-                Err(_) => StepReport {
-                    name: step.name.clone(),
-                    kind: step.action.kind().into(),
-                    outcome: Outcome::Failed,
-                    duration: step_started.elapsed(),
-                    line: step::position(step.span).0,
-                    column: step::position(step.span).1,
-                    failure: Some(FailureDetail {
-                        error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
-                        ..Default::default()
-                    }),
-                },
+                Err(_) => step::report(step, Outcome::Failed, step_started, Some(FailureDetail {
+                    error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
+                    ..Default::default()
+                })),
             },
             _ = stop.cancelled() => {
                 steps.push(skipped(step));

@@ -134,7 +134,8 @@ impl Backoff {
     }
 }
 
-fn report(
+/// A step's report, located where its first failure points (else at the step).
+pub(crate) fn report(
     step: &Step,
     outcome: Outcome,
     started: Instant,
@@ -160,7 +161,7 @@ fn report(
 }
 
 /// A span as a report's line and column (none where unknown).
-pub(crate) fn position(span: Span) -> (Option<u32>, Option<u32>) {
+fn position(span: Span) -> (Option<u32>, Option<u32>) {
     let known = |n: usize| u32::try_from(n).ok().filter(|n| *n > 0);
     (known(span.line), known(span.column))
 }
@@ -183,11 +184,7 @@ async fn attempt(step: &Step, ctx: &mut StepContext<'_>) -> Result<Captures, Fai
         detail: trouble(step, ctx.loaded, t),
         final_: false,
     })?;
-    let dir = ctx
-        .loaded
-        .file
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
+    let dir = ctx.loaded.dir();
     let checked = match (&step.action, &seen.observation) {
         (Action::Logs(l), Observation::Logs(text)) => logs::check(l, text, ctx.vars),
         _ => expect::check(&step.expect, &seen.observation, ctx.vars, dir),
@@ -215,11 +212,7 @@ fn give_up_if(step: &Step, ctx: &StepContext<'_>, seen: &Seen, findings: Vec<Fin
             final_: false,
         };
     };
-    let dir = ctx
-        .loaded
-        .file
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
+    let dir = ctx.loaded.dir();
     let held = expect::check(fail_if, &seen.observation, ctx.vars, dir)
         .is_ok_and(|unmet| unmet.is_empty());
     if held {
