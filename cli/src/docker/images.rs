@@ -24,9 +24,17 @@ use crate::ui::Ui;
 pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
 pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// What `scripts/metrtest` compiles in one cargo build: metrtest itself, the
-/// services and the reaper, in the services' profile and target.
-pub(crate) const SHARED_BUILD: [&str; 5] =
-    ["metrtest", "gometr", "checker", "api", "metrtest-reaper"];
+/// services, the reaper and the fault proxy, in the services' profile and
+/// target. Every binary metrtest packs into an image must be here: a metrtest
+/// built this way compiles only this set (see [`packages`]).
+pub(crate) const SHARED_BUILD: [&str; 6] = [
+    "metrtest",
+    "gometr",
+    "checker",
+    "api",
+    "metrtest-reaper",
+    "metrtest-faultproxy",
+];
 /// Unprivileged user the service images run as.
 pub const SERVICE_USER: &str = "65532:65532";
 
@@ -208,7 +216,9 @@ fn packages<'a>(root: &Path, wanted: &[&'a str]) -> Vec<&'a str> {
         .zip(release.canonicalize().ok())
         .is_some_and(|(exe, dir)| exe.starts_with(dir));
     if built_shared {
-        SHARED_BUILD.to_vec()
+        let mut all = SHARED_BUILD.to_vec();
+        all.extend(wanted.iter().filter(|w| !SHARED_BUILD.contains(w)));
+        all
     } else {
         wanted.to_vec()
     }
@@ -331,4 +341,27 @@ pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: 
     }
     task.done(format!("built ({} MB context)", size / 1_000_000));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_metrtest_builds_exactly_the_shared_set() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/metrtest"),
+        )
+        .expect("scripts/metrtest");
+        let words: Vec<&str> = script.split_whitespace().collect();
+        let mut built: Vec<&str> = words
+            .windows(2)
+            .filter(|w| w[0] == "-p")
+            .map(|w| w[1])
+            .collect();
+        let mut shared = SHARED_BUILD.to_vec();
+        built.sort_unstable();
+        shared.sort_unstable();
+        assert_eq!(built, shared);
+    }
 }

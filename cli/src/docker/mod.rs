@@ -7,6 +7,7 @@ pub mod engine;
 pub mod faults;
 pub mod images;
 pub mod labels;
+pub mod network;
 pub mod partition;
 pub mod postgres_image;
 pub mod reaper;

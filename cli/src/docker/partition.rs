@@ -90,9 +90,10 @@ pub async fn disconnect(
 }
 
 /// Connects `container` to `network` again with its former aliases and address.
-/// An engine that assigns addresses itself on networks without a configured
-/// subnet refuses a chosen one; the container then gets a fresh address, and
-/// peers still find it by name.
+/// Stack networks have a pinned subnet ([`crate::docker::network`]), so the
+/// engine gives the address back; on a network without one (a stack whose
+/// subnet could not be pinned) it refuses a chosen address, and the container
+/// then gets a fresh one while peers still find it by name.
 pub async fn reconnect(
     docker: &Docker,
     network: &str,

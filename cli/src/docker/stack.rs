@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
     PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::docker::endpoint;
 use crate::docker::engine::root_cause;
 use crate::docker::labels;
+use crate::docker::network;
 use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
 pub use crate::docker::teardown::{Removed, teardown};
 use crate::exit::{Failure, Result};
@@ -82,16 +83,9 @@ pub async fn start(
 ) -> Result<Stack> {
     let began = Instant::now();
     register(run_id);
-    let network = labels::network_name(run_id);
-    let request = NetworkCreateRequest {
-        name: network.clone(),
-        driver: Some("bridge".into()),
-        labels: Some(labels::run_labels(run_id, None)),
-        ..Default::default()
-    };
-    docker.create_network(request).await.map_err(|e| {
-        Failure::environment(format!("create network {network}: {}", root_cause(&e)))
-    })?;
+    let network = network::create(docker, run_id)
+        .await
+        .map_err(|e| Failure::environment(e.to_string()))?;
 
     let mut running = Vec::new();
     for wave in spec.waves() {
