@@ -4,6 +4,7 @@ pub mod attach;
 pub mod context;
 pub mod endpoint;
 pub mod engine;
+pub mod error;
 pub mod faults;
 pub mod images;
 pub mod labels;
@@ -13,3 +14,5 @@ pub mod reaper;
 pub mod spec;
 pub mod stack;
 pub mod teardown;
+
+pub use error::{EngineError, Result};

@@ -157,7 +157,7 @@ impl StackHandle {
             .ok_or_else(|| format!("no spec for {name}"))?;
         let port = stack::published_port(&self.docker, container, spec.port)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         stack::wait_ready(&self.docker, &self.spec, &spec, container, port)
             .await
             .map_err(|why| format!("{name} did not become ready again: {why}"))?;
