@@ -343,3 +343,26 @@ pub(crate) fn indent(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_docker_step_that_fails_names_the_verb_the_service_and_the_cause() {
+        let error = EngineError::PauseContainer {
+            container: "metrtest-r1-postgres".into(),
+            service: "postgres".into(),
+            source: Bollard::DockerResponseServerError {
+                status_code: 409,
+                message: "Container metrtest-r1-postgres is already paused".into(),
+            },
+        };
+        assert_eq!(
+            error.to_string(),
+            "pause container metrtest-r1-postgres of service postgres: \
+             Docker responded with status code 409: Container metrtest-r1-postgres is already paused"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
+}

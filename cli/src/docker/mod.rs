@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod context;
+pub mod control;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
