@@ -17,12 +17,13 @@ use crate::ui::{Ui, Verbosity};
 /// Builds whatever images are missing (quietly) and returns their references.
 pub async fn images() -> Result<ImageSet, Failure> {
     let docker = engine::connect().await?;
-    images::ensure(
+    let set = images::ensure(
         &docker,
         &images::ImageChoice::default(),
         &Ui::new(Verbosity::Quiet),
     )
-    .await
+    .await?;
+    Ok(set)
 }
 
 /// `name:tag` split at the tag's colon.

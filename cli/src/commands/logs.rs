@@ -6,7 +6,7 @@ use std::io::Write;
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
 
-use crate::docker::{engine, labels, stack};
+use crate::docker::{EngineError, engine, labels, stack};
 use crate::exit::{Failure, Result};
 
 pub async fn run(
@@ -57,8 +57,10 @@ pub async fn run(
     };
     let mut stream = docker.logs(&container, Some(options));
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| Failure::environment(format!("read logs of {container}: {e}")))?;
+        let chunk = chunk.map_err(|source| EngineError::Logs {
+            container: container.clone(),
+            source,
+        })?;
         let mut out = std::io::stdout().lock();
         if let Err(e) = out
             .write_all(&chunk.into_bytes())

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::stack::{self, Stack};
-use crate::docker::{engine, images, labels};
+use crate::docker::{EngineError, engine, images, labels};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::stack::service_table;
@@ -43,7 +43,7 @@ pub async fn start_stack(
         }
         let set = tokio::select! {
             set = images::ensure(&docker, &file.images, ui) => set?,
-            _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+            _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
         };
         let spec = StackSpec::build(&set, file);
         ui.info(format!("starting stack {}", ui.bold(&run_id)));
@@ -56,7 +56,7 @@ pub async fn start_stack(
             if let Err(t) = stack::teardown(&docker, Some(&run_id), grace, &interrupt.force).await {
                 ui.error(format!("teardown of {run_id} failed: {t}"));
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
+use crate::docker::error::{EngineError, Result};
 use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
 use crate::docker::stack::{self, RunningService, Stack};
 use crate::docker::{endpoint, labels};
-use crate::exit::{Failure, Result};
 
 /// How a service of an existing stack proves it is ready, by its name.
 fn readiness_of(service: &str) -> Readiness {
@@ -46,13 +46,12 @@ pub async fn running_runs(docker: &Docker) -> Result<Vec<String>> {
     Ok(all.difference(&broken).cloned().collect())
 }
 
-fn unknown(run_id: &str, why: &str, running: &[String]) -> Failure {
-    let list = if running.is_empty() {
-        "none (start one with `metrtest up --detach`)".to_owned()
-    } else {
-        running.join(", ")
-    };
-    Failure::invalid(format!("--stack {run_id}: {why}; running stacks: {list}"))
+fn unknown(run_id: &str, reason: String, running: Vec<String>) -> EngineError {
+    EngineError::UnknownStack {
+        id: run_id.to_owned(),
+        reason,
+        running,
+    }
 }
 
 /// The running stack of `run_id` and a spec describing it; exit 2 if there is
@@ -73,8 +72,8 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
     if containers.is_empty() {
         return Err(unknown(
             run_id,
-            "no such stack",
-            &running_runs(docker).await?,
+            "no such stack".into(),
+            running_runs(docker).await?,
         ));
     }
     let mut spec = StackSpec {
@@ -91,14 +90,17 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
         if !is_up(&state) {
             let why = format!("its service {name} is {state}");
-            return Err(unknown(run_id, &why, &running_runs(docker).await?));
+            return Err(unknown(run_id, why, running_runs(docker).await?));
         }
         let (port, host_port) = c
             .ports
             .iter()
             .flatten()
             .find_map(|p| Some((p.private_port, p.public_port?)))
-            .ok_or_else(|| Failure::environment(format!("{name} of {run_id} publishes no port")))?;
+            .ok_or_else(|| EngineError::NoPublishedPort {
+                container: labels::container_name(run_id, &name),
+                port: None,
+            })?;
         let readiness = readiness_of(&name);
         if readiness == Readiness::Postgres {
             let container = labels::container_name(run_id, &name);
@@ -151,15 +153,7 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
 
 /// The database login, from the PostgreSQL container's environment.
 async fn read_login(docker: &Docker, container: &str, spec: &mut StackSpec) -> Result<()> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| {
-            Failure::environment(format!(
-                "inspect {container}: {}",
-                crate::docker::engine::root_cause(&e)
-            ))
-        })?;
+    let info = stack::inspect_container(docker, container).await?;
     for pair in info.config.and_then(|c| c.env).unwrap_or_default() {
         let Some((key, value)) = pair.split_once('=') else {
             continue;
@@ -191,10 +185,12 @@ async fn check_ready(
         }
     });
     for (name, result) in futures::future::join_all(probes).await {
-        if let Err(why) = result {
-            return Err(Failure::environment(format!(
-                "service {name} of stack {run_id} is not ready: {why}"
-            )));
+        if let Err(reason) = result {
+            return Err(EngineError::StackNotReady {
+                service: name,
+                run: run_id.to_owned(),
+                reason,
+            });
         }
     }
     Ok(())

@@ -5,34 +5,42 @@ use std::time::Duration;
 use bollard::Docker;
 
 use crate::docker::endpoint;
-use crate::exit::{Failure, Result};
+use crate::docker::error::{EngineError, Result};
+
+/// How long connecting, negotiating and pinging may take together.
+const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 
 /// Connects to the engine [`endpoint::current`] names, negotiates the API version (so old engines such as API 1.41 work)
 /// and pings, all within two seconds; failure is an environment error (exit 3).
 pub async fn connect() -> Result<Docker> {
-    let endpoint = endpoint::current().map_err(|why| {
-        Failure::environment(format!("cannot tell where the Docker engine is: {why}"))
-    })?;
-    let target = &endpoint.source;
-    let fail = |why: String| {
-        Failure::environment(format!(
-            "cannot reach the Docker engine at {target}: {why}\n\
-             hint: start the engine (e.g. `sudo systemctl start docker`), check that you may use its socket, \
-             or point DOCKER_HOST (or a Docker context) at a running engine"
-        ))
-    };
+    let endpoint = endpoint::current().map_err(|reason| EngineError::Locate { reason })?;
+    let target = || endpoint.source.to_string();
     let attempt = async {
-        let docker = Docker::connect_with_host(&endpoint.host).map_err(|e| fail(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| fail(root_cause(&e)))?;
-        docker.ping().await.map_err(|e| fail(root_cause(&e)))?;
+        let docker =
+            Docker::connect_with_host(&endpoint.host).map_err(|source| EngineError::Connect {
+                target: target(),
+                source,
+            })?;
+        let docker =
+            docker
+                .negotiate_version()
+                .await
+                .map_err(|source| EngineError::NegotiateVersion {
+                    target: target(),
+                    source,
+                })?;
+        docker.ping().await.map_err(|source| EngineError::Ping {
+            target: target(),
+            source,
+        })?;
         Ok(docker.with_timeout(Duration::from_secs(120)))
     };
-    match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+    match tokio::time::timeout(CONNECT_WITHIN, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(fail("no answer within 2 s".into())),
+        Err(_) => Err(EngineError::NoAnswer {
+            target: target(),
+            within: CONNECT_WITHIN,
+        }),
     }
 }
 

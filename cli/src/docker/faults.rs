@@ -11,9 +11,9 @@
 
 use bollard::Docker;
 
+use crate::docker::error::Result;
 use crate::docker::images::{self, SERVICE_USER};
 use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
-use crate::exit::Result;
 use crate::scenario::network::Link;
 use crate::ui::Ui;
 

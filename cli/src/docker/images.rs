@@ -14,10 +14,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::docker::context::Context;
-use crate::docker::engine::root_cause;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 use crate::docker::postgres_image;
-use crate::exit::{Failure, Result};
 use crate::ui::Ui;
 
 /// The services built from this workspace.
@@ -64,8 +63,7 @@ pub fn workspace() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("METRTEST_WORKSPACE") {
         return Ok(PathBuf::from(dir));
     }
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::environment(format!("read the current directory: {e}")))?;
+    let cwd = std::env::current_dir().map_err(EngineError::io("read the current directory"))?;
     if let Some(found) = cwd
         .ancestors()
         .find(|d| d.join("Dockerfile.checker").is_file())
@@ -76,9 +74,7 @@ pub fn workspace() -> Result<PathBuf> {
     if built_from.join("Dockerfile.checker").is_file() {
         return Ok(built_from);
     }
-    Err(Failure::environment(
-        "cannot find the metr workspace (no Dockerfile.checker here or above); run from the repository or set METRTEST_WORKSPACE",
-    ))
+    Err(EngineError::NoWorkspace)
 }
 
 /// Builds whatever the stack needs that is not already there.
@@ -128,12 +124,14 @@ pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<Im
 
 /// Fails unless the engine has `image`.
 pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
-    docker.inspect_image(image).await.map(|_| ()).map_err(|e| {
-        Failure::environment(format!(
-            "image {image} is not present on the engine and cannot be pulled here: {}",
-            root_cause(&e)
-        ))
-    })
+    docker
+        .inspect_image(image)
+        .await
+        .map(|_| ())
+        .map_err(|source| EngineError::InspectImage {
+            image: image.to_owned(),
+            source,
+        })
 }
 
 /// `cargo build --release` of static binaries of the workspace's `packages`;
@@ -155,9 +153,7 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     for s in packages(root, services) {
         command.args(["-p", s]);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Failure::environment(format!("run cargo: {e}")))?;
+    let mut child = command.spawn().map_err(EngineError::io("run cargo"))?;
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
@@ -186,14 +182,13 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     let status = child
         .wait()
         .await
-        .map_err(|e| Failure::environment(format!("wait for cargo: {e}")))?;
+        .map_err(EngineError::io("wait for cargo"))?;
     if !status.success() {
         task.fail("failed");
-        return Err(Failure::environment(format!(
-            "building the static binaries ({}) failed:\n{}",
-            services.join(", "),
-            tail.join("\n")
-        )));
+        return Err(EngineError::Compile {
+            packages: services.iter().map(|s| s.to_string()).collect(),
+            output: tail.join("\n"),
+        });
     }
     task.done(if compiled > 0 {
         format!("{compiled} crates compiled")
@@ -235,8 +230,9 @@ fn account_files(ctx: &mut Context) -> std::io::Result<()> {
 }
 
 async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> Result<String> {
-    let io = |what: &str, e: std::io::Error| {
-        Failure::environment(format!("prepare the {service} image: {what}: {e}"))
+    let io = |what: &str, source: std::io::Error| EngineError::Io {
+        what: format!("prepare the {service} image: {what}"),
+        source,
     };
     let mut ctx = Context::new();
     let dockerfile = root.join(format!("Dockerfile.{service}"));
@@ -280,7 +276,10 @@ pub(crate) async fn helper_image(
         .join("release")
         .join(package);
     let mut ctx = Context::new();
-    let io = |e: std::io::Error| Failure::environment(format!("prepare the {name} image: {e}"));
+    let io = |source| EngineError::Io {
+        what: format!("prepare the {name} image"),
+        source,
+    };
     let dockerfile = format!("FROM scratch\nCOPY {package} /{name}\nENTRYPOINT [\"/{name}\"]\n");
     ctx.add_bytes("Dockerfile", 0o644, dockerfile.as_bytes())
         .map_err(io)?;
@@ -300,7 +299,7 @@ pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: 
     let size = ctx.size;
     let tar = ctx
         .finish()
-        .map_err(|e| Failure::environment(format!("pack the {service} build context: {e}")))?;
+        .map_err(EngineError::io(format!("pack the {service} build context")))?;
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
         t: Some(tag.to_owned()),
@@ -319,23 +318,23 @@ pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: 
             Ok(info) => {
                 if let Some(detail) = info.error_detail {
                     task.fail("failed");
-                    return Err(Failure::environment(format!(
-                        "building image {tag} failed: {}\n{}",
-                        detail.message.unwrap_or_default(),
-                        log.join("")
-                    )));
+                    return Err(EngineError::BuildStep {
+                        image: tag.to_owned(),
+                        detail: detail.message.unwrap_or_default(),
+                        output: log.join(""),
+                    });
                 }
                 if let Some(line) = info.stream {
                     task.update(line.trim().to_owned());
                     log.push(line);
                 }
             }
-            Err(e) => {
+            Err(source) => {
                 task.fail("failed");
-                return Err(Failure::environment(format!(
-                    "building image {tag} failed: {}",
-                    root_cause(&e)
-                )));
+                return Err(EngineError::BuildImage {
+                    image: tag.to_owned(),
+                    source,
+                });
             }
         }
     }

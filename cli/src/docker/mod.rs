@@ -2,8 +2,10 @@
 
 pub mod attach;
 pub mod context;
+pub mod control;
 pub mod endpoint;
 pub mod engine;
+pub mod error;
 pub mod faults;
 pub mod images;
 pub mod labels;
@@ -14,3 +16,5 @@ pub mod reaper;
 pub mod spec;
 pub mod stack;
 pub mod teardown;
+
+pub use error::{EngineError, Result};

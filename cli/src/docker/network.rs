@@ -12,25 +12,19 @@ use bollard::Docker;
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 
 use crate::docker::engine::root_cause;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 
 /// Attempts to pin a subnet before settling for a network without one.
 const ATTEMPTS: usize = 4;
 
-/// Why a run's network could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum NetworkError {
-    #[error("create network {network}: {cause}")]
-    Create { network: String, cause: String },
-}
-
 /// Creates `run_id`'s network, with a pinned subnet where the engine allows it.
 /// Returns the network's name.
-pub async fn create(docker: &Docker, run_id: &str) -> Result<String, NetworkError> {
+pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
     let name = labels::network_name(run_id);
-    let fail = |e: bollard::errors::Error| NetworkError::Create {
+    let fail = |source| EngineError::CreateNetwork {
         network: name.clone(),
-        cause: root_cause(&e),
+        source,
     };
     for _ in 0..ATTEMPTS {
         docker.create_network(request(&name, run_id, None)).await.map_err(fail)?;
@@ -38,7 +32,13 @@ pub async fn create(docker: &Docker, run_id: &str) -> Result<String, NetworkErro
             // An engine or driver that reports no subnet: keep what it made.
             return Ok(name);
         };
-        docker.remove_network(&name).await.map_err(fail)?;
+        docker
+            .remove_network(&name)
+            .await
+            .map_err(|source| EngineError::RemoveNetwork {
+                network: name.clone(),
+                source,
+            })?;
         match docker.create_network(request(&name, run_id, Some(pool))).await {
             Ok(_) => return Ok(name),
             Err(e) if overlaps(&e) => continue,

@@ -7,27 +7,8 @@ use bollard::models::{
 };
 
 use crate::docker::engine::root_cause;
-
-/// Why a partition or a heal failed, naming the engine operation.
-#[derive(Debug, thiserror::Error)]
-pub enum PartitionError {
-    #[error("inspect container {container}: {cause}")]
-    Inspect { container: String, cause: String },
-    #[error("container {container} is not on network {network} (already partitioned?)")]
-    NotConnected { container: String, network: String },
-    #[error("disconnect {container} from network {network}: {cause}")]
-    Disconnect {
-        container: String,
-        network: String,
-        cause: String,
-    },
-    #[error("connect {container} to network {network}: {cause}")]
-    Connect {
-        container: String,
-        network: String,
-        cause: String,
-    },
-}
+use crate::docker::error::{EngineError, Result};
+use crate::docker::stack::inspect_container;
 
 /// How a container was attached, kept to reconnect it the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,23 +18,13 @@ pub struct Endpoint {
 }
 
 /// Disconnects `container` from `network` and returns how it was attached.
-pub async fn disconnect(
-    docker: &Docker,
-    network: &str,
-    container: &str,
-) -> Result<Endpoint, PartitionError> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| PartitionError::Inspect {
-            container: container.to_owned(),
-            cause: root_cause(&e),
-        })?;
+pub async fn disconnect(docker: &Docker, network: &str, container: &str) -> Result<Endpoint> {
+    let info = inspect_container(docker, container).await?;
     let settings = info
         .network_settings
         .and_then(|n| n.networks)
         .and_then(|mut networks| networks.remove(network))
-        .ok_or_else(|| PartitionError::NotConnected {
+        .ok_or_else(|| EngineError::NotOnNetwork {
             container: container.to_owned(),
             network: network.to_owned(),
         })?;
@@ -81,10 +52,10 @@ pub async fn disconnect(
     docker
         .disconnect_network(network, request)
         .await
-        .map_err(|e| PartitionError::Disconnect {
+        .map_err(|source| EngineError::DisconnectNetwork {
             container: container.to_owned(),
             network: network.to_owned(),
-            cause: root_cause(&e),
+            source,
         })?;
     Ok(endpoint)
 }
@@ -99,7 +70,7 @@ pub async fn reconnect(
     network: &str,
     container: &str,
     endpoint: &Endpoint,
-) -> Result<(), PartitionError> {
+) -> Result<()> {
     let connect = |ipv4: Option<String>| {
         let request = NetworkConnectRequest {
             container: container.to_owned(),
@@ -114,10 +85,10 @@ pub async fn reconnect(
         };
         docker.connect_network(network, request)
     };
-    let fail = |e: bollard::errors::Error| PartitionError::Connect {
+    let fail = |source| EngineError::ConnectNetwork {
         container: container.to_owned(),
         network: network.to_owned(),
-        cause: root_cause(&e),
+        source,
     };
     match connect(endpoint.ipv4.clone()).await {
         Ok(()) => Ok(()),

@@ -12,8 +12,8 @@ use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
 
 use crate::docker::context::Context;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::images::{self, require_present};
-use crate::exit::{Failure, Result};
 use crate::ui::Ui;
 
 /// The image used when nothing else is asked for.
@@ -38,15 +38,12 @@ pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<
     if docker.inspect_image(OFFICIAL).await.is_ok() || pull(docker, OFFICIAL, ui).await {
         return Ok(OFFICIAL.to_owned());
     }
-    let install = HostInstall::find().ok_or_else(|| {
-        Failure::environment(format!(
-            "{OFFICIAL} is not on the engine and cannot be pulled, and no PostgreSQL is installed on this host \
-             to assemble one from; install postgresql (scripts/bootstrap does) or load the image"
-        ))
+    let install = HostInstall::find().ok_or_else(|| EngineError::NoPostgres {
+        image: OFFICIAL.to_owned(),
     })?;
-    let ctx = install.context().map_err(|e| {
-        Failure::environment(format!("assemble a PostgreSQL image from the host: {e}"))
-    })?;
+    let ctx = install
+        .context()
+        .map_err(EngineError::io("assemble a PostgreSQL image from the host"))?;
     let tag = format!("{HOST_REPOSITORY}:{}-{}", install.major, ctx.tag());
     if docker.inspect_image(&tag).await.is_err() {
         ui.info(format!(

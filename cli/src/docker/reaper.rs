@@ -16,11 +16,10 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::CreateContainerOptions;
 
-use crate::docker::engine::root_cause;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::images;
 use crate::docker::labels;
 use crate::docker::stack::published_port;
-use crate::exit::{Failure, Result};
 use crate::ui::Ui;
 
 /// The workspace package of the reaper binary.
@@ -66,7 +65,7 @@ pub async fn image_or_warn(docker: &Docker, ui: &Ui) -> Option<String> {
     match image(docker, ui).await {
         Ok(image) => Some(image),
         Err(e) => {
-            ui.warn(format!("cannot build the reaper image: {}", e.message));
+            ui.warn(format!("cannot build the reaper image: {e}"));
             None
         }
     }
@@ -138,12 +137,6 @@ pub async fn start(
         return Ok(false);
     };
     let name = labels::container_name(run_id, labels::REAPER_SERVICE);
-    let fail = |what: &str, e: bollard::errors::Error| {
-        Failure::environment(format!(
-            "{what} the reaper of run {run_id}: {}",
-            root_cause(&e)
-        ))
-    };
     let options = CreateContainerOptions {
         name: Some(name.clone()),
         ..Default::default()
@@ -151,17 +144,29 @@ pub async fn start(
     docker
         .create_container(Some(options), body(image, run_id, owner, &socket))
         .await
-        .map_err(|e| fail("create", e))?;
+        .map_err(|source| EngineError::CreateContainer {
+            container: name.clone(),
+            service: labels::REAPER_SERVICE.to_owned(),
+            source,
+        })?;
     docker
         .start_container(&name, None)
         .await
-        .map_err(|e| fail("start", e))?;
+        .map_err(|source| EngineError::StartContainer {
+            container: name.clone(),
+            service: labels::REAPER_SERVICE.to_owned(),
+            source,
+        })?;
     let port = published_port(docker, &name, PORT).await?;
     let run = run_id.to_owned();
+    let connect_failed = |reason: String| EngineError::ConnectReaper {
+        run: run_id.to_owned(),
+        reason,
+    };
     let stream = tokio::task::spawn_blocking(move || hold(port, &run))
         .await
-        .map_err(|e| Failure::environment(format!("connect to the reaper: {e}")))?
-        .map_err(|e| Failure::environment(format!("the reaper of run {run_id}: {e}")))?;
+        .map_err(|e| connect_failed(e.to_string()))?
+        .map_err(connect_failed)?;
     HELD.lock()
         .expect("held reapers")
         .push((run_id.to_owned(), stream));
@@ -244,12 +249,14 @@ fn read_line(stream: &mut TcpStream) -> std::result::Result<String, String> {
 pub fn release_to_ttl(run_id: &str, ttl: Option<Duration>, note: Option<&str>) -> Result<()> {
     let mut held = HELD.lock().expect("held reapers");
     let Some((_, stream)) = held.iter_mut().find(|(r, _)| r == run_id) else {
-        return Err(Failure::environment(format!(
-            "run {run_id} has no reaper connection"
-        )));
+        return Err(EngineError::NoReaperConnection {
+            run: run_id.to_owned(),
+        });
     };
-    let fail =
-        |e: String| Failure::environment(format!("set the time to live of run {run_id}: {e}"));
+    let fail = |reason: String| EngineError::SetTtl {
+        run: run_id.to_owned(),
+        reason,
+    };
     if let Some(note) = note {
         let line: String = note.chars().filter(|c| !c.is_control()).collect();
         command(stream, &format!("note {line}")).map_err(fail)?;

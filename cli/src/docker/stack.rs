@@ -17,12 +17,11 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::endpoint;
-use crate::docker::engine::root_cause;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 use crate::docker::network;
 use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
 pub use crate::docker::teardown::{Removed, teardown};
-use crate::exit::{Failure, Result};
 use crate::ui::Ui;
 
 /// Runs this process started and has not yet removed: torn down on any exit
@@ -83,9 +82,7 @@ pub async fn start(
 ) -> Result<Stack> {
     let began = Instant::now();
     register(run_id);
-    let network = network::create(docker, run_id)
-        .await
-        .map_err(|e| Failure::environment(e.to_string()))?;
+    let network = network::create(docker, run_id).await?;
 
     let mut running = Vec::new();
     for wave in spec.waves() {
@@ -95,7 +92,7 @@ pub async fn start(
         let all = futures::future::join_all(starts);
         let results = tokio::select! {
             results = all => results,
-            _ = interrupt.cancelled() => return Err(Failure::interrupted()),
+            _ = interrupt.cancelled() => return Err(EngineError::Interrupted),
         };
         for result in results {
             running.extend(result?);
@@ -211,21 +208,23 @@ async fn start_service(
 ) -> Result<Option<RunningService>> {
     let name = labels::container_name(run_id, &service.name);
     let task = ui.task(format!("{:<9}", service.name));
-    let fail = |what: &str, e: &bollard::errors::Error| {
-        Failure::environment(format!("{what} {}: {}", service.name, root_cause(e)))
-    };
     // Create the run's volumes explicitly, labelled: a volume the engine makes
     // implicitly for a bind carries no label, and teardown finds resources by label.
     for (suffix, _) in &service.volumes {
+        let volume = volume_name(run_id, &service.name, suffix);
         let request = bollard::models::VolumeCreateRequest {
-            name: Some(volume_name(run_id, &service.name, suffix)),
+            name: Some(volume.clone()),
             labels: Some(labels::run_labels(run_id, Some(&service.name))),
             ..Default::default()
         };
         docker
             .create_volume(request)
             .await
-            .map_err(|e| fail("create a volume for", &e))?;
+            .map_err(|source| EngineError::CreateVolume {
+                volume,
+                service: service.name.clone(),
+                source,
+            })?;
     }
     create_and_start(docker, service, run_id, network, &name).await?;
     if service.readiness == Readiness::Exit {
@@ -242,16 +241,14 @@ async fn start_service(
     let host = endpoint::reach_host();
     task.update(format!("waiting for readiness on {host}:{host_port}"));
     let started = Instant::now();
-    if let Err(why) = wait_ready(docker, spec, service, &name, host_port).await {
+    if let Err(reason) = wait_ready(docker, spec, service, &name, host_port).await {
         task.fail("never became ready");
-        let logs = tail_logs(docker, &name, LOG_LINES).await;
-        return Err(Failure::environment(format!(
-            "service {} did not become ready within {}: {why}\nits last log lines:\n{}",
-            service.name,
-            humantime::format_duration(spec.readiness_timeout),
-            indent(&logs)
-        ))
-        .with_logs(&service.name, logs));
+        return Err(EngineError::NotReady {
+            service: service.name.clone(),
+            within: spec.readiness_timeout,
+            reason,
+            logs: tail_logs(docker, &name, LOG_LINES).await,
+        });
     }
     task.done(format!("ready in {:.1} s", started.elapsed().as_secs_f64()));
     Ok(Some(RunningService {
@@ -292,30 +289,23 @@ async fn run_to_completion(
         return docker
             .remove_container(container, Some(options))
             .await
-            .map_err(|e| Failure::environment(format!("remove {container}: {}", root_cause(&e))));
+            .map_err(|source| EngineError::RemoveContainer {
+                container: container.to_owned(),
+                source,
+            });
     }
-    let logs = tail_logs(docker, container, LOG_LINES).await;
-    let what = match code {
-        Some(code) => format!("exited with code {code}"),
-        None => format!(
-            "did not finish within {}",
-            humantime::format_duration(spec.readiness_timeout)
-        ),
-    };
-    Err(Failure::environment(format!(
-        "one-shot step {} (container {container}) {what}; the services after it were not started\nits last log lines:\n{}",
-        service.name,
-        indent(&logs)
-    ))
-    .with_logs(&service.name, logs))
+    Err(EngineError::OneShotFailed {
+        service: service.name.clone(),
+        container: container.to_owned(),
+        exit_code: code,
+        within: spec.readiness_timeout,
+        logs: tail_logs(docker, container, LOG_LINES).await,
+    })
 }
 
 /// A container's exit code once it stopped, `None` while it runs.
 async fn exit_code(docker: &Docker, container: &str) -> Result<Option<i64>> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| Failure::environment(format!("inspect {container}: {}", root_cause(&e))))?;
+    let info = inspect_container(docker, container).await?;
     let state = info.state.unwrap_or_default();
     Ok(match state.running {
         Some(true) => None,
@@ -335,9 +325,6 @@ async fn create_and_start(
     network: &str,
     name: &str,
 ) -> Result<()> {
-    let fail = |what: &str, e: &bollard::errors::Error| {
-        Failure::environment(format!("{what} {}: {}", service.name, root_cause(e)))
-    };
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -350,10 +337,15 @@ async fn create_and_start(
         docker
             .create_container(Some(options), body)
             .await
-            .map_err(|e| fail("create container for", &e))?;
+            .map_err(|source| EngineError::CreateContainer {
+                container: name.to_owned(),
+                service: service.name.clone(),
+                source,
+            })?;
         match docker.start_container(name, None).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < PORT_ATTEMPTS && port_taken(&e) => {
+                // To retry on another port.
                 let options = RemoveContainerOptions {
                     force: true,
                     ..Default::default()
@@ -361,9 +353,18 @@ async fn create_and_start(
                 docker
                     .remove_container(name, Some(options))
                     .await
-                    .map_err(|e| fail("remove (to retry on another port)", &e))?;
+                    .map_err(|source| EngineError::RemoveContainer {
+                        container: name.to_owned(),
+                        source,
+                    })?;
             }
-            Err(e) => return Err(fail("start", &e)),
+            Err(source) => {
+                return Err(EngineError::StartContainer {
+                    container: name.to_owned(),
+                    service: service.name.clone(),
+                    source,
+                });
+            }
         }
     }
 }
@@ -387,33 +388,33 @@ fn free_port() -> Result<u16> {
             return Ok(port);
         }
     }
-    Err(Failure::environment(
-        "no free port on 127.0.0.1 between 20000 and 32000",
-    ))
+    Err(EngineError::NoFreePort)
 }
 
-fn indent(text: &str) -> String {
-    if text.trim().is_empty() {
-        return "    (no output)".into();
-    }
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// What the engine knows about a container.
+pub async fn inspect_container(
+    docker: &Docker,
+    container: &str,
+) -> Result<bollard::models::ContainerInspectResponse> {
+    docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|source| EngineError::InspectContainer {
+            container: container.to_owned(),
+            source,
+        })
 }
 
 /// The host port the engine chose for `port`, read back by inspect.
 pub async fn published_port(docker: &Docker, container: &str, port: u16) -> Result<u16> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| Failure::environment(format!("inspect {container}: {}", root_cause(&e))))?;
+    let info = inspect_container(docker, container).await?;
     info.network_settings
         .and_then(|n| n.ports)
         .and_then(|ports| ports.get(&format!("{port}/tcp")).cloned().flatten())
         .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port?.parse().ok()))
-        .ok_or_else(|| {
-            Failure::environment(format!("{container} has no published port for {port}"))
+        .ok_or_else(|| EngineError::NoPublishedPort {
+            container: container.to_owned(),
+            port: Some(port),
         })
 }
 
@@ -528,5 +529,5 @@ pub async fn list_containers(
     docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| Failure::environment(format!("list containers: {}", root_cause(&e))))
+        .map_err(|source| EngineError::ListContainers { source })
 }

@@ -16,10 +16,9 @@ use bollard::query_parameters::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::engine::root_cause;
+use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 use crate::docker::stack::{list_containers, release};
-use crate::exit::{Failure, Result};
 
 /// Sweeps in a row that must find nothing before the run counts as gone.
 const QUIET_SWEEPS: u32 = 2;
@@ -66,9 +65,7 @@ pub async fn teardown(
         }
         tokio::time::sleep(SWEEP_PAUSE).await;
     }
-    Err(last_error.unwrap_or_else(|| {
-        Failure::environment("resources of the run kept reappearing during teardown")
-    }))
+    Err(last_error.unwrap_or(EngineError::TeardownUnfinished))
 }
 
 fn is_reaper(c: &ContainerSummary) -> bool {
@@ -101,11 +98,13 @@ async fn sweep(
             filters: Some(labels::run_filter(run)),
         }))
         .await
-        .map_err(|e| Failure::environment(format!("list networks: {}", root_cause(&e))))?;
+        .map_err(|source| EngineError::ListNetworks { source })?;
     for network in &networks {
         let Some(id) = &network.id else { continue };
-        if gone(docker.remove_network(id).await, || {
-            format!("remove network {id}")
+        let removal = docker.remove_network(id).await;
+        if gone(removal, |source| EngineError::RemoveNetwork {
+            network: network.name.clone().unwrap_or_else(|| id.clone()),
+            source,
         })? {
             removed.networks += 1;
         }
@@ -115,14 +114,17 @@ async fn sweep(
             filters: Some(labels::run_filter(run)),
         }))
         .await
-        .map_err(|e| Failure::environment(format!("list volumes: {}", root_cause(&e))))?
+        .map_err(|source| EngineError::ListVolumes { source })?
         .volumes
         .unwrap_or_default();
     for volume in &volumes {
         let removal = docker
             .remove_volume(&volume.name, Some(RemoveVolumeOptions { force: true }))
             .await;
-        if gone(removal, || format!("remove volume {}", volume.name))? {
+        if gone(removal, |source| EngineError::RemoveVolume {
+            volume: volume.name.clone(),
+            source,
+        })? {
             removed.volumes += 1;
         }
     }
@@ -162,8 +164,11 @@ async fn remove_containers(docker: &Docker, ids: &[String]) -> Result<usize> {
         )
     });
     let mut count = 0;
-    for result in futures::future::join_all(removals).await {
-        if gone(result, || "remove a container".to_owned())? {
+    for (id, result) in ids.iter().zip(futures::future::join_all(removals).await) {
+        if gone(result, |source| EngineError::RemoveContainer {
+            container: id.clone(),
+            source,
+        })? {
             count += 1;
         }
     }
@@ -174,7 +179,7 @@ async fn remove_containers(docker: &Docker, ids: &[String]) -> Result<usize> {
 /// already gone or busy (the next sweep tries again), `Err` anything else.
 fn gone(
     result: std::result::Result<(), bollard::errors::Error>,
-    what: impl FnOnce() -> String,
+    error: impl FnOnce(bollard::errors::Error) -> EngineError,
 ) -> Result<bool> {
     match result {
         Ok(()) => Ok(true),
@@ -182,10 +187,6 @@ fn gone(
             status_code: 404 | 409,
             ..
         }) => Ok(false),
-        Err(e) => Err(Failure::environment(format!(
-            "{}: {}",
-            what(),
-            root_cause(&e)
-        ))),
+        Err(e) => Err(error(e)),
     }
 }

@@ -177,7 +177,7 @@ impl Context {
             Err(e) => {
                 let force = &self.interrupt.force;
                 let _ = stack::teardown(&self.docker, Some(&run_id), Duration::ZERO, force).await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -462,7 +462,7 @@ pub async fn run(
         let run_id = &k.handle.stack.run_id;
         let note = k.scenarios.join("; ");
         if let Err(e) = reaper::release_to_ttl(run_id, Some(KEPT_TTL), Some(&note)) {
-            context.notice(Level::Error, e.message);
+            context.notice(Level::Error, e.to_string());
         }
         stack::release(run_id);
     }

@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 
 use bollard::Docker;
-use bollard::query_parameters::{KillContainerOptions, StopContainerOptions};
 
-use crate::docker::endpoint;
-use crate::docker::engine::root_cause;
 use crate::docker::partition::{self, Endpoint};
 use crate::docker::spec::{Readiness, StackSpec};
 use crate::docker::stack::{self, Stack};
+use crate::docker::{control, endpoint};
 use crate::scenario::model::{DockerAction, DockerVerb};
 use crate::scenario::template::Vars;
 
@@ -66,49 +64,9 @@ impl StackHandle {
     /// on a fixed host port and normally stays the same.
     pub async fn apply(&mut self, action: &DockerAction) -> Result<(), String> {
         let container = self.container_of(&action.service)?;
-        let fail = |e: bollard::errors::Error| {
-            format!("{:?} {}: {}", action.verb, action.service, root_cause(&e)).to_lowercase()
-        };
-        match action.verb {
-            DockerVerb::Stop => {
-                // No `t`: the container's own stop grace applies (the
-                // checker's outlasts its shutdown flush).
-                let options = StopContainerOptions::default();
-                self.docker
-                    .stop_container(&container, Some(options))
-                    .await
-                    .map_err(fail)?
-            }
-            DockerVerb::Kill => {
-                let options = KillContainerOptions {
-                    signal: "SIGKILL".into(),
-                };
-                self.docker
-                    .kill_container(&container, Some(options))
-                    .await
-                    .map_err(fail)?
-            }
-            DockerVerb::Pause => self
-                .docker
-                .pause_container(&container)
-                .await
-                .map_err(fail)?,
-            DockerVerb::Start => self
-                .docker
-                .start_container(&container, None)
-                .await
-                .map_err(fail)?,
-            DockerVerb::Restart => self
-                .docker
-                .restart_container(&container, None)
-                .await
-                .map_err(fail)?,
-            DockerVerb::Unpause => self
-                .docker
-                .unpause_container(&container)
-                .await
-                .map_err(fail)?,
-        }
+        control::apply(&self.docker, action.verb, &action.service, &container)
+            .await
+            .map_err(|e| e.to_string())?;
         if matches!(
             action.verb,
             DockerVerb::Start | DockerVerb::Restart | DockerVerb::Unpause
@@ -157,7 +115,7 @@ impl StackHandle {
             .ok_or_else(|| format!("no spec for {name}"))?;
         let port = stack::published_port(&self.docker, container, spec.port)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         stack::wait_ready(&self.docker, &self.spec, &spec, container, port)
             .await
             .map_err(|why| format!("{name} did not become ready again: {why}"))?;
