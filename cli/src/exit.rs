@@ -111,6 +111,7 @@ pub fn exit_kind(error: &EngineError) -> ExitKind {
         | E::NotOnNetwork { .. }
         | E::DisconnectNetwork { .. }
         | E::ConnectNetwork { .. }
+        | E::AddressChanged { .. }
         | E::Logs { .. }
         | E::ListContainers { .. }
         | E::ListNetworks { .. }

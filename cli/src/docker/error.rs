@@ -222,6 +222,15 @@ pub enum EngineError {
         #[source]
         source: Bollard,
     },
+    #[error(
+        "reconnect {container} to network {network} at its former address {former}: the engine gave it {now}"
+    )]
+    AddressChanged {
+        container: String,
+        network: String,
+        former: String,
+        now: String,
+    },
     #[error("read the logs of container {container}: {}", root_cause(.source))]
     Logs {
         container: String,

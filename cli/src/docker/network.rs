@@ -27,7 +27,10 @@ pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
         source,
     };
     for _ in 0..ATTEMPTS {
-        docker.create_network(request(&name, run_id, None)).await.map_err(fail)?;
+        docker
+            .create_network(request(&name, run_id, None))
+            .await
+            .map_err(fail)?;
         let Some(pool) = assigned(docker, &name).await else {
             // An engine or driver that reports no subnet: keep what it made.
             return Ok(name);
@@ -39,7 +42,10 @@ pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
                 network: name.clone(),
                 source,
             })?;
-        match docker.create_network(request(&name, run_id, Some(pool))).await {
+        match docker
+            .create_network(request(&name, run_id, Some(pool)))
+            .await
+        {
             Ok(_) => return Ok(name),
             Err(e) if overlaps(&e) => continue,
             Err(e) => return Err(fail(e)),
@@ -47,7 +53,10 @@ pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
     }
     // Others keep taking the pool the engine offers: a network without a
     // pinned subnet still works; only a healed service gets a new address.
-    docker.create_network(request(&name, run_id, None)).await.map_err(fail)?;
+    docker
+        .create_network(request(&name, run_id, None))
+        .await
+        .map_err(fail)?;
     Ok(name)
 }
 

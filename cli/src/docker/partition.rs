@@ -91,10 +91,42 @@ pub async fn reconnect(
         source,
     };
     match connect(endpoint.ipv4.clone()).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(e) if endpoint.ipv4.is_some() && root_cause(&e).contains("user specified IP") => {
-            connect(None).await.map_err(fail)
+            return connect(None).await.map_err(fail);
         }
-        Err(e) => Err(fail(e)),
+        Err(e) => return Err(fail(e)),
     }
+    // The engine took the chosen address: check that it is the one in use.
+    let Some(former) = &endpoint.ipv4 else {
+        return Ok(());
+    };
+    let now = address(docker, network, container).await?;
+    if now.as_deref() == Some(former.as_str()) {
+        Ok(())
+    } else {
+        Err(EngineError::AddressChanged {
+            container: container.to_owned(),
+            network: network.to_owned(),
+            former: former.clone(),
+            now: now.unwrap_or_else(|| "no address".into()),
+        })
+    }
+}
+
+/// The IPv4 address `container` has on `network`, if it is attached.
+async fn address(docker: &Docker, network: &str, container: &str) -> Result<Option<String>> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|source| EngineError::InspectContainer {
+            container: container.to_owned(),
+            source,
+        })?;
+    Ok(info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut networks| networks.remove(network))
+        .and_then(|settings| settings.ip_address)
+        .filter(|ip| !ip.is_empty()))
 }

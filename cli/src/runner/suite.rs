@@ -399,11 +399,14 @@ pub async fn run(
         );
         let shared_handle = shared_handle.clone();
         tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
+            let permit = limit.acquire_owned().await;
             if context.stop.is_cancelled() {
                 return (index, not_run(&loaded, None));
             }
             let (report, own) = context.scenario(&loaded, shared_handle).await;
+            // Removing a stack only waits on the engine: the next scenario
+            // starts meanwhile.
+            drop(permit);
             let failed = report.outcome == Outcome::Failed;
             if failed {
                 context.any_failed.store(true, Ordering::SeqCst);
