@@ -19,7 +19,54 @@ pub struct HttpExpect {
     pub json: Ordered<Path, Matcher>,
     pub body: Option<Matcher>,
     pub duration_ms: Option<Matcher>,
-    pub json_schema: Option<String>,
+    pub json_schema: Option<JsonSchema>,
+}
+
+/// A `json_schema` expectation: the file as written, where it is written, and
+/// the schema compiled once when the scenario is loaded.
+#[derive(Clone, Default)]
+pub struct JsonSchema {
+    pub file: String,
+    pub span: Span,
+    validator: Option<std::sync::Arc<jsonschema::Validator>>,
+}
+
+impl JsonSchema {
+    /// The compiled schema; `None` until the loader has compiled it.
+    pub fn validator(&self) -> Option<&jsonschema::Validator> {
+        self.validator.as_deref()
+    }
+
+    /// Keeps the schema the loader compiled from [`JsonSchema::file`].
+    pub(crate) fn compiled(&mut self, validator: jsonschema::Validator, span: Span) {
+        self.validator = Some(std::sync::Arc::new(validator));
+        self.span = span;
+    }
+}
+
+impl fmt::Debug for JsonSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonSchema")
+            .field("file", &self.file)
+            .field("compiled", &self.validator.is_some())
+            .finish()
+    }
+}
+
+/// Two expectations are equal when they name the same file.
+impl PartialEq for JsonSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonSchema {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JsonSchema {
+            file: String::deserialize(d)?,
+            ..Default::default()
+        })
+    }
 }
 
 /// What an `sql` step checks.
@@ -138,7 +185,7 @@ pub(crate) struct RawExpect {
     json: Ordered<Path, Matcher>,
     body: Option<Matcher>,
     duration_ms: Option<Matcher>,
-    json_schema: Option<String>,
+    json_schema: Option<JsonSchema>,
     rows: Ordered<Cell, Matcher>,
     row_count: Option<Matcher>,
     series: Vec<(Selector, Matcher)>,

@@ -119,20 +119,30 @@ pub fn parse(file: &Path, text: &str, context: &Context) -> Result<Loaded, Vec<D
         });
     }
     let dir = file.parent().unwrap_or(Path::new("."));
-    for (i, step) in scenario.steps.iter().enumerate() {
-        if let Expect::Http(HttpExpect {
-            json_schema: Some(schema),
-            ..
-        }) = &step.expect
-            && let Err(why) = load_schema(&dir.join(schema))
-        {
-            let path = root.key("steps").index(i).key("expect").key("json_schema");
-            problems.push(Diagnostic::spanned(
-                file,
-                text,
-                map.value(&path),
-                format!("json_schema {schema:?}: {why}"),
-            ));
+    for (i, step) in scenario.steps.iter_mut().enumerate() {
+        let at = root.key("steps").index(i);
+        let fail_if = step.retry.as_mut().and_then(|r| r.fail_if.as_mut());
+        let expects = [(&mut step.expect, at.key("expect"))]
+            .into_iter()
+            .chain(fail_if.map(|e| (e, at.key("retry").key("fail_if"))));
+        for (expect, path) in expects {
+            let Expect::Http(HttpExpect {
+                json_schema: Some(schema),
+                ..
+            }) = expect
+            else {
+                continue;
+            };
+            let span = map.value(&path.key("json_schema"));
+            match load_schema(&dir.join(&schema.file)) {
+                Ok(validator) => schema.compiled(validator, span),
+                Err(why) => problems.push(Diagnostic::spanned(
+                    file,
+                    text,
+                    span,
+                    format!("json_schema {:?}: {why}", schema.file),
+                )),
+            }
         }
     }
     problems.extend(references::problems(file, text, &map, &scenario, context));

@@ -130,24 +130,13 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
     check_ready(docker, run_id, &spec, &services).await?;
-    let pg = services
-        .iter()
-        .find(|s| s.name == "postgres")
-        .map(|s| s.host_port)
-        .unwrap_or(0);
-    let stack = Stack {
-        run_id: run_id.to_owned(),
-        network: labels::network_name(run_id),
-        postgres_url: format!(
-            "postgres://{}:{}@{}:{pg}/{}",
-            spec.db_user,
-            spec.db_password,
-            endpoint::reach_host(),
-            spec.db_name
-        ),
+    let stack = Stack::new(
+        run_id,
+        labels::network_name(run_id),
         services,
-        ready_in: started.elapsed(),
-    };
+        &spec,
+        started.elapsed(),
+    );
     Ok((stack, spec))
 }
 

@@ -296,6 +296,18 @@ fn random_password() -> String {
 }
 
 impl StackSpec {
+    /// The database's connection string from where metrtest runs, through
+    /// the host port `port` that postgres publishes.
+    pub fn host_postgres_url(&self, port: u16) -> String {
+        format!(
+            "postgres://{}:{}@{}:{port}/{}",
+            self.db_user,
+            self.db_password,
+            crate::docker::endpoint::reach_host(),
+            self.db_name
+        )
+    }
+
     /// The default stack with the environment file's overrides applied.
     pub fn build(images: &ImageSet, file: &EnvFile) -> StackSpec {
         let db_user = "metr".to_owned();

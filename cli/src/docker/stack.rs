@@ -66,6 +66,28 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A stack of running `services`, with the database's URL from the host.
+    pub fn new(
+        run_id: &str,
+        network: String,
+        services: Vec<RunningService>,
+        spec: &StackSpec,
+        ready_in: Duration,
+    ) -> Stack {
+        let pg = services
+            .iter()
+            .find(|s| s.name == "postgres")
+            .map(|s| s.host_port)
+            .unwrap_or(0);
+        Stack {
+            run_id: run_id.to_owned(),
+            network,
+            postgres_url: spec.host_postgres_url(pg),
+            services,
+            ready_in,
+        }
+    }
+
     pub fn service(&self, name: &str) -> Option<&RunningService> {
         self.services.iter().find(|s| s.name == name)
     }
@@ -98,24 +120,7 @@ pub async fn start(
             running.extend(result?);
         }
     }
-    let pg = running
-        .iter()
-        .find(|s| s.name == "postgres")
-        .map(|s| s.host_port)
-        .unwrap_or(0);
-    Ok(Stack {
-        run_id: run_id.to_owned(),
-        network,
-        services: running,
-        postgres_url: format!(
-            "postgres://{}:{}@{}:{pg}/{}",
-            spec.db_user,
-            spec.db_password,
-            endpoint::reach_host(),
-            spec.db_name
-        ),
-        ready_in: began.elapsed(),
-    })
+    Ok(Stack::new(run_id, network, running, spec, began.elapsed()))
 }
 
 /// Name of a run's volume.

@@ -1,14 +1,11 @@
 //! A step's expectations and captures checked against what it observed. Pure:
 //! no engine, no network, so every rule is unit-tested here.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::runner::observation::{HttpObservation, Observation};
 use crate::scenario::capture::{Capture, CaptureSource};
 use crate::scenario::expect::{Expect, HttpExpect, MetricsExpect, SqlExpect};
-use crate::scenario::load::load_schema;
 use crate::scenario::matcher::Matcher;
 use crate::scenario::span::Span;
 use crate::scenario::template::Vars;
@@ -40,18 +37,12 @@ impl Finding {
 }
 
 /// Every expectation of `expect` that `seen` does not meet. `Err` is a problem
-/// that prevented checking (a template naming an unknown value, a schema file
-/// that cannot be read).
-pub fn check(
-    expect: &Expect,
-    seen: &Observation,
-    vars: &Vars,
-    dir: &Path,
-) -> Result<Vec<Finding>, String> {
+/// that prevented checking (a template naming an unknown value).
+pub fn check(expect: &Expect, seen: &Observation, vars: &Vars) -> Result<Vec<Finding>, String> {
     let mut out = Vec::new();
     match (expect, seen) {
         (Expect::Nothing, _) => {}
-        (Expect::Http(e), Observation::Http(h)) => http(e, h, vars, dir, &mut out)?,
+        (Expect::Http(e), Observation::Http(h)) => http(e, h, vars, &mut out)?,
         (Expect::Sql(e), Observation::Sql(table)) => sql(e, table, vars, &mut out)?,
         (Expect::Metrics(e), Observation::Metrics(samples)) => {
             metrics(e, samples, vars, &mut out)?;
@@ -83,7 +74,6 @@ fn http(
     e: &HttpExpect,
     h: &HttpObservation,
     vars: &Vars,
-    dir: &Path,
     out: &mut Vec<Finding>,
 ) -> Result<(), String> {
     if let Some(m) = &e.status {
@@ -116,13 +106,15 @@ fn http(
         matcher(&what, m, path.select(&doc).as_ref(), vars, out)?;
     }
     if let Some(schema) = &e.json_schema {
-        let validator = load_schema(&dir.join(schema))?;
+        let validator = schema
+            .validator()
+            .ok_or_else(|| format!("json_schema {}: not compiled at load", schema.file))?;
         for problem in validator.iter_errors(&doc).take(5) {
             let text = format!("{problem} at {}", problem.instance_path);
             out.push(Finding::new(
-                format!("json_schema {schema}"),
+                format!("json_schema {}", schema.file),
                 text,
-                Span::default(),
+                schema.span,
             ));
         }
     }
@@ -216,7 +208,7 @@ mod tests {
     }
 
     fn findings(step: &Step, seen: &Observation) -> Vec<Finding> {
-        check(&step.expect, seen, &Vars::default(), Path::new(".")).expect("checkable")
+        check(&step.expect, seen, &Vars::default()).expect("checkable")
     }
 
     const HTTP: &str = "  - http: { path: /a }\n    expect:\n      status: 200\n      headers: { Content-Type: { contains: json } }\n      json:\n        \"$.data[0].status\": up\n        \"$.data\": { length_gte: 1 }\n";
@@ -252,6 +244,28 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].text.contains("not JSON"), "{found:?}");
         assert_eq!(found[0].span.line, 8);
+    }
+
+    #[test]
+    fn a_schema_compiled_at_load_is_checked_at_its_line_even_once_its_file_is_gone() {
+        let dir = std::env::temp_dir().join(format!("metrtest-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let schema = dir.join("page.json");
+        std::fs::write(&schema, r#"{"type":"object","required":["data"]}"#).unwrap();
+        let text =
+            "name: t\nsteps:\n  - http: { path: /a }\n    expect:\n      json_schema: page.json\n";
+        let loaded = parse(&dir.join("t.yaml"), text, &Context::default()).expect("valid");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let s = &loaded.scenario.steps[0];
+        assert_eq!(findings(s, &response(200, r#"{"data":[]}"#)), vec![]);
+        let found = findings(s, &response(200, r#"{"items":[]}"#));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].what, "json_schema page.json");
+        assert!(
+            found[0].text.contains("\"data\" is a required property"),
+            "{found:?}"
+        );
+        assert_eq!((found[0].span.line, found[0].span.column), (5, 20));
     }
 
     #[test]

@@ -184,10 +184,9 @@ async fn attempt(step: &Step, ctx: &mut StepContext<'_>) -> Result<Captures, Fai
         detail: trouble(step, ctx.loaded, t),
         final_: false,
     })?;
-    let dir = ctx.loaded.dir();
     let checked = match (&step.action, &seen.observation) {
         (Action::Logs(l), Observation::Logs(text)) => logs::check(l, text, ctx.vars),
-        _ => expect::check(&step.expect, &seen.observation, ctx.vars, dir),
+        _ => expect::check(&step.expect, &seen.observation, ctx.vars),
     };
     let findings = checked.map_err(|e| Failed {
         detail: observed(step, ctx.loaded, &seen, vec![], Some(e)),
@@ -212,9 +211,8 @@ fn give_up_if(step: &Step, ctx: &StepContext<'_>, seen: &Seen, findings: Vec<Fin
             final_: false,
         };
     };
-    let dir = ctx.loaded.dir();
-    let held = expect::check(fail_if, &seen.observation, ctx.vars, dir)
-        .is_ok_and(|unmet| unmet.is_empty());
+    let held =
+        expect::check(fail_if, &seen.observation, ctx.vars).is_ok_and(|unmet| unmet.is_empty());
     if held {
         let why = "retry stopped early: fail_if holds, so waiting longer cannot help";
         detail.error = Some(why.into());
