@@ -41,30 +41,15 @@ fn strip_position(message: &str) -> String {
     re.replace_all(message, "").into_owned()
 }
 
-/// Errors raised for a whole step point at the step; when the message quotes
-/// the offending key, point at that key instead (searching from the step on).
-fn refine(
-    text: &str,
-    message: &str,
-    line: Option<usize>,
-    column: Option<usize>,
-) -> (Option<usize>, Option<usize>) {
-    let Some(start) = line else {
-        return (line, column);
-    };
-    let quoted = message
+/// Where the key or value that an error about a whole node (a step, a retry,
+/// an expectation) quotes is written at or below that node: read from the
+/// source map, not searched for in the text.
+fn culprit(map: &SourceMap, at: &NodePath, message: &str) -> Option<Span> {
+    let token = message
         .split('"')
         .nth(1)
-        .filter(|q| !q.is_empty() && message.matches('"').count() >= 2);
-    let Some(token) = quoted else {
-        return (line, column);
-    };
-    for (i, l) in text.lines().enumerate().skip(start - 1).take(40) {
-        if let Some(col) = l.find(token) {
-            return (Some(i + 1), Some(col + 1));
-        }
-    }
-    (line, column)
+        .filter(|q| !q.is_empty() && message.matches('"').count() >= 2)?;
+    map.quoted(at, token)
 }
 
 /// Reads and parses one scenario file; every problem found is returned.
@@ -181,7 +166,7 @@ fn yaml_problem(
     // Where the deserializer was when it failed; serde's own location is the
     // fallback for errors outside the model (syntax).
     let location = if *at != NodePath::root() && map.has(at) {
-        let span = map.key(at);
+        let span = culprit(map, at, &message).unwrap_or_else(|| map.key(at));
         Some((span.line, span.column))
     } else {
         e.location().map(|l| (l.line(), l.column()))
@@ -190,10 +175,7 @@ fn yaml_problem(
         Some((l, _)) if message.contains("duplicate entry with key") => {
             duplicate(text, &message, l)
         }
-        Some((l, c)) => {
-            let (line, column) = refine(text, &message, Some(l), Some(c));
-            (line, column, message)
-        }
+        Some((l, c)) => (Some(l), Some(c), message),
         None if message.contains("more than one document") => {
             let (line, column) = second_document(text);
             (

@@ -74,6 +74,8 @@ pub struct SourceMap {
     values: HashMap<NodePath, Span>,
     /// The key positions of each mapping (item positions of each sequence), in order.
     entries: HashMap<NodePath, Vec<Span>>,
+    /// The text of each scalar value, as written.
+    scalars: HashMap<NodePath, String>,
 }
 
 enum Frame {
@@ -132,6 +134,9 @@ impl SourceMap {
                 self.entries.entry(path.clone()).or_default().push(at);
                 self.keys.insert(item.clone(), at);
                 self.values.insert(item.clone(), at);
+                if let Some(text) = text {
+                    self.scalars.insert(item.clone(), text);
+                }
                 item
             }
             Some(Frame::Map { path, key }) => match key.take() {
@@ -147,6 +152,9 @@ impl SourceMap {
                 Some(name) => {
                     let entry = path.key(name);
                     self.values.insert(entry.clone(), at);
+                    if let Some(text) = text {
+                        self.scalars.insert(entry.clone(), text);
+                    }
                     entry
                 }
             },
@@ -170,6 +178,24 @@ impl SourceMap {
             .get(path)
             .and_then(|e| e.get(index).copied())
             .unwrap_or_else(|| self.key(path))
+    }
+
+    /// Where `text` is first written at or below `under`, as a key or as a
+    /// scalar value: what a message about a whole node (a step, a retry, an
+    /// expectation) quotes as the culprit.
+    pub fn quoted(&self, under: &NodePath, text: &str) -> Option<Span> {
+        let below = |path: &NodePath| path.0.starts_with(&under.0);
+        let keys = self.keys.iter().filter(|(path, _)| {
+            below(path) && matches!(path.0.last(), Some(Segment::Key(k)) if k == text)
+        });
+        let values = self
+            .scalars
+            .iter()
+            .filter(|(path, scalar)| below(path) && scalar.as_str() == text)
+            .filter_map(|(path, _)| self.values.get_key_value(path));
+        keys.chain(values)
+            .map(|(_, span)| *span)
+            .min_by_key(|span| (span.line, span.column))
     }
 
     /// Whether `path` names a node of the document.
@@ -197,6 +223,17 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "name: x\nsteps:\n  - name: a\n    http: { path: /a }\n    expect:\n      status: 200\n      json:\n        \"$.data\": { length: 1 }\n  - sleep: 1s\n";
+
+    #[test]
+    fn a_quoted_key_or_value_is_found_below_the_node_only() {
+        let map = SourceMap::of(TEXT);
+        let steps = NodePath::root().key("steps");
+        assert_eq!(map.quoted(&steps.index(0), "status"), Some(Span::new(6, 7)));
+        assert_eq!(map.quoted(&steps.index(0), "/a"), Some(Span::new(4, 19)));
+        assert_eq!(map.quoted(&steps.index(1), "1s"), Some(Span::new(9, 12)));
+        assert_eq!(map.quoted(&steps.index(1), "status"), None);
+        assert_eq!(map.quoted(&steps.index(0), "nowhere"), None);
+    }
 
     #[test]
     fn keys_and_values_are_found_by_path() {
