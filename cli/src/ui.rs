@@ -44,6 +44,9 @@ pub struct Ui {
     pub color: bool,
     pub interactive: bool,
     multi: MultiProgress,
+    /// Where lines go instead of stderr: the tests of reporters read it.
+    #[cfg(test)]
+    captured: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Ui {
@@ -61,7 +64,23 @@ impl Ui {
             color,
             interactive,
             multi,
+            #[cfg(test)]
+            captured: None,
         }
+    }
+
+    /// A plain-line Ui whose lines are kept, not printed.
+    #[cfg(test)]
+    pub fn capturing(verbosity: Verbosity) -> (Ui, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let lines = std::sync::Arc::default();
+        let ui = Ui {
+            verbosity,
+            color: false,
+            interactive: false,
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            captured: Some(std::sync::Arc::clone(&lines)),
+        };
+        (ui, lines)
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -91,6 +110,11 @@ impl Ui {
     }
 
     fn line(&self, text: &str) {
+        #[cfg(test)]
+        if let Some(lines) = &self.captured {
+            lines.lock().expect("captured lines").push(text.to_owned());
+            return;
+        }
         let _ = self.multi.println(text);
         if self.multi.is_hidden() {
             // Not eprintln!: after SIGHUP the terminal is gone and a write

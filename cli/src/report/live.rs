@@ -125,3 +125,104 @@ impl Reporter for Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::report::tests::{failed_attempt, report};
+    use crate::ui::Verbosity;
+
+    fn replay(verbosity: Verbosity, events: &[Event<'_>]) -> Vec<String> {
+        let (ui, lines) = Ui::capturing(verbosity);
+        let live = Live::new(&ui);
+        for event in events {
+            live.event(event);
+        }
+        let out = lines.lock().unwrap().clone();
+        out
+    }
+
+    fn started(attempt: u32) -> Event<'static> {
+        Event::ScenarioStarted {
+            name: "x",
+            file: Path::new("scenarios/x.yaml"),
+            attempt,
+        }
+    }
+
+    #[test]
+    fn a_scenario_that_passes_after_a_retry_is_shown_failing_then_flaky() {
+        let failed = report(Outcome::Failed);
+        let mut passed = report(Outcome::Passed);
+        passed.earlier_attempts = vec![failed_attempt(1)];
+        let lines = replay(
+            Verbosity::Normal,
+            &[
+                started(1),
+                Event::ScenarioFinished {
+                    report: &failed,
+                    attempt: 1,
+                    retrying: true,
+                },
+                started(2),
+                Event::ScenarioFinished {
+                    report: &passed,
+                    attempt: 2,
+                    retrying: false,
+                },
+            ],
+        );
+        assert_eq!(lines[0], "scenario x ...");
+        assert_eq!(lines[1], "✗ scenario x failed, retrying");
+        assert!(
+            lines[2].starts_with(
+                "error: scenario \"x\" (scenarios/x.yaml) failed on attempt 1; it will be retried\n"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("status: expected 200, actual 503"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[3], "scenario x (attempt 2) ...");
+        assert_eq!(lines[4], "✓ scenario x (attempt 2) passed in 0.0 s (flaky)");
+        assert_eq!(lines.len(), 5);
+    }
+
+    #[test]
+    fn a_final_failure_says_failed_without_a_retry_and_quiet_keeps_only_errors() {
+        let failed = report(Outcome::Failed);
+        let events = [
+            Event::RunStarted {
+                scenarios: 1,
+                jobs: 2,
+            },
+            Event::StackReady {
+                run_id: "abc",
+                ready_in: Duration::from_millis(2500),
+            },
+            started(1),
+            Event::ScenarioFinished {
+                report: &failed,
+                attempt: 1,
+                retrying: false,
+            },
+            Event::Notice {
+                level: Level::Warn,
+                text: "w".into(),
+            },
+        ];
+        let normal = replay(Verbosity::Normal, &events);
+        assert_eq!(normal[0], "running 1 scenario(s) with 2 job(s)");
+        assert_eq!(normal[1], "stack abc ready in 2.5 s");
+        assert_eq!(normal[3], "✗ scenario x FAILED");
+        assert!(normal[4].starts_with("error: scenario \"x\" (scenarios/x.yaml) failed\n"));
+        assert_eq!(normal[5], "warning: w");
+        let quiet = replay(Verbosity::Quiet, &events);
+        assert_eq!(quiet.len(), 1, "{quiet:?}");
+        assert!(quiet[0].starts_with("error: scenario \"x\""));
+    }
+}
