@@ -141,8 +141,7 @@ mod tests {
         for event in events {
             live.event(event);
         }
-        let out = lines.lock().unwrap().clone();
-        out
+        lines.lock().unwrap().clone()
     }
 
     fn started(attempt: u32) -> Event<'static> {
