@@ -53,7 +53,7 @@ pub struct RunArgs {
     /// Print the scenarios that would run (`path: name`, one a line) and start nothing.
     #[arg(long)]
     pub list: bool,
-    /// Scenarios running at once (default: number of CPUs).
+    /// Scenarios running at once (default: twice the number of CPUs, at most 16).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Stop everything at the first failure.
@@ -125,12 +125,16 @@ pub fn with_test_checker(mut file: EnvFile) -> EnvFile {
     file
 }
 
+/// Scenarios at once when `--jobs` is not given: twice the CPUs, at most 16.
+/// A scenario mostly waits (on its services, on polls), so one per CPU leaves
+/// the machine idle; each stack of its own costs about 100 MB, hence the cap.
+fn default_jobs() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cpus).clamp(2, 16)
+}
+
 fn settings(args: &RunArgs) -> SuiteOptions {
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
     SuiteOptions {
         jobs,
         fail_fast: args.fail_fast,
