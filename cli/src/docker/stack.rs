@@ -457,13 +457,7 @@ pub async fn wait_ready(
 }
 
 async fn postgres_ready(spec: &StackSpec, port: u16) -> std::result::Result<(), String> {
-    let url = format!(
-        "postgres://{}:{}@{}:{port}/{}",
-        spec.db_user,
-        spec.db_password,
-        endpoint::reach_host(),
-        spec.db_name
-    );
+    let url = spec.host_postgres_url(port);
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .map_err(|e| format!("login: {e}"))?;
