@@ -10,6 +10,7 @@ use crate::docker::spec::EnvFile;
 use crate::docker::{engine, stack};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
+use crate::scenario::network::Link;
 use crate::ui::{Ui, Verbosity};
 
 /// Integration tests for the metr system on Docker: build, start, run YAML
@@ -61,6 +62,11 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "8h", allow_hyphen_values = true,
               value_parser = commands::up::parse_ttl, requires = "detach")]
         ttl: Duration,
+        /// Put the fault proxy on these links (e.g. checker->postgres,api->postgres),
+        /// to inject faults by hand through its Toxiproxy-shaped control API.
+        #[arg(long, value_name = "LINK,...", value_delimiter = ',',
+              value_parser = commands::up::parse_link)]
+        faults: Vec<Link>,
     },
     /// Remove the containers, network and volumes of a run.
     Down {
@@ -130,9 +136,14 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {
         Command::Run(run) => commands::run::run(&run, &ui, &interrupt).await,
         Command::Validate(validate) => commands::validate::run(&validate, &ui),
-        Command::Up { env, detach, ttl } => {
+        Command::Up {
+            env,
+            detach,
+            ttl,
+            faults,
+        } => {
             let file = env.load(&[])?;
-            commands::up::run(&file, detach, ttl, &ui, &interrupt).await
+            commands::up::run(&file, detach, ttl, &faults, &ui, &interrupt).await
         }
         Command::Down { run, all } => {
             commands::down::run(run.as_deref(), all, &ui, &interrupt).await

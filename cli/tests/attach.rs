@@ -150,3 +150,93 @@ fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
         assert_eq!(leftovers(run), (0, 0, 0));
     }
 }
+
+/// A request from a blocking test: (status, body); status 0 when it failed.
+fn request(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        match req.send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+/// Polls `url` until it answers `status`, for at most 20 s.
+fn until_status(url: &str, status: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if request("GET", url, None).0 == status {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn up_with_faults_puts_a_proxy_on_the_links_that_its_control_api_drives() {
+    let (run, table) = up_detached(&[
+        "--ttl".as_ref(),
+        "10m".as_ref(),
+        "--faults".as_ref(),
+        "api->postgres,checker->postgres".as_ref(),
+    ]);
+    let control = url_in(&table, &run, "faultproxy");
+    let api = url_in(&table, &run, "api");
+    let proxies = request("GET", &format!("{control}/proxies"), None);
+    let healthy = until_status(&format!("{api}/health"), 200);
+    let disabled = request(
+        "POST",
+        &format!("{control}/proxies/api_to_postgres"),
+        Some(r#"{"enabled": false}"#),
+    );
+    let cut_off = until_status(&format!("{api}/health"), 503);
+    let enabled = request(
+        "POST",
+        &format!("{control}/proxies/api_to_postgres"),
+        Some(r#"{"enabled": true}"#),
+    );
+    let back = until_status(&format!("{api}/health"), 200);
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+
+    assert!(
+        table.contains("fault proxy (Toxiproxy's control API)"),
+        "{table}"
+    );
+    assert_eq!(proxies.0, 200, "{proxies:?}");
+    assert!(proxies.1.contains("api_to_postgres"), "{}", proxies.1);
+    assert!(proxies.1.contains("checker_to_postgres"), "{}", proxies.1);
+    assert!(healthy, "the API is healthy through the proxy");
+    assert_eq!(disabled.0, 200, "{disabled:?}");
+    assert!(cut_off, "with api->postgres down the API's health is 503");
+    assert_eq!(enabled.0, 200, "{enabled:?}");
+    assert!(back, "enabled again, the API recovers");
+    assert!(down.status.success());
+    assert_eq!(leftovers(&run), (0, 0, 0));
+}
+
+#[test]
+fn up_refuses_a_fault_link_to_a_service_the_stack_lacks_before_starting_anything() {
+    let out = metrtest()
+        .args(["up", "--faults", "checker->nowhere"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--faults checker->nowhere: the stack has no service \"nowhere\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting stack"), "{stderr}");
+}

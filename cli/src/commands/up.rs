@@ -5,10 +5,11 @@ use std::time::Duration;
 use crate::docker::reaper::{self, Owner};
 use crate::docker::spec::{EnvFile, StackSpec};
 use crate::docker::stack::{self, Stack};
-use crate::docker::{EngineError, engine, images, labels};
+use crate::docker::{EngineError, engine, faults, images, labels};
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::stack::service_table;
+use crate::scenario::network::Link;
 use crate::ui::{self, Ui};
 
 /// Parses `--ttl`: a duration such as `2h` or `30m`, or `0` for none.
@@ -20,14 +21,40 @@ pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
         .map_err(|e| format!("{text:?} is not a duration such as 2h or 30m, or 0 for none ({e})"))
 }
 
+/// Parses `--faults`' links: `CLIENT->SERVER`.
+pub fn parse_link(text: &str) -> std::result::Result<Link, String> {
+    Link::parse(text)
+}
+
+/// Refuses links whose client or server the stack does not have, naming them.
+fn check_links(spec: &StackSpec, links: &[Link]) -> Result<()> {
+    let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+    for link in links {
+        for end in [&link.client, &link.server] {
+            if !names.contains(&end.as_str()) || end == faults::SERVICE {
+                return Err(Failure::invalid(format!(
+                    "--faults {link}: the stack has no service {end:?} (it has {})",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds what is missing and starts a stack; on failure the run is torn down.
 /// The run's reaper starts first, before the service images are built, so
 /// that the run is guarded from its first resource on.
 pub async fn start_stack(
     file: &EnvFile,
+    links: &[Link],
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<(bollard::Docker, Stack)> {
+    if !links.is_empty() {
+        // Before anything starts: a wrong link is the user's, not the engine's.
+        check_links(&StackSpec::build(&images::ImageSet::default(), file), links)?;
+    }
     let docker = engine::connect().await?;
     let reaper_image = tokio::select! {
         image = reaper::image_or_warn(&docker, ui) => image,
@@ -45,7 +72,14 @@ pub async fn start_stack(
             set = images::ensure(&docker, &file.images, ui) => set?,
             _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
         };
-        let spec = StackSpec::build(&set, file);
+        let mut spec = StackSpec::build(&set, file);
+        if !links.is_empty() {
+            let proxy = tokio::select! {
+                image = faults::image(&docker, ui) => image?,
+                _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
+            };
+            faults::place(&mut spec, &proxy, links);
+        }
         ui.info(format!("starting stack {}", ui.bold(&run_id)));
         stack::start(&docker, &spec, &run_id, ui, &interrupt.stop).await
     };
@@ -66,16 +100,25 @@ pub async fn run(
     file: &EnvFile,
     detach: bool,
     ttl: Duration,
+    links: &[Link],
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let (docker, stack) = start_stack(file, ui, interrupt).await?;
+    let (docker, stack) = start_stack(file, links, ui, interrupt).await?;
     ui.info(format!(
         "stack {} ready in {:.1} s",
         stack.run_id,
         stack.ready_in.as_secs_f64()
     ));
     ui::print(service_table(&stack).to_string());
+    if let Some(proxy) = stack.service(faults::SERVICE) {
+        let names: Vec<String> = links.iter().map(faults::proxy_name).collect();
+        ui::print(format!(
+            "fault proxy (Toxiproxy's control API): {} with proxies {}",
+            proxy.url,
+            names.join(", ")
+        ));
+    }
     if detach {
         let handed = reaper::release_to_ttl(&stack.run_id, (!ttl.is_zero()).then_some(ttl), None);
         if let Err(e) = &handed {

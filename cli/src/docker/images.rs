@@ -38,7 +38,7 @@ pub(crate) const SHARED_BUILD: [&str; 6] = [
 pub const SERVICE_USER: &str = "65532:65532";
 
 /// Image references the stack will run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageSet {
     pub postgres: String,
     pub gometr: String,
