@@ -82,6 +82,7 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         db_name: String::new(),
         db_password: String::new(),
         readiness_timeout: Duration::from_secs(2),
+        pinned_subnet: false,
     };
     let mut services = Vec::new();
     for c in &containers {

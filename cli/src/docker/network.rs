@@ -18,15 +18,16 @@ use crate::docker::labels;
 /// Attempts to pin a subnet before settling for a network without one.
 const ATTEMPTS: usize = 4;
 
-/// Creates `run_id`'s network, with a pinned subnet where the engine allows it.
-/// Returns the network's name.
-pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
+/// Creates `run_id`'s network, with a pinned subnet if `pinned` and the
+/// engine allows it. Returns the network's name.
+pub async fn create(docker: &Docker, run_id: &str, pinned: bool) -> Result<String> {
     let name = labels::network_name(run_id);
     let fail = |source| EngineError::CreateNetwork {
         network: name.clone(),
         source,
     };
-    for _ in 0..ATTEMPTS {
+    let attempts = if pinned { ATTEMPTS } else { 0 };
+    for _ in 0..attempts {
         docker
             .create_network(request(&name, run_id, None))
             .await
@@ -51,8 +52,9 @@ pub async fn create(docker: &Docker, run_id: &str) -> Result<String> {
             Err(e) => return Err(fail(e)),
         }
     }
-    // Others keep taking the pool the engine offers: a network without a
-    // pinned subnet still works; only a healed service gets a new address.
+    // Not asked to pin, or others keep taking the pool the engine offers: a
+    // network without a pinned subnet works; only a healed service would get
+    // a new address.
     docker
         .create_network(request(&name, run_id, None))
         .await

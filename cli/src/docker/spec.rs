@@ -258,6 +258,10 @@ pub struct StackSpec {
     pub db_name: String,
     pub db_password: String,
     pub readiness_timeout: Duration,
+    /// The stack's network gets a pinned subnet, so that a service a
+    /// `partition` step cuts off is healed with its former address
+    /// ([`crate::docker::network`]); it costs the start three engine calls.
+    pub pinned_subnet: bool,
 }
 
 /// The one-shot container that applies the database migrations.
@@ -489,6 +493,7 @@ impl StackSpec {
             db_name,
             db_password,
             readiness_timeout: file.readiness_timeout.unwrap_or(Duration::from_secs(60)),
+            pinned_subnet: false,
         }
     }
 

@@ -104,7 +104,7 @@ pub async fn start(
 ) -> Result<Stack> {
     let began = Instant::now();
     register(run_id);
-    let network = network::create(docker, run_id).await?;
+    let network = network::create(docker, run_id, spec.pinned_subnet).await?;
 
     let mut running = Vec::new();
     for wave in spec.waves() {

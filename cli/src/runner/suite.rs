@@ -140,14 +140,16 @@ impl Context {
     }
 
     /// Starts a stack of its own run, guarded by the run's reaper from the
-    /// start, with the fault proxy on `links` if there are any.
-    async fn new_stack(&self, links: &[Link]) -> Result<StackHandle> {
+    /// start, with the fault proxy on `links` if there are any and a pinned
+    /// subnet if `partitions` (a scenario cuts services off and heals them).
+    async fn new_stack(&self, links: &[Link], partitions: bool) -> Result<StackHandle> {
         let built = self
             .built
             .as_ref()
             .ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
         let reaper_image = &built.reaper;
         let mut spec = StackSpec::build(&built.set, &self.file);
+        spec.pinned_subnet = partitions;
         if let Some(image) = &built.faultproxy {
             faults::place(&mut spec, image, links);
         }
@@ -227,7 +229,10 @@ impl Context {
         loop {
             let mut handle = match (own, &shared) {
                 (false, Some(h)) => h.clone(),
-                _ => match self.new_stack(&fault_links(loaded)).await {
+                _ => match self
+                    .new_stack(&fault_links(loaded), has_partitions(loaded))
+                    .await
+                {
                     Ok(h) => h,
                     Err(e) => {
                         *self.environment_error.lock().expect("environment error") =
@@ -282,6 +287,14 @@ fn fault_links(loaded: &Loaded) -> Vec<Link> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether a scenario's network steps cut a service off (and heal it).
+fn has_partitions(loaded: &Loaded) -> bool {
+    loaded
+        .scenario
+        .network_actions()
+        .any(|n| matches!(n, NetworkAction::Partition(_)))
 }
 
 /// The reaper's image (if it can be built), the stack's images, and the
@@ -377,7 +390,7 @@ pub async fn run(
     let shared_handle = match attached {
         Some(handle) => Some(handle),
         None if shared.is_empty() => None,
-        None => match context.new_stack(&[]).await {
+        None => match context.new_stack(&[], false).await {
             Ok(handle) => Some(handle),
             // Every scenario fails with the reason, and the reports still say why.
             Err(e) if e.kind == ExitKind::Environment => return Ok(stack_failed(&scenarios, e)),
