@@ -202,6 +202,7 @@ pub async fn main(args: Args) -> i32 {
     // the teardown below still happens.
     let outcome = tokio::spawn(dispatch(args, ui.clone(), interrupt.clone())).await;
     teardown_leftovers(&ui, &interrupt).await;
+    crate::docker::ssh::cleanup();
     match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(failure)) => {

@@ -83,6 +83,7 @@ pub fn exit_kind(error: &EngineError) -> ExitKind {
         // `run --stack ID` naming no running stack: nothing was started.
         E::UnknownStack { .. } => ExitKind::Invalid,
         E::Locate { .. }
+        | E::SshBridge { .. }
         | E::Connect { .. }
         | E::NegotiateVersion { .. }
         | E::Ping { .. }

@@ -16,12 +16,7 @@ fn run_ids_started(stderr: &str) -> Vec<String> {
 }
 
 fn pause(container: &str, paused: bool) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
+    with_engine(async |docker| {
         if paused {
             docker.pause_container(container).await.unwrap();
         } else {
@@ -149,27 +144,6 @@ fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
     for run in &kept {
         assert_eq!(leftovers(run), (0, 0, 0));
     }
-}
-
-/// A request from a blocking test: (status, body); status 0 when it failed.
-fn request(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        let mut req = client.request(method.parse().unwrap(), url);
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        match req.send().await {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-            Err(_) => (0, String::new()),
-        }
-    })
 }
 
 /// Polls `url` until it answers `status`, for at most 20 s.

@@ -133,7 +133,7 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
 fn up_detach_then_down_leaves_nothing() {
     let (run, stdout) = up_detached(&[]);
     let api = url_in(&stdout, &run, "api");
-    let health = reqwest::blocking_get(&format!("{api}/health"));
+    let health = get_status(&format!("{api}/health"));
     assert_eq!(health, 200, "the printed URL works");
     assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
     let ps = metrtest().arg("ps").output().unwrap();
@@ -186,22 +186,6 @@ fn no_engine_is_exit_3_within_two_seconds_with_a_hint() {
     assert!(stderr.contains("hint:"), "{stderr}");
 }
 
-mod reqwest {
-    /// Status of a GET, from a blocking context.
-    pub fn blocking_get(url: &str) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            ::reqwest::get(url)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        })
-    }
-}
-
 #[test]
 fn an_env_file_sets_replicas_their_env_and_the_targets() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,11 +198,7 @@ fn an_env_file_sets_replicas_their_env_and_the_targets() {
         stdout.contains(&format!("metrtest-{run}-gometr-1"))
             && stdout.contains(&format!("metrtest-{run}-gometr-2"))
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let targets = rt.block_on(async {
+    let targets = block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let body: serde_json::Value = ::reqwest::get(format!("{api}/api/v1/targets"))

@@ -86,17 +86,9 @@ fn the_services_start_on_a_migrated_database_and_the_migrate_container_is_gone()
 
 /// The status `url` answers, and the names of a run's containers.
 fn status_and_containers(url: &str, run: &str) -> (u16, Vec<String>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let status = reqwest::get(url)
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
-        let names = metrtest::docker::stack::list_containers(&docker, Some(run))
+    let status = get_status(url);
+    with_engine(async |docker| {
+        let names = metrtest::docker::stack::list_containers(docker, Some(run))
             .await
             .unwrap()
             .into_iter()

@@ -152,14 +152,9 @@ fn a_bad_ttl_is_exit_2_naming_the_flag() {
 
 #[test]
 fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let set = rt.block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
+    let set = with_engine(async |docker| {
         let ui = metrtest::ui::Ui::new(metrtest::ui::Verbosity::Quiet);
-        metrtest::docker::images::ensure(&docker, &Default::default(), &ui)
+        metrtest::docker::images::ensure(docker, &Default::default(), &ui)
             .await
             .expect("images")
     });

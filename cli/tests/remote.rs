@@ -5,6 +5,9 @@
 //! builds its images there (the engine starts empty and cannot pull) and
 //! reaches the published ports at the engine's address, not 127.0.0.1.
 //!
+//! The same engine is then reached over ssh (`DOCKER_HOST=ssh://root@ADDR:2222`)
+//! through a small ssh server the test starts in that namespace.
+//!
 //! Needs root and `dockerd`; skips with a message otherwise.
 
 mod support;
@@ -180,6 +183,93 @@ impl Drop for SecondEngine {
     }
 }
 
+/// An ssh server on the second engine's address whose `docker` commands
+/// reach that engine; killed when dropped.
+struct Sshd {
+    address: String,
+    known_hosts: PathBuf,
+    server: Child,
+}
+
+impl Sshd {
+    const PORT: u16 = 2222;
+
+    fn start(engine: &SecondEngine, dir: &Path) -> Sshd {
+        let key = dir.join("ssh_host_key");
+        sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &key.display().to_string(),
+        ]);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sshd.py");
+        let mut server = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", engine.netns))
+            .arg(paramiko_python())
+            .arg(script)
+            .args([&engine.address, &Self::PORT.to_string()])
+            .arg(&key)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", engine.dir.join("docker.sock").display()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the ssh server");
+        let mut first = String::new();
+        let stdout = server.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).unwrap();
+        assert_eq!(first.trim(), "listening", "the ssh server started");
+        Sshd {
+            address: engine.address.clone(),
+            known_hosts: dir.join("known_hosts"),
+            server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ssh://root@{}:{}", self.address, Self::PORT)
+    }
+
+    /// The test's own known-hosts file, so that nothing of the machine's
+    /// ssh configuration changes.
+    fn client_options(&self) -> String {
+        format!(
+            "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+            self.known_hosts.display()
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// A Python with paramiko (pinned, from PyPI) for the ssh server, in a
+/// virtual environment under target/ made on first use.
+fn paramiko_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-sshd-paramiko-5.1.0");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        sh(&["python3", "-m", "venv", &venv.display().to_string()]);
+        sh(&[
+            &venv.join("bin/pip").display().to_string(),
+            "install",
+            "-q",
+            "paramiko==5.1.0",
+        ]);
+    }
+    python
+}
+
 fn sh(args: &[&str]) {
     let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
     assert!(status.success(), "{args:?} failed: {status}");
@@ -191,7 +281,7 @@ fn cannot_run() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root (network namespaces and dockerd need it)".into());
     }
-    for tool in ["dockerd", "ip", "nsenter"] {
+    for tool in ["dockerd", "ip", "nsenter", "ssh", "ssh-keygen", "python3"] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -222,7 +312,7 @@ fn context_config(dir: &Path, host: &str) -> PathBuf {
 }
 
 #[test]
-fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_and_by_context() {
+fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_by_context_and_over_ssh() {
     if let Some(why) = cannot_run() {
         eprintln!("skipped: a second engine cannot be started here: {why}");
         return;
@@ -271,6 +361,22 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_and_by_c
     let passing = fixtures("passing").display().to_string();
     let ran = with_context(&["run", "--stack", &run, &passing]);
     let ran_err = String::from_utf8_lossy(&ran.stderr).into_owned();
+
+    // DOCKER_HOST=ssh://user@host:port: through an ssh server on the engine's
+    // address (cli/tests/support/sshd.py) that runs `docker system dial-stdio`.
+    let sshd = Sshd::start(&engine, scratch.path());
+    let over_ssh = |args: &[&str]| {
+        metrtest()
+            .args(args)
+            .env("DOCKER_HOST", sshd.url())
+            .env("METRTEST_SSH_OPTS", sshd.client_options())
+            .env_remove("METRTEST_HOST")
+            .output()
+            .unwrap()
+    };
+    let ps_ssh = over_ssh(&["ps"]);
+    let ran_ssh = over_ssh(&["run", "--stack", &run, &passing]);
+    drop(sshd);
     let down = with_context(&["down", "--run", &run]);
     let left = engine.leftovers(&run);
 
@@ -278,6 +384,17 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_and_by_c
         ran.status.code(),
         Some(0),
         "run --stack by context: {ran_err}"
+    );
+    assert_eq!(
+        ran_ssh.status.code(),
+        Some(0),
+        "run --stack over ssh with a port: {}",
+        String::from_utf8_lossy(&ran_ssh.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ps_ssh.stdout).contains(&run),
+        "ps over ssh lists the run: {}",
+        String::from_utf8_lossy(&ps_ssh.stdout)
     );
     assert_eq!(
         down.status.code(),

@@ -61,16 +61,3 @@ fn containers_have_limits_and_keep_their_port_across_stop_and_start() {
     assert_eq!(leftovers(&run), (0, 0, 0));
     assert_eq!(status, 200, "the URL `up` printed works after a restart");
 }
-
-fn get_status(url: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(url)
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    })
-}

@@ -4,23 +4,34 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::docker::endpoint;
 use crate::docker::error::{EngineError, Result};
+use crate::docker::{endpoint, ssh};
 
 /// How long connecting, negotiating and pinging may take together.
 const CONNECT_WITHIN: Duration = Duration::from_secs(2);
+/// The same through ssh, which first logs in to the engine's host.
+const SSH_CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
 /// Connects to the engine [`endpoint::current`] names, negotiates the API version (so old engines such as API 1.41 work)
 /// and pings, all within two seconds; failure is an environment error (exit 3).
 pub async fn connect() -> Result<Docker> {
     let endpoint = endpoint::current().map_err(|reason| EngineError::Locate { reason })?;
     let target = || endpoint.source.to_string();
+    let over_ssh = endpoint.host.starts_with("ssh://");
     let attempt = async {
-        let docker =
-            Docker::connect_with_host(&endpoint.host).map_err(|source| EngineError::Connect {
+        let docker = if over_ssh {
+            let socket = ssh::bridge(&endpoint.host).map_err(|reason| EngineError::SshBridge {
                 target: target(),
-                source,
+                reason,
             })?;
+            Docker::connect_with_unix(&socket.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_host(&endpoint.host)
+        }
+        .map_err(|source| EngineError::Connect {
+            target: target(),
+            source,
+        })?;
         let docker =
             docker
                 .negotiate_version()
@@ -35,11 +46,16 @@ pub async fn connect() -> Result<Docker> {
         })?;
         Ok(docker.with_timeout(Duration::from_secs(120)))
     };
-    match tokio::time::timeout(CONNECT_WITHIN, attempt).await {
+    let within = if over_ssh {
+        SSH_CONNECT_WITHIN
+    } else {
+        CONNECT_WITHIN
+    };
+    match tokio::time::timeout(within, attempt).await {
         Ok(result) => result,
         Err(_) => Err(EngineError::NoAnswer {
             target: target(),
-            within: CONNECT_WITHIN,
+            within,
         }),
     }
 }

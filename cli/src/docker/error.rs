@@ -26,6 +26,8 @@ pub enum EngineError {
     // Reaching the engine.
     #[error("tell where the Docker engine is: {reason}")]
     Locate { reason: String },
+    #[error("reach the Docker engine at {target} through ssh: {reason}")]
+    SshBridge { target: String, reason: String },
     #[error("connect to the Docker engine at {target}: {}\n{ENGINE_HINT}", root_cause(.source))]
     Connect {
         target: String,

@@ -14,6 +14,7 @@ pub mod partition;
 pub mod postgres_image;
 pub mod reaper;
 pub mod spec;
+pub mod ssh;
 pub mod stack;
 pub mod teardown;
 

@@ -18,16 +18,48 @@ pub fn fixtures(kind: &str) -> PathBuf {
         .join(kind)
 }
 
-/// Labelled resources of a run still on the engine (containers, networks, volumes).
-pub fn leftovers(run: &str) -> (usize, usize, usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs `future` to completion from a blocking test.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(future)
+}
+
+/// Runs `work` with a client of the engine metrtest uses, from a blocking test.
+pub fn with_engine<T>(work: impl AsyncFnOnce(&bollard::Docker) -> T) -> T {
+    block_on(async {
         let docker = metrtest::docker::engine::connect().await.expect("engine");
-        count_run(&docker, run).await
+        work(&docker).await
     })
+}
+
+/// A request from a blocking test: its status and body; status 0 when it
+/// got no answer.
+pub fn request(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    block_on(async {
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        match req.send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+/// The status a GET of `url` answers; 0 when it got no answer.
+pub fn get_status(url: &str) -> u16 {
+    request("GET", url, None).0
+}
+
+/// Labelled resources of a run still on the engine (containers, networks, volumes).
+pub fn leftovers(run: &str) -> (usize, usize, usize) {
+    with_engine(async |docker| count_run(docker, run).await)
 }
 
 /// A run's labelled containers, networks and volumes on `docker`.
@@ -187,24 +219,12 @@ pub fn wait_gone(run: &str, limit: Duration) -> Result<Duration, (usize, usize, 
 
 /// Inspects a container of the engine.
 pub fn inspect(container: &str) -> bollard::models::ContainerInspectResponse {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
-        docker.inspect_container(container, None).await.unwrap()
-    })
+    with_engine(async |docker| docker.inspect_container(container, None).await.unwrap())
 }
 
 /// Stops then starts a container, as a `docker: { stop/start }` step does.
 pub fn stop_and_start(container: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
+    with_engine(async |docker| {
         docker.stop_container(container, None).await.unwrap();
         docker.start_container(container, None).await.unwrap();
     })
