@@ -54,7 +54,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub list: bool,
     /// Scenarios running at once (default: twice the number of CPUs, at most 16).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", allow_hyphen_values = true,
+          value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Stop everything at the first failure.
     #[arg(long)]
@@ -106,13 +107,23 @@ pub fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
     }
 }
 
-/// `--retries`: a whole number, 0 or more.
-pub fn parse_retries(text: &str) -> std::result::Result<u32, String> {
+/// A whole number of at least `min`, in the type the option takes.
+fn at_least<T: TryFrom<i64>>(text: &str, min: i64) -> std::result::Result<T, String> {
     match text.trim().parse::<i64>() {
-        Ok(n) if n < 0 => Err(format!("must be 0 or more, got {n}")),
-        Ok(n) => u32::try_from(n).map_err(|_| format!("{n} is too many")),
+        Ok(n) if n < min => Err(format!("must be {min} or more, got {n}")),
+        Ok(n) => T::try_from(n).map_err(|_| format!("{n} is too many")),
         Err(_) => Err(format!("{text:?} is not a whole number")),
     }
+}
+
+/// `--retries`: a whole number, 0 or more.
+pub fn parse_retries(text: &str) -> std::result::Result<u32, String> {
+    at_least(text, 0)
+}
+
+/// `--jobs`: a whole number, 1 or more.
+pub fn parse_jobs(text: &str) -> std::result::Result<usize, String> {
+    at_least(text, 1)
 }
 
 /// The test-stack checker timing, unless the environment file sets its own.
@@ -244,6 +255,14 @@ mod tests {
                 .unwrap_err()
                 .contains("not a whole number")
         );
+    }
+
+    #[test]
+    fn jobs_are_whole_numbers_from_one() {
+        assert_eq!(parse_jobs("4"), Ok(4));
+        assert_eq!(parse_jobs("0"), Err("must be 1 or more, got 0".into()));
+        assert_eq!(parse_jobs("-2"), Err("must be 1 or more, got -2".into()));
+        assert!(parse_jobs("many").unwrap_err().contains("not a whole number"));
     }
 
     #[test]
