@@ -262,7 +262,11 @@ mod tests {
         assert_eq!(parse_jobs("4"), Ok(4));
         assert_eq!(parse_jobs("0"), Err("must be 1 or more, got 0".into()));
         assert_eq!(parse_jobs("-2"), Err("must be 1 or more, got -2".into()));
-        assert!(parse_jobs("many").unwrap_err().contains("not a whole number"));
+        assert!(
+            parse_jobs("many")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! A run's network, created with a configured subnet so that a partitioned
-//! service can be healed with the address it had: the engine accepts a chosen
-//! address only on networks whose subnet was given at creation.
+//! A run's network. For a stack whose scenario cuts services off (`partition`),
+//! it is created with a configured subnet so that a partitioned service can be
+//! healed with the address it had: the engine accepts a chosen address only on
+//! networks whose subnet was given at creation.
 //!
 //! The subnet is the one the engine itself picks from its address pools (so
 //! the daemon's `default-address-pools` stay respected and no host route is

@@ -530,3 +530,101 @@ pub async fn list_containers(
         .await
         .map_err(|source| EngineError::ListContainers { source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::images::ImageSet;
+    use crate::docker::spec::{EnvFile, MIGRATE};
+
+    fn service(name: &str) -> ServiceSpec {
+        let spec = StackSpec::build(&ImageSet::default(), &EnvFile::default());
+        spec.services
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect(name)
+    }
+
+    #[test]
+    fn a_service_is_published_on_its_host_port_under_its_own_name_and_hardened() {
+        let api = service("api");
+        let body = container_body(&api, "abc", "metrtest-abc", 24_000);
+        let host = body.host_config.expect("host config");
+        let port = format!("{}/tcp", api.port);
+        let bindings = host.port_bindings.expect("published")[&port].clone();
+        assert_eq!(
+            bindings,
+            Some(vec![PortBinding {
+                host_ip: Some(endpoint::bind_ip().into()),
+                host_port: Some("24000".into()),
+            }])
+        );
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        assert_eq!(
+            host.restart_policy.and_then(|p| p.name),
+            Some(RestartPolicyNameEnum::NO)
+        );
+        assert_eq!(host.network_mode.as_deref(), Some("metrtest-abc"));
+        let endpoint = &body.networking_config.unwrap().endpoints_config.unwrap()["metrtest-abc"];
+        assert_eq!(endpoint.aliases, Some(vec!["api".to_owned()]));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::RUN], "abc");
+        assert_eq!(labels[labels::SERVICE], "api");
+    }
+
+    #[test]
+    fn a_one_shot_step_publishes_nothing() {
+        let migrate = service(MIGRATE);
+        let body = container_body(&migrate, "abc", "metrtest-abc", 24_001);
+        assert_eq!(body.exposed_ports, None);
+        assert_eq!(body.host_config.unwrap().port_bindings, None);
+        assert_eq!(body.cmd, Some(vec!["migrate".to_owned()]));
+    }
+
+    #[test]
+    fn the_database_volume_is_named_after_the_run() {
+        let postgres = service("postgres");
+        let body = container_body(&postgres, "abc", "metrtest-abc", 24_002);
+        let binds = body.host_config.unwrap().binds.expect("a volume");
+        assert_eq!(binds.len(), 1);
+        assert!(
+            binds[0].starts_with("metrtest-abc-postgres-pgdata:"),
+            "{binds:?}"
+        );
+    }
+
+    #[test]
+    fn a_free_port_can_be_bound_and_lies_below_the_ephemeral_range() {
+        let port = free_port().expect("a free port");
+        assert!((20_000..32_000).contains(&port));
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+
+    #[test]
+    fn a_taken_port_is_recognised_from_the_engines_words() {
+        let taken = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "Bind for 127.0.0.1:24000 failed: port is already allocated".into(),
+        };
+        assert!(port_taken(&taken));
+        let other = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "no such image".into(),
+        };
+        assert!(!port_taken(&other));
+    }
+
+    #[test]
+    fn a_registered_run_is_active_until_released() {
+        register("unit-run-a");
+        register("unit-run-a");
+        let active = active_runs();
+        assert_eq!(active.iter().filter(|r| *r == "unit-run-a").count(), 1);
+        release("unit-run-a");
+        assert!(!active_runs().iter().any(|r| r == "unit-run-a"));
+    }
+}

@@ -497,3 +497,82 @@ pub async fn run(
         kept,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::load::parse;
+    use crate::scenario::references::Context as References;
+
+    fn loaded(steps: &str) -> Loaded {
+        let text = format!("name: s\ntags: [t]\nsteps:\n{steps}");
+        parse(Path::new("s.yaml"), &text, &References::default()).expect("valid")
+    }
+
+    fn options(keep: bool, keep_failed: bool, retries: u32) -> SuiteOptions {
+        SuiteOptions {
+            jobs: 2,
+            fail_fast: false,
+            keep,
+            keep_failed,
+            stack: None,
+            retries,
+            scenario: ScenarioSettings {
+                request_timeout: Duration::from_secs(1),
+                default_timeout: Duration::from_secs(1),
+                vars: vec![],
+                log_lines: 10,
+            },
+        }
+    }
+
+    #[test]
+    fn keep_keeps_every_stack_and_keep_failed_only_the_failed_ones() {
+        assert!(!options(false, false, 0).keeps(true));
+        assert!(options(true, false, 0).keeps(false));
+        assert!(options(false, true, 0).keeps(true));
+        assert!(!options(false, true, 0).keeps(false));
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_only_while_retries_are_left() {
+        let twice = options(false, false, 2);
+        assert!(twice.retries_after(1));
+        assert!(twice.retries_after(2));
+        assert!(!twice.retries_after(3));
+        assert!(!options(false, false, 0).retries_after(1));
+    }
+
+    #[test]
+    fn links_and_partitions_are_read_from_the_network_steps() {
+        let faults = loaded(
+            "  - network: { link: checker->postgres, latency: 1s }\n  - network: { link: api->postgres, down: true }\n",
+        );
+        let links: Vec<String> = fault_links(&faults).iter().map(|l| l.to_string()).collect();
+        assert_eq!(links, ["checker->postgres", "api->postgres"]);
+        assert!(!has_partitions(&faults));
+        let cut = loaded("  - network: { partition: gometr }\n  - network: { heal: gometr }\n");
+        assert!(fault_links(&cut).is_empty());
+        assert!(has_partitions(&cut));
+    }
+
+    #[test]
+    fn a_scenario_whose_stack_did_not_start_fails_with_the_reason_and_the_logs() {
+        let l = loaded("  - sleep: 1ms\n");
+        let failure = Failure::environment("create container x: boom")
+            .with_logs("postgres", "initdb failed".into());
+        let report = stack_not_started(&l, &failure);
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(
+            report.error.as_deref(),
+            Some("its stack did not start: create container x: boom")
+        );
+        assert_eq!(report.logs["postgres"], "initdb failed");
+        assert_eq!(report.tags, ["t"]);
+        assert_eq!(report.attempts, 0);
+        let skipped = not_run(&l, None);
+        assert_eq!(skipped.outcome, Outcome::Skipped);
+    }
+}
