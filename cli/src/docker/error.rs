@@ -14,6 +14,16 @@ use bollard::errors::Error as Bollard;
 
 use crate::docker::engine::root_cause;
 
+/// An error answer of the engine with `message`, as tests of the code that
+/// reads the engine's words build it.
+#[cfg(test)]
+pub(crate) fn engine_says(message: &str) -> Bollard {
+    Bollard::DockerResponseServerError {
+        status_code: 500,
+        message: message.to_owned(),
+    }
+}
+
 /// The docker layer's result.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 

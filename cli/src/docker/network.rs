@@ -117,15 +117,10 @@ mod tests {
 
     #[test]
     fn an_overlapping_pool_is_recognised_from_the_engines_words() {
-        let e = bollard::errors::Error::DockerResponseServerError {
-            status_code: 403,
-            message: "Pool overlaps with other one on this address space".into(),
-        };
-        assert!(overlaps(&e));
-        let other = bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
-            message: "driver failed".into(),
-        };
-        assert!(!overlaps(&other));
+        use crate::docker::error::engine_says;
+        assert!(overlaps(&engine_says(
+            "Pool overlaps with other one on this address space"
+        )));
+        assert!(!overlaps(&engine_says("driver failed")));
     }
 }

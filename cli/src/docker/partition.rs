@@ -3,7 +3,8 @@
 
 use bollard::Docker;
 use bollard::models::{
-    EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+    ContainerInspectResponse, EndpointIpamConfig, EndpointSettings, NetworkConnectRequest,
+    NetworkDisconnectRequest,
 };
 
 use crate::docker::engine::root_cause;
@@ -20,14 +21,10 @@ pub struct Endpoint {
 /// Disconnects `container` from `network` and returns how it was attached.
 pub async fn disconnect(docker: &Docker, network: &str, container: &str) -> Result<Endpoint> {
     let info = inspect_container(docker, container).await?;
-    let settings = info
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut networks| networks.remove(network))
-        .ok_or_else(|| EngineError::NotOnNetwork {
-            container: container.to_owned(),
-            network: network.to_owned(),
-        })?;
+    let settings = on_network(&info, network).ok_or_else(|| EngineError::NotOnNetwork {
+        container: container.to_owned(),
+        network: network.to_owned(),
+    })?;
     let endpoint = Endpoint {
         // The engine lists the container's own short id among the aliases on
         // old API versions; connecting again adds it by itself.
@@ -116,17 +113,18 @@ pub async fn reconnect(
 
 /// The IPv4 address `container` has on `network`, if it is attached.
 async fn address(docker: &Docker, network: &str, container: &str) -> Result<Option<String>> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|source| EngineError::InspectContainer {
-            container: container.to_owned(),
-            source,
-        })?;
-    Ok(info
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut networks| networks.remove(network))
+    let info = inspect_container(docker, container).await?;
+    Ok(on_network(&info, network)
         .and_then(|settings| settings.ip_address)
         .filter(|ip| !ip.is_empty()))
+}
+
+/// How an inspected container is attached to `network`, if it is.
+fn on_network(info: &ContainerInspectResponse, network: &str) -> Option<EndpointSettings> {
+    info.network_settings
+        .as_ref()?
+        .networks
+        .as_ref()?
+        .get(network)
+        .cloned()
 }

@@ -606,16 +606,11 @@ mod tests {
 
     #[test]
     fn a_taken_port_is_recognised_from_the_engines_words() {
-        let taken = bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
-            message: "Bind for 127.0.0.1:24000 failed: port is already allocated".into(),
-        };
-        assert!(port_taken(&taken));
-        let other = bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
-            message: "no such image".into(),
-        };
-        assert!(!port_taken(&other));
+        use crate::docker::error::engine_says;
+        assert!(port_taken(&engine_says(
+            "Bind for 127.0.0.1:24000 failed: port is already allocated"
+        )));
+        assert!(!port_taken(&engine_says("no such image")));
     }
 
     #[test]
