@@ -32,7 +32,7 @@ impl ExitKind {
 }
 
 /// An error that ends the command with a specific exit code and a message for a person.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub kind: ExitKind,
     pub message: String,

@@ -47,7 +47,9 @@ fn one() -> u32 {
     1
 }
 
-/// Where PostgreSQL keeps its data during a run.
+/// Where PostgreSQL keeps its data during a run (`postgres: { data: ... }`).
+/// When the environment file says nothing, `metrtest run` chooses for each
+/// stack (`runner::suite::Needs`) and everything else takes a volume.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataStore {
@@ -62,7 +64,7 @@ pub enum DataStore {
 #[serde(deny_unknown_fields)]
 pub struct PostgresOptions {
     #[serde(default)]
-    pub data: DataStore,
+    pub data: Option<DataStore>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -366,7 +368,7 @@ impl StackSpec {
         } else {
             "/var/lib/postgresql/data"
         };
-        match file.postgres.data {
+        match file.postgres.data.unwrap_or_default() {
             DataStore::Volume => postgres.volumes = vec![("pgdata".into(), data_dir.into())],
             DataStore::Tmpfs if host_pg => {
                 let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);

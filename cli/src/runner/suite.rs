@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::reaper::{self, Owner};
-use crate::docker::spec::{EnvFile, StackSpec};
+use crate::docker::spec::{DataStore, EnvFile, StackSpec};
 use crate::docker::{attach, engine, faults, images, labels, stack};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
@@ -21,6 +21,7 @@ use crate::runner::report::{Attempt, Outcome, ScenarioReport};
 use crate::runner::scenario::{self, ScenarioSettings};
 use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
+use crate::scenario::model::{Action, DockerVerb};
 use crate::scenario::network::{Link, NetworkAction};
 use crate::ui::Ui;
 
@@ -100,19 +101,6 @@ fn stack_not_started(loaded: &Loaded, failure: &Failure) -> ScenarioReport {
     report
 }
 
-/// The run when the shared stack did not start: every scenario failed with
-/// the reason, so that reports (JUnit, JSON) still say why.
-fn stack_failed(scenarios: &[Loaded], failure: Failure) -> SuiteResult {
-    SuiteResult {
-        reports: scenarios
-            .iter()
-            .map(|l| stack_not_started(l, &failure))
-            .collect(),
-        environment_error: Some(failure.message),
-        kept: vec![],
-    }
-}
-
 /// What every scenario task of a run shares.
 struct Context {
     docker: bollard::Docker,
@@ -132,6 +120,10 @@ struct Context {
 }
 
 impl Context {
+    fn environment_failed(&self, failure: &Failure) {
+        *self.environment_error.lock().expect("environment error") = Some(failure.message.clone());
+    }
+
     fn notice(&self, level: Level, text: impl Into<String>) {
         self.reporter.event(&Event::Notice {
             level,
@@ -142,16 +134,18 @@ impl Context {
     /// Starts a stack of its own run, guarded by the run's reaper from the
     /// start, with the fault proxy on `links` if there are any and a pinned
     /// subnet if `partitions` (a scenario cuts services off and heals them).
-    async fn new_stack(&self, links: &[Link], partitions: bool) -> Result<StackHandle> {
+    async fn new_stack(&self, needs: &Needs) -> Result<StackHandle> {
         let built = self
             .built
             .as_ref()
             .ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
         let reaper_image = &built.reaper;
-        let mut spec = StackSpec::build(&built.set, &self.file);
-        spec.pinned_subnet = partitions;
+        let mut file = self.file.clone();
+        file.postgres.data = file.postgres.data.or(Some(needs.data(&self.options)));
+        let mut spec = StackSpec::build(&built.set, &file);
+        spec.pinned_subnet = needs.partitions;
         if let Some(image) = &built.faultproxy {
-            faults::place(&mut spec, image, links);
+            faults::place(&mut spec, image, &needs.links);
         }
         let run_id = labels::new_run_id();
         stack::register(&run_id);
@@ -229,14 +223,10 @@ impl Context {
         loop {
             let mut handle = match (own, &shared) {
                 (false, Some(h)) => h.clone(),
-                _ => match self
-                    .new_stack(&fault_links(loaded), has_partitions(loaded))
-                    .await
-                {
+                _ => match self.new_stack(&Needs::of(loaded)).await {
                     Ok(h) => h,
                     Err(e) => {
-                        *self.environment_error.lock().expect("environment error") =
-                            Some(e.message.clone());
+                        self.environment_failed(&e);
                         let mut report = stack_not_started(loaded, &e);
                         report.attempts = attempt;
                         report.earlier_attempts = std::mem::take(&mut earlier);
@@ -275,6 +265,52 @@ struct Built {
     set: images::ImageSet,
     /// The fault proxy's, when a scenario has link faults.
     faultproxy: Option<String>,
+}
+
+/// What a scenario asks of a stack of its own.
+#[derive(Debug, Default)]
+struct Needs {
+    /// Links to put the fault proxy on.
+    links: Vec<Link>,
+    /// A service is cut off and healed: the subnet is pinned.
+    partitions: bool,
+    /// PostgreSQL is stopped, killed or restarted, and its data must outlive that.
+    durable_postgres: bool,
+}
+
+impl Needs {
+    fn of(loaded: &Loaded) -> Needs {
+        Needs {
+            links: fault_links(loaded),
+            partitions: has_partitions(loaded),
+            durable_postgres: restarts_postgres(loaded),
+        }
+    }
+
+    /// Where PostgreSQL keeps its data when the environment file does not
+    /// say: in memory, unless it must outlive a stop of its container, or
+    /// the stack may be kept for someone to work on by hand (`--keep`,
+    /// `--keep-failed`). Files on the engine's disk are most of a stack's
+    /// start-up cost (measured on ext4: 1.0 CPU-s of 4.3 for a stack's run).
+    fn data(&self, options: &SuiteOptions) -> DataStore {
+        if self.durable_postgres || options.keep || options.keep_failed {
+            DataStore::Volume
+        } else {
+            DataStore::Tmpfs
+        }
+    }
+}
+
+/// Whether a docker step stops, kills or restarts PostgreSQL's container (or
+/// starts it again), which a database in memory would not survive.
+fn restarts_postgres(loaded: &Loaded) -> bool {
+    loaded.scenario.steps.iter().any(|step| match &step.action {
+        Action::Docker(docker) => {
+            docker.service == "postgres"
+                && !matches!(docker.verb, DockerVerb::Pause | DockerVerb::Unpause)
+        }
+        _ => false,
+    })
 }
 
 /// The links a scenario's network steps put faults on.
@@ -323,6 +359,108 @@ async fn build_images(
 struct OnShared {
     failed: Vec<String>,
     all: Vec<String>,
+}
+
+/// The stack of the scenarios that need none of their own: started once, as
+/// the run begins, and removed (or kept) as soon as the last of them is done.
+struct SharedStack {
+    started: OnceCell<Result<StackHandle>>,
+    /// `run --stack ID`: not ours, it stays as it was.
+    attached: bool,
+    /// Its scenarios not done yet, and what became of those that are.
+    left: Mutex<(usize, OnShared)>,
+}
+
+impl SharedStack {
+    fn attached(handle: StackHandle, scenarios: usize) -> Arc<SharedStack> {
+        Arc::new(SharedStack {
+            started: OnceCell::new_with(Some(Ok(handle))),
+            attached: true,
+            left: Mutex::new((scenarios, OnShared::default())),
+        })
+    }
+
+    fn start(context: &Arc<Context>, scenarios: usize) -> Arc<SharedStack> {
+        let shared = Arc::new(SharedStack {
+            started: OnceCell::new(),
+            attached: false,
+            left: Mutex::new((scenarios, OnShared::default())),
+        });
+        let (starting, context) = (shared.clone(), context.clone());
+        tokio::spawn(async move {
+            let _ = starting.handle(&context).await;
+        });
+        shared
+    }
+
+    /// The stack, once it has started (or why it did not).
+    async fn handle(&self, context: &Context) -> Result<StackHandle> {
+        self.started
+            .get_or_init(|| async { context.new_stack(&Needs::default()).await })
+            .await
+            .clone()
+    }
+
+    /// One of its scenarios is done (`None`: it did not run); after the
+    /// last, the stack is removed, or kept by --keep or --keep-failed.
+    async fn done(
+        &self,
+        context: &Context,
+        report: Option<&ScenarioReport>,
+        kept: &Mutex<Vec<Kept>>,
+    ) {
+        let finished = {
+            let mut left = self.left.lock().expect("shared scenarios");
+            let (count, on_shared) = &mut *left;
+            if let Some(report) = report.filter(|r| r.stack.is_some()) {
+                on_shared.all.push(report.name.clone());
+                if report.outcome == Outcome::Failed {
+                    on_shared.failed.push(report.name.clone());
+                }
+            }
+            *count -= 1;
+            (*count == 0).then(|| std::mem::take(on_shared))
+        };
+        let Some(OnShared { failed, all }) = finished else {
+            return;
+        };
+        if self.attached {
+            return;
+        }
+        let Ok(handle) = self.handle(context).await else {
+            return;
+        };
+        if context.options.keeps(!failed.is_empty()) {
+            let scenarios = if failed.is_empty() { all } else { failed };
+            kept.lock().expect("kept").push(Kept { handle, scenarios });
+        } else {
+            context.remove(&handle).await;
+        }
+    }
+}
+
+/// The order scenarios start in: the longest expected first, so that the run
+/// does not end waiting on one that started last. Those with a stack of their
+/// own come before those on the shared stack (a stack's start and removal are
+/// most of a short scenario's time); then a longer declared `timeout`, longer
+/// sleeps, more steps. Otherwise the file order holds.
+fn schedule(scenarios: &[Loaded]) -> Vec<usize> {
+    let expected = |loaded: &Loaded| {
+        let s = &loaded.scenario;
+        let sleeps: Duration = s
+            .steps
+            .iter()
+            .filter_map(|step| match step.action {
+                Action::Sleep(d) => Some(d),
+                _ => None,
+            })
+            .sum();
+        let timeout = s.timeout.map(|t| t.0).unwrap_or_default();
+        (s.needs_own_stack(), timeout, sleeps, s.steps.len())
+    };
+    let mut order: Vec<usize> = (0..scenarios.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(expected(&scenarios[i])));
+    order
 }
 
 /// Runs the scenarios; environment failures before any scenario ran are errors.
@@ -374,7 +512,6 @@ pub async fn run(
     } else {
         None
     };
-    let is_attached = attached.is_some();
     let context = Arc::new(Context {
         docker,
         built,
@@ -387,36 +524,48 @@ pub async fn run(
         environment_error: Mutex::default(),
         any_failed: AtomicBool::new(false),
     });
-    let shared_handle = match attached {
-        Some(handle) => Some(handle),
+    // The shared stack starts beside the first stacks of their own, not
+    // before them; its scenarios wait for it.
+    let shared_stack = match attached {
+        Some(handle) => Some(SharedStack::attached(handle, shared.len())),
         None if shared.is_empty() => None,
-        None => match context.new_stack(&[], false).await {
-            Ok(handle) => Some(handle),
-            // Every scenario fails with the reason, and the reports still say why.
-            Err(e) if e.kind == ExitKind::Environment => return Ok(stack_failed(&scenarios, e)),
-            Err(e) => return Err(e),
-        },
+        None => Some(SharedStack::start(&context, shared.len())),
     };
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
     let kept: Arc<Mutex<Vec<Kept>>> = Arc::default();
-    let on_shared: Arc<Mutex<OnShared>> = Arc::default();
     let mut tasks = Vec::new();
-    for (index, loaded) in shared.into_iter().chain(isolated) {
-        let loaded = loaded.clone();
-        let (context, limit, kept, on_shared) = (
-            context.clone(),
-            limit.clone(),
-            kept.clone(),
-            on_shared.clone(),
-        );
-        let shared_handle = shared_handle.clone();
+    // Permits are taken here, in the order of `schedule`, so that the longest
+    // scenarios start first and a short one fills each slot that frees.
+    for index in schedule(&scenarios) {
+        let loaded = scenarios[index].clone();
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit.ok(),
+            _ = context.stop.cancelled() => None,
+        };
+        let (context, kept) = (context.clone(), kept.clone());
+        let shared_stack = shared_stack
+            .clone()
+            .filter(|_| !loaded.scenario.needs_own_stack());
         tasks.push(tokio::spawn(async move {
-            let permit = limit.acquire_owned().await;
-            if context.stop.is_cancelled() {
+            if permit.is_none() || context.stop.is_cancelled() {
+                if let Some(shared) = &shared_stack {
+                    shared.done(&context, None, &kept).await;
+                }
                 return (index, not_run(&loaded, None));
             }
-            let (report, own) = context.scenario(&loaded, shared_handle).await;
+            let (report, own) = match &shared_stack {
+                Some(shared) => match shared.handle(&context).await {
+                    Ok(handle) => context.scenario(&loaded, Some(handle)).await,
+                    Err(e) => {
+                        if e.kind == ExitKind::Environment {
+                            context.environment_failed(&e);
+                        }
+                        (stack_not_started(&loaded, &e), None)
+                    }
+                },
+                None => context.scenario(&loaded, None).await,
+            };
             // Removing a stack only waits on the engine: the next scenario
             // starts meanwhile.
             drop(permit);
@@ -427,22 +576,16 @@ pub async fn run(
                     context.stop.cancel();
                 }
             }
-            match own {
-                None if report.stack.is_some() => {
-                    let mut names = on_shared.lock().expect("shared scenarios");
-                    names.all.push(report.name.clone());
-                    if failed {
-                        names.failed.push(report.name.clone());
-                    }
-                }
-                None => {}
-                Some(handle) if context.options.keeps(failed) => {
+            match (&shared_stack, own) {
+                (Some(shared), _) => shared.done(&context, Some(&report), &kept).await,
+                (None, Some(handle)) if context.options.keeps(failed) => {
                     kept.lock().expect("kept").push(Kept {
                         handle,
                         scenarios: vec![report.name.clone()],
                     })
                 }
-                Some(handle) => context.remove(&handle).await,
+                (None, Some(handle)) => context.remove(&handle).await,
+                (None, None) => {}
             }
             (index, report)
         }));
@@ -459,20 +602,13 @@ pub async fn run(
         }
     }
     reports.sort_by_key(|(i, _)| *i);
-    let mut kept = std::mem::take(&mut *kept.lock().expect("kept"));
-    // An attached stack is not ours: it stays as it was.
-    if let Some(h) = shared_handle.filter(|_| !is_attached) {
-        let OnShared { failed, all } = std::mem::take(&mut *on_shared.lock().expect("shared"));
-        if options.keeps(!failed.is_empty()) {
-            let scenarios = if failed.is_empty() { all } else { failed };
-            kept.push(Kept {
-                handle: h,
-                scenarios,
-            });
-        } else {
-            context.remove(&h).await;
+    if let Some(Err(e)) = shared_stack.as_ref().and_then(|s| s.started.get()) {
+        // Cut short by anything but the environment (Ctrl-C): the run ends with it.
+        if e.kind != ExitKind::Environment {
+            return Err(e.clone());
         }
     }
+    let kept = std::mem::take(&mut *kept.lock().expect("kept"));
     for k in &kept {
         // A kept stack outlives this process until the default time to live.
         let run_id = &k.handle.stack.run_id;
@@ -526,6 +662,48 @@ mod tests {
                 log_lines: 10,
             },
         }
+    }
+
+    fn loaded_with(head: &str, steps: &str) -> Loaded {
+        let text = format!("name: s\ntags: [t]\n{head}steps:\n{steps}");
+        parse(Path::new("s.yaml"), &text, &References::default()).expect("valid")
+    }
+
+    #[test]
+    fn the_longest_expected_scenarios_start_first_and_ties_keep_the_file_order() {
+        let http = "  - http: { path: /health }\n";
+        let stop = "  - docker: { stop: gometr }\n";
+        let scenarios = vec![
+            loaded(http),                                                       // 0: shared, 1 step
+            loaded(&format!("{stop}{http}")), // 1: own, no timeout
+            loaded_with("timeout: 120s\n", &format!("{stop}{http}")), // 2: own, 120 s
+            loaded(&format!("{http}{http}")), // 3: shared, 2 steps
+            loaded_with("isolated: true\n", &format!("  - sleep: 5s\n{http}")), // 4: own, sleeps 5 s
+            loaded(&format!("{stop}{http}")),                                   // 5: as 1
+        ];
+        assert_eq!(schedule(&scenarios), vec![2, 4, 1, 5, 3, 0]);
+    }
+
+    #[test]
+    fn postgres_keeps_its_data_on_disk_only_when_a_step_stops_it_or_the_stack_may_be_kept() {
+        let paused = loaded("  - docker: { pause: postgres }\n  - docker: { unpause: postgres }\n");
+        let restarted = loaded("  - docker: { restart: postgres }\n");
+        let stopped = loaded("  - docker: { stop: postgres }\n  - docker: { start: postgres }\n");
+        let other = loaded("  - docker: { restart: gometr }\n");
+        let plain = options(false, false, 0);
+        assert_eq!(Needs::of(&paused).data(&plain), DataStore::Tmpfs);
+        assert_eq!(Needs::of(&other).data(&plain), DataStore::Tmpfs);
+        assert_eq!(Needs::default().data(&plain), DataStore::Tmpfs);
+        assert_eq!(Needs::of(&restarted).data(&plain), DataStore::Volume);
+        assert_eq!(Needs::of(&stopped).data(&plain), DataStore::Volume);
+        assert_eq!(
+            Needs::of(&paused).data(&options(true, false, 0)),
+            DataStore::Volume
+        );
+        assert_eq!(
+            Needs::of(&paused).data(&options(false, true, 0)),
+            DataStore::Volume
+        );
     }
 
     #[test]
