@@ -9,6 +9,9 @@ pub struct Context {
     tar: tar::Builder<Vec<u8>>,
     hash: Sha256,
     pub size: u64,
+    /// Host files are hashed by size, modification time and mode, and kept
+    /// out of the tar: a tag that is cheap to recompute ([`Context::fingerprint`]).
+    metadata_only: bool,
 }
 
 impl Default for Context {
@@ -28,6 +31,19 @@ impl Context {
             tar,
             hash: Sha256::new(),
             size: 0,
+            metadata_only: false,
+        }
+    }
+
+    /// A context that only computes a tag: host files count by their size,
+    /// modification time and mode, not their bytes, and nothing is packed.
+    /// For large contexts of files that change only with their metadata (a
+    /// host's installed packages), where reading every byte on every run
+    /// would cost more than the build it may avoid.
+    pub fn fingerprint() -> Self {
+        Context {
+            metadata_only: true,
+            ..Context::new()
         }
     }
 
@@ -51,12 +67,19 @@ impl Context {
         use std::os::unix::fs::PermissionsExt;
         let named =
             |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", source.display()));
+        let meta = std::fs::metadata(source).map_err(named)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if self.metadata_only {
+            use std::os::unix::fs::MetadataExt;
+            self.hash.update(path.as_bytes());
+            self.hash.update(mode.to_le_bytes());
+            self.hash.update(meta.len().to_le_bytes());
+            self.hash.update(meta.mtime().to_le_bytes());
+            self.hash.update(meta.mtime_nsec().to_le_bytes());
+            self.size += meta.len();
+            return Ok(());
+        }
         let data = std::fs::read(source).map_err(named)?;
-        let mode = std::fs::metadata(source)
-            .map_err(named)?
-            .permissions()
-            .mode()
-            & 0o7777;
         self.add_bytes(path, mode, &data)
     }
 
@@ -114,6 +137,47 @@ mod tests {
         };
         assert_eq!(tag(b"x"), tag(b"x"));
         assert_ne!(tag(b"x"), tag(b"y"));
+    }
+
+    #[test]
+    fn a_fingerprint_follows_a_files_metadata_and_packs_nothing() {
+        let dir = std::env::temp_dir().join(format!("metrtest-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lib.so");
+        let set = |data: &[u8], secs: i64| {
+            std::fs::write(&file, data).unwrap();
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        let tag = || {
+            let mut c = Context::fingerprint();
+            c.add_bytes("Dockerfile", 0o644, b"FROM scratch\n").unwrap();
+            c.add_file("lib.so", &file).unwrap();
+            (c.tag(), c.finish().unwrap().len())
+        };
+        set(b"abc", 1_000);
+        let (first, packed) = tag();
+        assert_eq!(tag().0, first, "same metadata, same tag");
+        set(b"xyz", 1_000);
+        assert_eq!(tag().0, first, "same size and time: the bytes are not read");
+        set(b"xyz", 2_000);
+        assert_ne!(tag().0, first, "a new modification time is a new tag");
+        set(b"abcd", 1_000);
+        assert_ne!(tag().0, first, "a new size is a new tag");
+        let mut full = Context::new();
+        full.add_bytes("Dockerfile", 0o644, b"FROM scratch\n")
+            .unwrap();
+        full.add_file("lib.so", &file).unwrap();
+        assert!(
+            packed < full.finish().unwrap().len(),
+            "the host file was not packed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

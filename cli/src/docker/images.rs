@@ -137,6 +137,14 @@ pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
 /// `cargo build --release` of static binaries of the workspace's `packages`;
 /// incremental, so an unchanged workspace costs about a second.
 pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
+    // One build at a time; what this process compiled already is not asked
+    // of cargo again (a shared build compiles every helper at once).
+    let mut done = COMPILED.lock().await;
+    if services.iter().all(|s| done.iter().any(|d| d == s)) {
+        ui.debug(format!("cargo build ({}): done", services.join(", ")));
+        return Ok(());
+    }
+    let packages = packages(root, services);
     let task = ui.task(format!(
         "cargo build (static binaries: {})",
         services.join(", ")
@@ -150,7 +158,7 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for s in packages(root, services) {
+    for s in &packages {
         command.args(["-p", s]);
     }
     let mut child = command.spawn().map_err(EngineError::io("run cargo"))?;
@@ -195,8 +203,12 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     } else {
         "up to date".to_owned()
     });
+    done.extend(packages.iter().map(|p| p.to_string()));
     Ok(())
 }
+
+/// Packages compiled by this process.
+static COMPILED: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
 /// The packages to compile for `wanted`. A metrtest that was itself built in
 /// the services' profile and target (`scripts/metrtest`) compiles the whole

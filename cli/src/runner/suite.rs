@@ -341,12 +341,20 @@ async fn build_images(
     faults: bool,
     ui: &Ui,
 ) -> Result<Built> {
-    let reaper = reaper::image_or_warn(docker, ui).await;
-    let set = images::ensure(docker, &file.images, ui).await?;
-    let faultproxy = match faults {
-        true => Some(faults::image(docker, ui).await?),
-        false => None,
+    // Side by side: the engine's builds and the PostgreSQL image's assembly
+    // overlap; cargo runs once (`images::compile`).
+    let faultproxy = async {
+        match faults {
+            true => faults::image(docker, ui).await.map(Some),
+            false => Ok(None),
+        }
     };
+    let (reaper, set, faultproxy) = tokio::join!(
+        reaper::image_or_warn(docker, ui),
+        images::ensure(docker, &file.images, ui),
+        faultproxy
+    );
+    let (set, faultproxy) = (set?, faultproxy?);
     Ok(Built {
         reaper,
         set,
