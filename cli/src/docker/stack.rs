@@ -187,10 +187,13 @@ pub fn container_body(
                     })
                     .collect()
             }),
-            network_mode: Some(network.to_owned()),
+            network_mode: Some(match &service.joins {
+                Some(other) => format!("container:{}", labels::container_name(run_id, other)),
+                None => network.to_owned(),
+            }),
             ..Default::default()
         }),
-        networking_config: Some(NetworkingConfig {
+        networking_config: service.joins.is_none().then(|| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 network.to_owned(),
                 EndpointSettings {
@@ -581,8 +584,17 @@ mod tests {
         let migrate = service(MIGRATE);
         let body = container_body(&migrate, "abc", "metrtest-abc", 24_001);
         assert_eq!(body.exposed_ports, None);
-        assert_eq!(body.host_config.unwrap().port_bindings, None);
+        assert_eq!(body.host_config.as_ref().unwrap().port_bindings, None);
         assert_eq!(body.cmd, Some(vec!["migrate".to_owned()]));
+        assert_eq!(
+            body.networking_config, None,
+            "no place on the stack's network"
+        );
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("container:metrtest-abc-postgres"),
+            "it shares PostgreSQL's network namespace"
+        );
     }
 
     #[test]
