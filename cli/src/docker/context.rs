@@ -70,17 +70,42 @@ impl Context {
         let meta = std::fs::metadata(source).map_err(named)?;
         let mode = meta.permissions().mode() & 0o7777;
         if self.metadata_only {
-            use std::os::unix::fs::MetadataExt;
-            self.hash.update(path.as_bytes());
-            self.hash.update(mode.to_le_bytes());
-            self.hash.update(meta.len().to_le_bytes());
-            self.hash.update(meta.mtime().to_le_bytes());
-            self.hash.update(meta.mtime_nsec().to_le_bytes());
-            self.size += meta.len();
+            self.hash_metadata(path, &meta);
             return Ok(());
         }
         let data = std::fs::read(source).map_err(named)?;
         self.add_bytes(path, mode, &data)
+    }
+
+    /// Whether this context only computes a tag ([`Context::fingerprint`]).
+    pub fn is_fingerprint(&self) -> bool {
+        self.metadata_only
+    }
+
+    /// Counts a host path's metadata (size, modification time, mode; a
+    /// missing path counts as such) in a fingerprint's tag.
+    pub fn add_metadata(&mut self, source: &Path) -> std::io::Result<()> {
+        let path = source.display().to_string();
+        match std::fs::metadata(source) {
+            Ok(meta) => self.hash_metadata(&path, &meta),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.hash.update(path.as_bytes());
+                self.hash.update(b"missing");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn hash_metadata(&mut self, path: &str, meta: &std::fs::Metadata) {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        self.hash.update(path.as_bytes());
+        self.hash
+            .update((meta.permissions().mode() & 0o7777).to_le_bytes());
+        self.hash.update(meta.len().to_le_bytes());
+        self.hash.update(meta.mtime().to_le_bytes());
+        self.hash.update(meta.mtime_nsec().to_le_bytes());
+        self.size += meta.len();
     }
 
     /// Adds a host directory tree, skipping entries `skip` rejects.
@@ -176,6 +201,26 @@ mod tests {
         assert!(
             packed < full.finish().unwrap().len(),
             "the host file was not packed"
+        );
+        let folder = |dir: &Path| {
+            let mut c = Context::fingerprint();
+            c.add_metadata(dir).unwrap();
+            c.tag()
+        };
+        let before = folder(&dir);
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(5_000))
+            .unwrap();
+        assert_ne!(
+            folder(&dir),
+            before,
+            "a folder counts by its modification time"
+        );
+        assert_ne!(
+            folder(&dir.join("missing")),
+            before,
+            "and a missing one as missing"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -21,7 +21,7 @@ use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 use crate::docker::network;
 use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
-pub use crate::docker::teardown::{Removed, teardown};
+pub use crate::docker::teardown::{Removed, teardown, teardown_settled};
 use crate::ui::Ui;
 
 /// Runs this process started and has not yet removed: torn down on any exit

@@ -44,6 +44,31 @@ pub async fn teardown(
     grace: Duration,
     force: &CancellationToken,
 ) -> Result<Removed> {
+    sweep_until_quiet(docker, run, grace, force, QUIET_SWEEPS, SWEEP_PAUSE).await
+}
+
+/// Removes a run that nothing is being created for any more: its start and
+/// every request of its scenario were answered (the normal end of a
+/// scenario's own stack). No create can land late, so one sweep that finds
+/// nothing is enough and sweeps follow each other without the pause for one
+/// (three pauses of 150 ms fewer on every stack's removal).
+pub async fn teardown_settled(docker: &Docker, run: &str) -> Result<Removed> {
+    let never = CancellationToken::new();
+    sweep_until_quiet(docker, Some(run), Duration::ZERO, &never, 1, SETTLED_PAUSE).await
+}
+
+/// Pause between the sweeps of a settled run: a removal the engine refused as
+/// busy (a network a container is still leaving) is tried again soon.
+const SETTLED_PAUSE: Duration = Duration::from_millis(25);
+
+async fn sweep_until_quiet(
+    docker: &Docker,
+    run: Option<&str>,
+    grace: Duration,
+    force: &CancellationToken,
+    quiet_sweeps: u32,
+    pause: Duration,
+) -> Result<Removed> {
     let mut removed = Removed::default();
     let mut quiet = 0;
     let mut last_error = None;
@@ -57,13 +82,13 @@ pub async fn teardown(
                 last_error = Some(e);
             }
         }
-        if quiet >= QUIET_SWEEPS {
+        if quiet >= quiet_sweeps {
             if let Some(run) = run {
                 release(run);
             }
             return Ok(removed);
         }
-        tokio::time::sleep(SWEEP_PAUSE).await;
+        tokio::time::sleep(pause).await;
     }
     Err(last_error.unwrap_or(EngineError::TeardownUnfinished))
 }

@@ -179,9 +179,9 @@ impl Context {
     }
 
     async fn remove(&self, handle: &StackHandle) {
+        // Its start and its scenario are over: nothing of it is still being created.
         let run_id = &handle.stack.run_id;
-        let force = &self.interrupt.force;
-        if let Err(e) = stack::teardown(&handle.docker, Some(run_id), Duration::ZERO, force).await {
+        if let Err(e) = stack::teardown_settled(&handle.docker, run_id).await {
             self.notice(Level::Error, format!("teardown of {run_id} failed: {e}"));
         }
     }
