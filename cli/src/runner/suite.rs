@@ -132,8 +132,9 @@ impl Context {
     }
 
     /// Starts a stack of its own run, guarded by the run's reaper from the
-    /// start, with the fault proxy on `links` if there are any and a pinned
-    /// subnet if `partitions` (a scenario cuts services off and heals them).
+    /// start, shaped by what its scenario `needs`: the fault proxy on its
+    /// links, a pinned subnet if it cuts services off and heals them, and
+    /// PostgreSQL's data on a volume or in memory.
     async fn new_stack(&self, needs: &Needs) -> Result<StackHandle> {
         let built = self
             .built
@@ -290,8 +291,8 @@ impl Needs {
     /// Where PostgreSQL keeps its data when the environment file does not
     /// say: in memory, unless it must outlive a stop of its container, or
     /// the stack may be kept for someone to work on by hand (`--keep`,
-    /// `--keep-failed`). Files on the engine's disk are most of a stack's
-    /// start-up cost (measured on ext4: 1.0 CPU-s of 4.3 for a stack's run).
+    /// `--keep-failed`). Its files on the engine's disk were a quarter of a
+    /// stack's cost (on ext4: 1.0 of the 4.3 CPU-s of a one-scenario run).
     fn data(&self, options: &SuiteOptions) -> DataStore {
         if self.durable_postgres || options.keep || options.keep_failed {
             DataStore::Volume
