@@ -159,14 +159,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     tar -xf "$template" -C "$staging"
     password=$(double "$POSTGRES_PASSWORD" "'")
     role=$(double "$user" '"')
+    # printf, not echo: dash's echo would read backslashes in a password.
     {
       if [ "$user" = postgres ]; then
-        echo "ALTER ROLE postgres PASSWORD '$password';"
+        printf '%s\n' "ALTER ROLE postgres PASSWORD '$password';"
       else
-        echo "CREATE ROLE \"$role\" SUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS LOGIN PASSWORD '$password';"
+        printf '%s\n' "CREATE ROLE \"$role\" SUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS LOGIN PASSWORD '$password';"
       fi
       if [ "$db" != postgres ]; then
-        echo "CREATE DATABASE \"$(double "$db" '"')\" OWNER \"$role\";"
+        printf '%s\n' "CREATE DATABASE \"$(double "$db" '"')\" OWNER \"$role\";"
       fi
     } | postgres --single -D "$staging" -c fsync=off postgres >/tmp/.init.log 2>&1 || { cat /tmp/.init.log; echo "setting up the database failed" >&2; exit 1; }
     case "$(cat /tmp/.init.log)" in
