@@ -299,6 +299,11 @@ pub fn default_targets(replicas: u32) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The database's connection string at `host:port`.
+fn postgres_url(user: &str, password: &str, host: &str, port: u16, db: &str) -> String {
+    format!("postgres://{user}:{password}@{host}:{port}/{db}")
+}
+
 fn random_password() -> String {
     let alphabet = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     (0..24)
@@ -310,13 +315,8 @@ impl StackSpec {
     /// The database's connection string from where metrtest runs, through
     /// the host port `port` that postgres publishes.
     pub fn host_postgres_url(&self, port: u16) -> String {
-        format!(
-            "postgres://{}:{}@{}:{port}/{}",
-            self.db_user,
-            self.db_password,
-            crate::docker::endpoint::reach_host(),
-            self.db_name
-        )
+        let host = crate::docker::endpoint::reach_host();
+        postgres_url(&self.db_user, &self.db_password, &host, port, &self.db_name)
     }
 
     /// The default stack with the environment file's overrides applied.
@@ -324,7 +324,7 @@ impl StackSpec {
         let db_user = "metr".to_owned();
         let db_name = "metr".to_owned();
         let db_password = random_password();
-        let db_url = format!("postgres://{db_user}:{db_password}@postgres:5432/{db_name}");
+        let db_url = postgres_url(&db_user, &db_password, "postgres", 5432, &db_name);
         let extra = |service: &str| -> Vec<(String, String)> {
             let base = service.strip_prefix("gometr-").map(|_| "gometr");
             let mut env: Vec<(String, String)> = Vec::new();
@@ -418,7 +418,7 @@ impl StackSpec {
         // Migrations run once, as a one-shot container that must exit 0 before
         // the checker and the API start (the Kubernetes deploy's migrate Job),
         // in PostgreSQL's network namespace.
-        let local_db_url = format!("postgres://{db_user}:{db_password}@127.0.0.1:5432/{db_name}");
+        let local_db_url = postgres_url(&db_user, &db_password, "127.0.0.1", 5432, &db_name);
         let mut migrate_env = vec![kv("API_DATABASE_URL", &local_db_url)];
         migrate_env.extend(extra("migrate"));
         services.push(ServiceSpec {

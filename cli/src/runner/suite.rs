@@ -652,8 +652,7 @@ mod tests {
     use crate::scenario::references::Context as References;
 
     fn loaded(steps: &str) -> Loaded {
-        let text = format!("name: s\ntags: [t]\nsteps:\n{steps}");
-        parse(Path::new("s.yaml"), &text, &References::default()).expect("valid")
+        loaded_with("", steps)
     }
 
     fn options(keep: bool, keep_failed: bool, retries: u32) -> SuiteOptions {
