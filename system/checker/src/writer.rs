@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metr_storage::{Batch, StorageError, TargetRef, WriteRepository};
+use metr_storage::{Batch, SERIES_PER_STATEMENT, StorageError, TargetRef, WriteRepository};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -65,8 +65,13 @@ pub struct Writer {
     in_flight_checks: usize,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// New series created per step; halved when a step times out.
+    series_per_piece: usize,
     report: WriterReport,
 }
+
+/// The smallest piece of new series one step creates.
+const MIN_SERIES_PER_PIECE: usize = 100;
 
 /// Attempts before a part the database rejects (rather than cannot take) loses data.
 const MAX_REJECTIONS: u32 = 3;
@@ -90,6 +95,7 @@ impl Writer {
             in_flight_checks: 0,
             backoff,
             retry_at: None,
+            series_per_piece: SERIES_PER_STATEMENT,
             report: WriterReport::default(),
         }
     }
@@ -177,14 +183,9 @@ impl Writer {
         self.in_flight_checks = pending.batch.checks.len();
         let repo = self.repo.clone();
         let timeout = self.settings.write_timeout;
+        let piece = self.series_per_piece;
         Some(tokio::spawn(async move {
-            let result = match tokio::time::timeout(timeout, repo.write(&pending.batch)).await {
-                Ok(result) => result,
-                Err(_) => Err(StorageError::Unavailable(format!(
-                    "write timed out after {}",
-                    humantime::format_duration(timeout)
-                ))),
-            };
+            let result = write_in_pieces(&*repo, &pending.batch, timeout, piece).await;
             (pending, result)
         }))
     }
@@ -201,6 +202,7 @@ impl Writer {
         };
         match result {
             Ok(()) => {
+                self.series_per_piece = (self.series_per_piece * 2).min(SERIES_PER_STATEMENT);
                 let (samples, checks) = counts(&pending.batch);
                 self.buffered -= samples;
                 self.report.samples_written += samples as u64;
@@ -214,6 +216,8 @@ impl Writer {
             }
             Err(e) if e.is_unavailable() => {
                 self.telemetry.write_errors.inc();
+                // A database too slow for a whole piece in time gets smaller ones.
+                self.series_per_piece = (self.series_per_piece / 2).max(MIN_SERIES_PER_PIECE);
                 tracing::warn!(
                     error = %e,
                     buffered_samples = self.buffered,
@@ -341,6 +345,46 @@ impl Writer {
             );
         }
         self.report
+    }
+}
+
+/// Creates the batch's new series a piece at a time, then writes the batch:
+/// no step may take longer than `timeout`, and however many series a batch
+/// brings, each step does a bounded amount of work. Created series are kept,
+/// so a retry resumes where a failed piece stopped instead of starting over.
+async fn write_in_pieces(
+    repo: &dyn WriteRepository,
+    batch: &Batch,
+    timeout: Duration,
+    series_per_piece: usize,
+) -> Result<(), StorageError> {
+    let timed_out = |what: &str| {
+        StorageError::Unavailable(format!(
+            "{what} timed out after {}",
+            humantime::format_duration(timeout)
+        ))
+    };
+    let started = Instant::now();
+    let mut pieces = 0_u32;
+    loop {
+        match tokio::time::timeout(timeout, repo.create_series(batch, series_per_piece)).await {
+            Ok(Ok(true)) => break,
+            Ok(Ok(false)) => pieces += 1,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(timed_out("creating a piece of new series")),
+        }
+    }
+    if pieces > 0 {
+        tracing::info!(
+            pieces = pieces + 1,
+            series_per_piece,
+            elapsed = ?started.elapsed(),
+            "created a batch's new series piece by piece"
+        );
+    }
+    match tokio::time::timeout(timeout, repo.write(batch)).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out("write")),
     }
 }
 

@@ -19,7 +19,7 @@ pub use batch::{Batch, TargetRef};
 pub use cursor::Cursor;
 pub use error::StorageError;
 pub use memory::MemoryRepository;
-pub use postgres::PgRepository;
+pub use postgres::{PgRepository, SERIES_PER_STATEMENT};
 pub use query::{CheckQuery, MetricQuery, Page, SeriesQuery};
 pub use repository::{ReadRepository, WriteRepository};
 pub use secret::DatabaseUrl;

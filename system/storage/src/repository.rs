@@ -14,6 +14,19 @@ pub trait WriteRepository: Send + Sync {
     /// Stores a whole batch atomically. Writing the same batch twice stores it once.
     async fn write(&self, batch: &Batch) -> Result<(), StorageError>;
 
+    /// Creates up to `max_series` of the batch's series that the store does
+    /// not hold yet, and keeps them whatever becomes of the batch; true once
+    /// none is left. Lets a caller split a batch of many new series into
+    /// pieces that each finish within a timeout, and resume after a failure
+    /// where it stopped. Stores with nothing to create in advance return true.
+    async fn create_series(
+        &self,
+        _batch: &Batch,
+        _max_series: usize,
+    ) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
     /// Removes samples older than `cutoff` (at the store's granularity: whole
     /// days for PostgreSQL); returns how many units (partitions, samples) went.
     async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError>;

@@ -5,25 +5,38 @@
 //! a scrape is resolved by looking its raw series text up here: a hit is one hash
 //! of a borrowed `&str`, and only a miss parses labels and allocates. Storage
 //! fills in each entry's database id the first time a batch holding it commits.
+//!
+//! Memory is what bounds how many series a checker can hold, so each series is
+//! kept once, as its canonical text (`name{a="1",b="2"}`, labels sorted, the
+//! target's own labels included): about 100 bytes for a typical series instead
+//! of a name and a label map kept twice (2.5 KiB measured with `BTreeMap`
+//! labels, whose first node alone is over 500 bytes). The lookup table holds
+//! only indexes into the entries. A target that spells a series differently
+//! from its canonical text (labels out of order, or the target's configured
+//! labels added) costs one more copy of that spelling, in `aliases`. Name and
+//! labels are parsed back from the canonical text only when storage creates
+//! the series.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::BuildHasher;
+use std::num::NonZeroI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use metr_domain::Labels;
 
 /// Index of a series in its [`SeriesTable`].
 pub type SeriesIndex = u32;
 
-/// One series: what storage needs to create it, and its id once created.
-#[derive(Debug, Clone)]
+/// One series as storage needs it to create the series: name, labels, and its id once created.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeriesEntry {
     pub name: String,
     pub labels: Labels,
     /// The database id, known after a batch holding the series committed.
     pub id: Option<i64>,
-    /// Scrape number and timestamp of its last sample, to spot duplicates.
-    last_seen: (u64, i64),
 }
 
 /// The interned series of one target, shared by the target's scrapes and storage.
@@ -32,12 +45,28 @@ pub struct SeriesTable {
     inner: Mutex<Inner>,
 }
 
+/// One interned series.
+#[derive(Debug)]
+struct Slot {
+    /// Canonical text: what identifies the series, and what it is rebuilt from.
+    text: Box<str>,
+    id: Option<NonZeroI64>,
+    /// Scrape number and timestamp of its last sample, to spot duplicates.
+    last_scrape: u32,
+    last_ts: i64,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    by_text: HashMap<Box<str>, SeriesIndex, RandomState>,
-    by_key: HashMap<(String, Labels), SeriesIndex, RandomState>,
-    entries: Vec<SeriesEntry>,
-    scrapes: u64,
+    hasher: RandomState,
+    /// Indexes of `slots`, found by their canonical text.
+    by_text: HashTable<SeriesIndex>,
+    /// Other spellings of interned series, as targets wrote them.
+    aliases: HashMap<Box<str>, SeriesIndex, RandomState>,
+    slots: Vec<Slot>,
+    /// Bytes held by the texts of `slots` and `aliases` (heap only).
+    text_bytes: usize,
+    scrapes: u32,
 }
 
 /// One sample of a scrape, pointing at its series by index: 24 bytes.
@@ -63,6 +92,9 @@ pub struct DuplicateSample {
     pub series: String,
 }
 
+/// Heap bytes one allocation costs beyond its contents (glibc's header, rounded).
+const ALLOCATION_OVERHEAD: usize = 16;
+
 impl SeriesTable {
     pub fn new() -> Self {
         Self::default()
@@ -70,17 +102,30 @@ impl SeriesTable {
 
     /// Number of distinct series interned.
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Bytes of memory the table holds, its allocations' capacity included.
+    pub fn memory_bytes(&self) -> usize {
+        let inner = self.lock();
+        let slots = inner.slots.capacity() * std::mem::size_of::<Slot>();
+        // hashbrown keeps one control byte per bucket beside each value.
+        let by_text = inner.by_text.capacity() * (std::mem::size_of::<SeriesIndex>() + 1);
+        let aliases =
+            inner.aliases.capacity() * (std::mem::size_of::<(Box<str>, SeriesIndex)>() + 1);
+        let texts =
+            inner.text_bytes + (inner.slots.len() + inner.aliases.len()) * ALLOCATION_OVERHEAD;
+        slots + by_text + aliases + texts
+    }
+
     /// Starts recording one scrape; the table is locked until the recorder is dropped.
     pub fn record(&self) -> Recorder<'_> {
         let mut inner = self.lock();
-        inner.scrapes += 1;
+        inner.scrapes = inner.scrapes.wrapping_add(1);
         let scrape = inner.scrapes;
         Recorder {
             inner,
@@ -91,7 +136,14 @@ impl SeriesTable {
 
     /// Name, labels and id of the series at `index`.
     pub fn entry(&self, index: SeriesIndex) -> Option<SeriesEntry> {
-        self.lock().entries.get(index as usize).cloned()
+        let inner = self.lock();
+        let slot = inner.slots.get(index as usize)?;
+        let (name, labels) = decode(&slot.text)?;
+        Some(SeriesEntry {
+            name,
+            labels,
+            id: slot.id.map(NonZeroI64::get),
+        })
     }
 
     /// Database ids of `indexes`, `None` for series not stored yet.
@@ -99,7 +151,13 @@ impl SeriesTable {
         let inner = self.lock();
         indexes
             .into_iter()
-            .map(|i| inner.entries.get(i as usize).and_then(|e| e.id))
+            .map(|i| {
+                inner
+                    .slots
+                    .get(i as usize)
+                    .and_then(|s| s.id)
+                    .map(NonZeroI64::get)
+            })
             .collect()
     }
 
@@ -107,8 +165,8 @@ impl SeriesTable {
     pub fn set_ids(&self, ids: impl IntoIterator<Item = (SeriesIndex, i64)>) {
         let mut inner = self.lock();
         for (index, id) in ids {
-            if let Some(entry) = inner.entries.get_mut(index as usize) {
-                entry.id = Some(id);
+            if let Some(slot) = inner.slots.get_mut(index as usize) {
+                slot.id = NonZeroI64::new(id);
             }
         }
     }
@@ -120,10 +178,56 @@ impl SeriesTable {
     }
 }
 
+impl Inner {
+    fn find(&self, text: &str) -> Option<SeriesIndex> {
+        let hash = self.hasher.hash_one(text);
+        let slots = &self.slots;
+        self.by_text
+            .find(hash, |&i| &*slots[i as usize].text == text)
+            .copied()
+            .or_else(|| {
+                if self.aliases.is_empty() {
+                    None
+                } else {
+                    self.aliases.get(text).copied()
+                }
+            })
+    }
+
+    /// The index of the series with this canonical text, interning it if new.
+    fn intern(&mut self, canonical: String) -> SeriesIndex {
+        let hash = self.hasher.hash_one(canonical.as_str());
+        let slots = &self.slots;
+        if let Some(&index) = self
+            .by_text
+            .find(hash, |&i| *slots[i as usize].text == *canonical)
+        {
+            return index;
+        }
+        let index = SeriesIndex::try_from(self.slots.len()).unwrap_or(SeriesIndex::MAX);
+        self.text_bytes += canonical.len();
+        self.slots.push(Slot {
+            text: canonical.into_boxed_str(),
+            id: None,
+            last_scrape: 0,
+            last_ts: 0,
+        });
+        let (hasher, slots) = (&self.hasher, &self.slots);
+        self.by_text
+            .insert_unique(hash, index, |&i| hasher.hash_one(&*slots[i as usize].text));
+        index
+    }
+
+    fn alias(&mut self, raw: &str, index: SeriesIndex) {
+        self.text_bytes += raw.len();
+        self.aliases.insert(raw.into(), index);
+    }
+}
+
 /// Records the samples of one scrape against a locked [`SeriesTable`].
 pub struct Recorder<'a> {
     inner: MutexGuard<'a, Inner>,
-    scrape: u64,
+    scrape: u32,
     samples: Vec<ScrapedSample>,
 }
 
@@ -141,12 +245,16 @@ impl Recorder<'_> {
     where
         E: From<DuplicateSample>,
     {
-        let index = match self.inner.by_text.get(raw) {
-            Some(&index) => index,
+        let index = match self.inner.find(raw) {
+            Some(index) => index,
             None => {
                 let (name, labels) = parse()?;
-                let index = self.intern(name, labels);
-                self.inner.by_text.insert(raw.into(), index);
+                let canonical = canonical(&name, &labels);
+                let is_canonical = canonical == raw;
+                let index = self.inner.intern(canonical);
+                if !is_canonical {
+                    self.inner.alias(raw, index);
+                }
                 index
             }
         };
@@ -162,11 +270,7 @@ impl Recorder<'_> {
         value: f64,
         ts_micros: i64,
     ) -> Result<(), DuplicateSample> {
-        let key = (name.to_owned(), labels);
-        let index = match self.inner.by_key.get(&key) {
-            Some(&index) => index,
-            None => self.intern(key.0, key.1),
-        };
+        let index = self.inner.intern(canonical(name, &labels));
         self.push_index(index, value, ts_micros)
     }
 
@@ -179,24 +283,13 @@ impl Recorder<'_> {
         self.samples.is_empty()
     }
 
-    pub fn finish(self) -> Vec<ScrapedSample> {
-        self.samples
+    /// Series of the table, this scrape's new ones included.
+    pub fn series(&self) -> usize {
+        self.inner.slots.len()
     }
 
-    fn intern(&mut self, name: String, labels: Labels) -> SeriesIndex {
-        let key = (name, labels);
-        if let Some(&index) = self.inner.by_key.get(&key) {
-            return index;
-        }
-        let index = SeriesIndex::try_from(self.inner.entries.len()).unwrap_or(SeriesIndex::MAX);
-        self.inner.entries.push(SeriesEntry {
-            name: key.0.clone(),
-            labels: key.1.clone(),
-            id: None,
-            last_seen: (0, 0),
-        });
-        self.inner.by_key.insert(key, index);
-        index
+    pub fn finish(self) -> Vec<ScrapedSample> {
+        self.samples
     }
 
     fn push_index(
@@ -206,13 +299,13 @@ impl Recorder<'_> {
         ts_micros: i64,
     ) -> Result<(), DuplicateSample> {
         let scrape = self.scrape;
-        let entry = &mut self.inner.entries[index as usize];
-        if entry.last_seen == (scrape, ts_micros) {
+        let slot = &mut self.inner.slots[index as usize];
+        if (slot.last_scrape, slot.last_ts) == (scrape, ts_micros) {
             return Err(DuplicateSample {
-                series: describe(&entry.name, &entry.labels),
+                series: slot.text.to_string(),
             });
         }
-        entry.last_seen = (scrape, ts_micros);
+        (slot.last_scrape, slot.last_ts) = (scrape, ts_micros);
         self.samples.push(ScrapedSample {
             series: index,
             ts_micros,
@@ -222,12 +315,68 @@ impl Recorder<'_> {
     }
 }
 
-fn describe(name: &str, labels: &Labels) -> String {
+/// `name{a="1",b="2"}`: labels in key order, values escaped as in the text
+/// exposition format; the name alone when there are no labels.
+fn canonical(name: &str, labels: &Labels) -> String {
+    let len = name.len()
+        + labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+        + 2;
+    let mut text = String::with_capacity(len);
+    text.push_str(name);
     if labels.is_empty() {
-        return name.to_owned();
+        return text;
     }
-    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{name}{{{}}}", pairs.join(","))
+    text.push('{');
+    for (i, (key, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        let _ = write!(text, "{key}=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '"' => text.push_str("\\\""),
+                '\n' => text.push_str("\\n"),
+                c => text.push(c),
+            }
+        }
+        text.push('"');
+    }
+    text.push('}');
+    text
+}
+
+/// Name and labels back from [`canonical`]'s text; `None` for any other text.
+fn decode(text: &str) -> Option<(String, Labels)> {
+    let Some((name, mut rest)) = text.split_once('{') else {
+        return Some((text.to_owned(), Labels::new()));
+    };
+    let mut labels = Labels::new();
+    loop {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.to_owned(), value);
+        rest = &after[end + 1..];
+        match rest.as_bytes().first()? {
+            b',' => rest = &rest[1..],
+            b'}' if rest.len() == 1 => return Some((name.to_owned(), labels)),
+            _ => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -291,7 +440,7 @@ mod tests {
     }
 
     fn table_len_while_locked(rec: &Recorder<'_>) -> usize {
-        rec.inner.entries.len()
+        rec.series()
     }
 
     #[test]
@@ -319,5 +468,83 @@ mod tests {
         table.set_ids([(1, 42)]);
         assert_eq!(table.ids([0, 1, 7]), vec![None, Some(42), None]);
         assert_eq!(table.entry(1).unwrap().name, "b");
+    }
+
+    #[test]
+    fn a_canonical_text_decodes_to_its_name_and_labels_whatever_they_hold() {
+        for pairs in [
+            &[][..],
+            &[("a", "1")][..],
+            &[("b", "x\\y"), ("a", "say \"hi\"\n"), ("c", "")][..],
+            &[("le", "+Inf"), ("path", "/a{b}=c,d")][..],
+        ] {
+            let labels = labels(pairs);
+            let text = canonical("m:x_total", &labels);
+            assert_eq!(
+                decode(&text),
+                Some(("m:x_total".to_owned(), labels.clone())),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            canonical("m", &labels(&[("b", "2"), ("a", "1")])),
+            "m{a=\"1\",b=\"2\"}"
+        );
+    }
+
+    #[test]
+    fn a_series_spelt_canonically_is_kept_once() {
+        let table = SeriesTable::new();
+        let mut rec = table.record();
+        for i in 0..1000 {
+            let raw = format!("m{{i=\"{i}\"}}");
+            let value = i.to_string();
+            rec.push_raw(&raw, 1.0, 1, || {
+                Ok::<_, DuplicateSample>(("m".into(), labels(&[("i", &value)])))
+            })
+            .unwrap();
+        }
+        drop(rec);
+        let inner = table.lock();
+        assert_eq!(inner.slots.len(), 1000);
+        assert!(
+            inner.aliases.is_empty(),
+            "canonical spellings need no alias"
+        );
+        drop(inner);
+        let per_series = table.memory_bytes() / 1000;
+        assert!(per_series < 150, "{per_series} bytes per series");
+    }
+
+    #[test]
+    fn another_spelling_finds_the_series_without_parsing_again() {
+        let table = SeriesTable::new();
+        let mut rec = table.record();
+        rec.push_raw(
+            "m{b=\"2\",a=\"1\"}",
+            1.0,
+            1,
+            parsed("m", &[("a", "1"), ("b", "2")]),
+        )
+        .unwrap();
+        drop(rec);
+        let mut rec = table.record();
+        rec.push_raw(
+            "m{b=\"2\",a=\"1\"}",
+            1.0,
+            2,
+            || -> Result<_, DuplicateSample> { panic!("parsed twice") },
+        )
+        .unwrap();
+        rec.push_raw(
+            "m{a=\"1\",b=\"2\"}",
+            1.0,
+            3,
+            || -> Result<_, DuplicateSample> {
+                panic!("the canonical spelling is known without parsing")
+            },
+        )
+        .unwrap();
+        assert_eq!(rec.series(), 1);
     }
 }

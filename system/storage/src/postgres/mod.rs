@@ -7,3 +7,4 @@ mod repo;
 mod write;
 
 pub use repo::{PgRepository, PoolOptions};
+pub use write::SERIES_PER_STATEMENT;

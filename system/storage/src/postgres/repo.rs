@@ -92,6 +92,10 @@ impl WriteRepository for PgRepository {
         self.write_batch(batch).await
     }
 
+    async fn create_series(&self, batch: &Batch, max_series: usize) -> Result<bool, StorageError> {
+        self.create_batch_series(batch, max_series).await
+    }
+
     async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
         self.drop_partitions_before(cutoff).await
     }
