@@ -16,6 +16,7 @@ pub mod reaper;
 pub mod spec;
 pub mod ssh;
 pub mod stack;
+pub mod state;
 pub mod teardown;
 
 pub use error::{EngineError, Result};

@@ -90,7 +90,14 @@ pub fn render(reports: &[ScenarioReport]) -> Vec<String> {
                     .render(),
                 );
             }
-            if failed.is_empty() {
+            // A failure outside the steps (a service that died unasked)
+            // is told even when a step failed too.
+            let outside = match (&r.error, failed.is_empty()) {
+                (_, true) => Some(r.failure_text()),
+                (Some(error), false) => Some(error.clone()),
+                (None, false) => None,
+            };
+            if let Some(message) = outside {
                 out.push(
                     Command {
                         level: "error",
@@ -98,7 +105,7 @@ pub fn render(reports: &[ScenarioReport]) -> Vec<String> {
                         line: r.line,
                         column: None,
                         title: format!("{} failed", r.name),
-                        message: r.failure_text(),
+                        message,
                     }
                     .render(),
                 );
@@ -208,6 +215,20 @@ mod tests {
             [
                 "::error file=scenarios/a%2Cb%3Ac.yaml,line=1,title=up%2C then down failed::its stack did not start"
             ]
+        );
+    }
+
+    #[test]
+    fn a_service_that_died_is_told_beside_the_step_that_failed() {
+        let mut r = scenario(Outcome::Failed, vec![step(Outcome::Failed, Some(9))]);
+        r.error = Some("service checker died without a step asking for it".into());
+        let lines = render(&[r]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("line=9"), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with("failed::service checker died without a step asking for it"),
+            "{}",
+            lines[1]
         );
     }
 

@@ -114,6 +114,7 @@ mod tests {
             }],
             stack: Some("abc".into()),
             error: None,
+            service_deaths: vec![],
             logs: [(
                 "api".to_owned(),
                 "a log line <with> markup & more".to_owned(),

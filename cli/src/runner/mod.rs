@@ -11,3 +11,4 @@ pub mod select;
 pub mod step;
 pub mod suite;
 pub mod target;
+pub mod watch;

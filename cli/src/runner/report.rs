@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::runner::watch::Death;
 use crate::scenario::diagnostic::Diagnostic;
 
 /// Result of a step or a scenario.
@@ -128,9 +129,13 @@ pub struct ScenarioReport {
     /// Run id of the stack it ran on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
-    /// Why the scenario failed outside any step (timeout, stack start).
+    /// Why the scenario failed outside any step (stack start, a service
+    /// that died or restarted unasked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The services that died or restarted without a step asking for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_deaths: Vec<Death>,
     /// Last log lines of every service, kept when the scenario failed.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub logs: BTreeMap<String, String>,
@@ -274,6 +279,7 @@ pub(crate) mod tests {
             }],
             stack: None,
             error: None,
+            service_deaths: vec![],
             logs: Default::default(),
             attempts: 1,
             earlier_attempts: vec![],

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::runner::report::{FailureDetail, Outcome, ScenarioReport, StepReport};
 use crate::runner::step::{self, StepContext};
 use crate::runner::target::StackHandle;
+use crate::runner::watch::Death;
 use crate::scenario::load::Loaded;
 use crate::scenario::template::Vars;
 
@@ -21,6 +22,10 @@ pub struct ScenarioSettings {
     /// Log lines per service kept in a failure report.
     pub log_lines: usize,
 }
+
+/// Log lines of a service that died unasked, quoted in the failure itself
+/// (the report's logs keep [`ScenarioSettings::log_lines`] of every service).
+const DEATH_LOG_LINES: usize = 10;
 
 fn skipped(step: &crate::scenario::model::Step) -> StepReport {
     step::report(step, Outcome::Skipped, Instant::now(), None)
@@ -53,7 +58,8 @@ pub async fn run(
         .expect("an HTTP client without TLS roots");
     let mut steps = Vec::new();
     let mut failed = false;
-    for step in &scenario.steps {
+    let mut deaths = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
         if failed || stop.is_cancelled() {
             steps.push(skipped(step));
             continue;
@@ -83,6 +89,10 @@ pub async fn run(
         failed = report.outcome == Outcome::Failed;
         on_step(&report);
         steps.push(report);
+        // After every step, the last included: a service that died or
+        // restarted unasked fails the scenario, even if the step passed.
+        deaths = handle.deaths(index + 1, &step.name, DEATH_LOG_LINES).await;
+        failed |= !deaths.is_empty();
     }
     let outcome = if failed {
         Outcome::Failed
@@ -105,7 +115,14 @@ pub async fn run(
         duration: started.elapsed(),
         steps,
         stack: Some(handle.stack.run_id.clone()),
-        error: None,
+        error: (!deaths.is_empty()).then(|| {
+            deaths
+                .iter()
+                .map(Death::render)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+        service_deaths: deaths,
         logs,
         attempts: 1,
         earlier_attempts: vec![],

@@ -86,6 +86,7 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         steps: vec![],
         stack: None,
         error,
+        service_deaths: vec![],
         logs: Default::default(),
         attempts: 0,
         earlier_attempts: vec![],
@@ -164,12 +165,7 @@ impl Context {
                     run_id: &run_id,
                     ready_in: s.ready_in,
                 });
-                Ok(StackHandle {
-                    docker: self.docker.clone(),
-                    stack: s,
-                    spec,
-                    partitioned: Default::default(),
-                })
+                Ok(StackHandle::new(self.docker.clone(), s, spec).await)
             }
             Err(e) => {
                 let force = &self.interrupt.force;
@@ -502,12 +498,7 @@ pub async fn run(
                     ),
                 });
             }
-            Some(StackHandle {
-                docker: docker.clone(),
-                stack,
-                spec,
-                partitioned: Default::default(),
-            })
+            Some(StackHandle::new(docker.clone(), stack, spec).await)
         }
         None => None,
     };

@@ -7,7 +7,8 @@ use bollard::Docker;
 use crate::docker::partition::{self, Endpoint};
 use crate::docker::spec::{Readiness, StackSpec};
 use crate::docker::stack::{self, Stack};
-use crate::docker::{control, endpoint};
+use crate::docker::{control, endpoint, state};
+use crate::runner::watch::{Death, Watch};
 use crate::scenario::model::{DockerAction, DockerVerb};
 use crate::scenario::template::Vars;
 
@@ -19,9 +20,58 @@ pub struct StackHandle {
     pub spec: StackSpec,
     /// Services cut off the network by a partition step, with how to reconnect them.
     pub partitioned: BTreeMap<String, Endpoint>,
+    /// What each service's container was when the stack was ready for this
+    /// run, to notice one that dies or restarts without a step asking.
+    pub watch: Watch,
 }
 
 impl StackHandle {
+    /// A handle on a ready stack, its services' containers inspected now as
+    /// the baseline of [`StackHandle::deaths`].
+    pub async fn new(docker: Docker, stack: Stack, spec: StackSpec) -> StackHandle {
+        let mut handle = StackHandle {
+            docker,
+            stack,
+            spec,
+            partitioned: BTreeMap::new(),
+            watch: Watch::default(),
+        };
+        let found = state::inspect_all(&handle.docker, &handle.containers()).await;
+        handle.watch = Watch::new(found);
+        handle
+    }
+
+    /// Each service with its container.
+    fn containers(&self) -> Vec<(String, String)> {
+        self.stack
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.container.clone()))
+            .collect()
+    }
+
+    /// The services that died or restarted without a step asking for it,
+    /// noticed after step `after_step` (from 1) named `step_name`, each with
+    /// its last `lines` log lines. One inspect per container, side by side.
+    pub async fn deaths(&self, after_step: usize, step_name: &str, lines: usize) -> Vec<Death> {
+        let found = state::inspect_all(&self.docker, &self.containers()).await;
+        let mut deaths = Vec::new();
+        for (service, change, state) in self.watch.compare(&found) {
+            let logs = match self.container_of(&service) {
+                Ok(container) => stack::tail_logs(&self.docker, &container, lines).await,
+                Err(_) => String::new(),
+            };
+            deaths.push(Death {
+                service,
+                change,
+                state,
+                after_step,
+                step_name: step_name.to_owned(),
+                logs,
+            });
+        }
+        deaths
+    }
     fn service(&self, name: &str) -> Result<&stack::RunningService, String> {
         self.stack.service(name).ok_or_else(|| {
             let known: Vec<&str> = self
@@ -64,6 +114,10 @@ impl StackHandle {
     /// on a fixed host port and normally stays the same.
     pub async fn apply(&mut self, action: &DockerAction) -> Result<(), String> {
         let container = self.container_of(&action.service)?;
+        // Whatever a docker step does to its service was asked for: it is let
+        // go first, and watched again once a start, restart or unpause made
+        // it ready (if that fails, the step fails and says why).
+        self.watch.let_go(&action.service);
         control::apply(&self.docker, action.verb, &action.service, &container)
             .await
             .map_err(|e| e.to_string())?;
@@ -72,6 +126,8 @@ impl StackHandle {
             DockerVerb::Start | DockerVerb::Restart | DockerVerb::Unpause
         ) {
             self.await_ready(&action.service, &container).await?;
+            let found = state::inspect(&self.docker, &container).await;
+            self.watch.resume(&action.service, found);
         }
         Ok(())
     }
