@@ -76,3 +76,45 @@ fn a_checker_killed_from_outside_fails_the_scenarios_on_its_stack_naming_it() {
     );
     assert_eq!(leftovers(&run), (0, 0, 0));
 }
+
+#[test]
+fn an_up_stack_restarts_a_crashed_checker_and_ps_counts_the_restart() {
+    // The kernel's kill of the process, as the OOM killer does: the engine
+    // restarts a container whose process died, not one it was told to kill.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: killing a container's process from the host needs root");
+        return;
+    }
+    let (run, _) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
+    let container = format!("metrtest-{run}-checker");
+    let pid = inspect(&container)
+        .state
+        .and_then(|s| s.pid)
+        .expect("a pid");
+    // SAFETY: kill(2) of the checker's process, which this test's stack started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let restarted = loop {
+        let info = inspect(&container);
+        let running = info.state.and_then(|s| s.running) == Some(true);
+        if running && info.restart_count == Some(1) || std::time::Instant::now() > deadline {
+            break running && info.restart_count == Some(1);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ps = metrtest().arg("ps").output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    assert_eq!(down.status.code(), Some(0));
+    assert_eq!(leftovers(&run), (0, 0, 0));
+    assert!(restarted, "the checker was not restarted once within 30 s");
+    let row = ps
+        .lines()
+        .find(|l| l.contains(&run) && l.contains(" checker "))
+        .unwrap_or_else(|| panic!("no checker of {run} in\n{ps}"));
+    let cells: Vec<&str> = row.split('┆').map(str::trim).collect();
+    assert_eq!(cells[2], "running", "{row}");
+    assert_eq!(cells[3], "1", "the restarts column: {row}");
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use comfy_table::Table;
 
 use crate::docker::reaper::{self, Expiry};
+use crate::docker::state::{self, ContainerState, Inspected};
 use crate::docker::{engine, labels, stack};
 use crate::exit::Result;
 use crate::ui;
@@ -41,7 +42,7 @@ pub async fn run() -> Result<()> {
     let containers = stack::list_containers(&docker, None).await?;
     let now = chrono::Utc::now().timestamp();
     let mut runs: BTreeMap<String, RunRow> = BTreeMap::new();
-    let mut services: BTreeMap<(String, String), [String; 3]> = BTreeMap::new();
+    let mut services: BTreeMap<(String, String), [String; 4]> = BTreeMap::new();
     for c in containers {
         let labels = c.labels.unwrap_or_default();
         let run = labels.get(labels::RUN).cloned().unwrap_or_default();
@@ -63,6 +64,7 @@ pub async fn run() -> Result<()> {
         }
         row.services.push(service.clone());
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        let container = labels::container_name(&run, &service);
         let ports: Vec<String> = c
             .ports
             .unwrap_or_default()
@@ -72,9 +74,15 @@ pub async fn run() -> Result<()> {
         let created = c.created.unwrap_or(now);
         services.insert(
             (run, service),
-            [state, ports.join(", "), age(now - created)],
+            [state, container, ports.join(", "), age(now - created)],
         );
     }
+    // `up` stacks restart a crashed service: one inspect per container tells how often.
+    let containers: Vec<(String, String)> = services
+        .values()
+        .map(|[_, container, ..]| (container.clone(), container.clone()))
+        .collect();
+    let found = state::inspect_all(&docker, &containers).await;
     if runs.is_empty() {
         ui::print("no metrtest runs");
         return Ok(());
@@ -101,19 +109,52 @@ pub async fn run() -> Result<()> {
     if !services.is_empty() {
         let mut table = Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(["run", "service", "state", "ports", "age"]);
-        for ((run, service), [state, ports, age]) in services {
-            table.add_row([run, service, state, ports, age]);
+        table.set_header(["run", "service", "state", "restarts", "ports", "age"]);
+        for ((run, service), [state, container, ports, age]) in services {
+            let (state, restarts) = match found.get(&container) {
+                Some(Inspected::State(s)) => (state_text(s), s.restart_count.to_string()),
+                _ => (state, String::new()),
+            };
+            table.add_row([run, service, state, restarts, ports, age]);
         }
         ui::print(table.to_string());
     }
     Ok(())
 }
 
+/// The state column: the engine's word, with the exit code of a container
+/// that exited (`exited (137, OOM-killed)`).
+fn state_text(s: &ContainerState) -> String {
+    if s.running {
+        return s.status.clone();
+    }
+    let oom = if s.oom_killed { ", OOM-killed" } else { "" };
+    format!("{} ({}{oom})", s.status, s.exit_code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::docker::reaper::Status;
+
+    #[test]
+    fn an_exited_service_shows_its_exit_code_and_an_oom_kill() {
+        let mut s = ContainerState {
+            running: true,
+            status: "running".into(),
+            exit_code: 0,
+            oom_killed: false,
+            restart_count: 2,
+            started_at: String::new(),
+        };
+        assert_eq!(state_text(&s), "running");
+        s.running = false;
+        s.status = "exited".into();
+        s.exit_code = 137;
+        assert_eq!(state_text(&s), "exited (137)");
+        s.oom_killed = true;
+        assert_eq!(state_text(&s), "exited (137, OOM-killed)");
+    }
 
     #[test]
     fn the_ttl_column_says_how_a_run_ends() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::docker::reaper::{self, Owner};
-use crate::docker::spec::{EnvFile, StackSpec};
+use crate::docker::spec::{EnvFile, Restart, StackSpec, UP_RESTARTS};
 use crate::docker::stack::{self, Stack};
 use crate::docker::{EngineError, engine, faults, images, labels};
 use crate::exit::{Failure, Result};
@@ -73,6 +73,9 @@ pub async fn start_stack(
             _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
         };
         let mut spec = StackSpec::build(&set, file);
+        // A person works on this stack: a crashed service comes back, a few
+        // times (`run` stacks never restart one: the scenario must fail).
+        spec.restart = Restart::OnFailure { max: UP_RESTARTS };
         if !links.is_empty() {
             let proxy = tokio::select! {
                 image = faults::image(&docker, ui) => image?,

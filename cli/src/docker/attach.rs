@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 
 use crate::docker::error::{EngineError, Result};
-use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
+use crate::docker::spec::{Limits, Readiness, Restart, ServiceSpec, StackSpec};
 use crate::docker::stack::{self, RunningService, Stack};
 use crate::docker::{endpoint, labels};
 
@@ -83,6 +83,8 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         db_password: String::new(),
         readiness_timeout: Duration::from_secs(2),
         pinned_subnet: false,
+        // Not used: an attached stack's containers exist already.
+        restart: Restart::Never,
     };
     let mut services = Vec::new();
     for c in &containers {

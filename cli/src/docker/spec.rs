@@ -269,7 +269,26 @@ pub struct StackSpec {
     /// `partition` step cuts off is healed with its former address
     /// ([`crate::docker::network`]); it costs the start three engine calls.
     pub pinned_subnet: bool,
+    /// What the engine does when a long-running service exits.
+    pub restart: Restart,
 }
+
+/// The restart policy of a stack's long-running services (one-shot steps
+/// such as `migrate` are never restarted: they must exit 0 once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Restart {
+    /// Never: in `run`, a service that dies must fail the scenario, not be
+    /// hidden by a restart.
+    #[default]
+    Never,
+    /// After a non-zero exit, at most `max` times: `up` stacks, where a
+    /// person works and a crashed service should come back (a crash loop
+    /// stops after `max`, and `ps` shows the restarts).
+    OnFailure { max: u32 },
+}
+
+/// How often an `up` stack's service is restarted after crashing.
+pub const UP_RESTARTS: u32 = 5;
 
 /// The one-shot container that applies the database migrations.
 pub const MIGRATE: &str = "migrate";
@@ -508,6 +527,7 @@ impl StackSpec {
             db_password,
             readiness_timeout: file.readiness_timeout.unwrap_or(Duration::from_secs(60)),
             pinned_subnet: false,
+            restart: Restart::Never,
         }
     }
 

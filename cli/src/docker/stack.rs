@@ -20,7 +20,7 @@ use crate::docker::endpoint;
 use crate::docker::error::{EngineError, Result};
 use crate::docker::labels;
 use crate::docker::network;
-use crate::docker::spec::{Readiness, ServiceSpec, StackSpec};
+use crate::docker::spec::{Readiness, Restart, ServiceSpec, StackSpec};
 pub use crate::docker::teardown::{Removed, teardown, teardown_settled};
 use crate::ui::Ui;
 
@@ -132,11 +132,13 @@ pub fn volume_name(run_id: &str, service: &str, suffix: &str) -> String {
 /// `host_port` of the engine's loopback (every address of a remote engine's
 /// host, see [`endpoint::bind_ip`]): an explicit port, so that the container keeps it
 /// across a stop and start (an engine-chosen port changes on every start).
+/// `restart` applies to long-running services; a one-shot step never restarts.
 pub fn container_body(
     service: &ServiceSpec,
     run_id: &str,
     network: &str,
     host_port: u16,
+    restart: Restart,
 ) -> ContainerCreateBody {
     let port = format!("{}/tcp", service.port);
     let mut labels = labels::run_labels(run_id, Some(&service.name));
@@ -168,11 +170,7 @@ pub fn container_body(
             memory: Some(service.limits.memory),
             memory_swap: Some(service.limits.memory),
             pids_limit: Some(service.limits.pids),
-            // A crash must show in the scenario, not be hidden by a restart.
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::NO),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(restart_policy(restart, publishes)),
             port_bindings: publishes.then(|| HashMap::from([(port, Some(vec![binding]))])),
             readonly_rootfs: Some(service.read_only),
             security_opt: Some(vec!["no-new-privileges".into()]),
@@ -206,6 +204,20 @@ pub fn container_body(
     }
 }
 
+/// The engine's restart policy for `restart`; never for a one-shot step.
+fn restart_policy(restart: Restart, long_running: bool) -> RestartPolicy {
+    match restart {
+        Restart::OnFailure { max } if long_running => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: Some(i64::from(max)),
+        },
+        _ => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        },
+    }
+}
+
 async fn start_service(
     docker: &Docker,
     spec: &StackSpec,
@@ -234,7 +246,7 @@ async fn start_service(
                 source,
             })?;
     }
-    create_and_start(docker, service, run_id, network, &name).await?;
+    create_and_start(docker, service, spec.restart, run_id, network, &name).await?;
     if service.readiness == Readiness::Exit {
         let started = Instant::now();
         task.update("running to completion");
@@ -329,6 +341,7 @@ const PORT_ATTEMPTS: usize = 8;
 async fn create_and_start(
     docker: &Docker,
     service: &ServiceSpec,
+    restart: Restart,
     run_id: &str,
     network: &str,
     name: &str,
@@ -341,7 +354,7 @@ async fn create_and_start(
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        let body = container_body(service, run_id, network, host_port);
+        let body = container_body(service, run_id, network, host_port, restart);
         docker
             .create_container(Some(options), body)
             .await
@@ -551,7 +564,7 @@ mod tests {
     #[test]
     fn a_service_is_published_on_its_host_port_under_its_own_name_and_hardened() {
         let api = service("api");
-        let body = container_body(&api, "abc", "metrtest-abc", 24_000);
+        let body = container_body(&api, "abc", "metrtest-abc", 24_000, Restart::Never);
         let host = body.host_config.expect("host config");
         let port = format!("{}/tcp", api.port);
         let bindings = host.port_bindings.expect("published")[&port].clone();
@@ -582,7 +595,7 @@ mod tests {
     #[test]
     fn a_one_shot_step_publishes_nothing() {
         let migrate = service(MIGRATE);
-        let body = container_body(&migrate, "abc", "metrtest-abc", 24_001);
+        let body = container_body(&migrate, "abc", "metrtest-abc", 24_001, Restart::Never);
         assert_eq!(body.exposed_ports, None);
         assert_eq!(body.host_config.as_ref().unwrap().port_bindings, None);
         assert_eq!(body.cmd, Some(vec!["migrate".to_owned()]));
@@ -598,9 +611,29 @@ mod tests {
     }
 
     #[test]
+    fn an_up_stack_restarts_a_crashed_service_a_few_times_but_never_a_one_shot_step() {
+        let up = Restart::OnFailure { max: 5 };
+        let policy = |service: &ServiceSpec| {
+            container_body(service, "abc", "metrtest-abc", 24_003, up)
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .expect("a restart policy")
+        };
+        for name in ["postgres", "gometr", "checker", "api"] {
+            let p = policy(&service(name));
+            assert_eq!(p.name, Some(RestartPolicyNameEnum::ON_FAILURE), "{name}");
+            assert_eq!(p.maximum_retry_count, Some(5), "{name}");
+        }
+        assert_eq!(
+            policy(&service(MIGRATE)).name,
+            Some(RestartPolicyNameEnum::NO)
+        );
+    }
+
+    #[test]
     fn the_database_volume_is_named_after_the_run() {
         let postgres = service("postgres");
-        let body = container_body(&postgres, "abc", "metrtest-abc", 24_002);
+        let body = container_body(&postgres, "abc", "metrtest-abc", 24_002, Restart::Never);
         let binds = body.host_config.unwrap().binds.expect("a volume");
         assert_eq!(binds.len(), 1);
         assert!(
