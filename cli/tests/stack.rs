@@ -42,8 +42,14 @@ fn containers_have_limits_and_keep_their_port_across_stop_and_start() {
             host.pids_limit.unwrap_or(0) > 0,
             "{service} has a pids limit"
         );
-        let restart = host.restart_policy.unwrap().name.unwrap();
-        assert_eq!(restart.to_string(), "no", "{service} is never restarted");
+        // An `up` stack brings a crashed service back, a few times.
+        let restart = host.restart_policy.unwrap();
+        assert_eq!(
+            restart.name.unwrap().to_string(),
+            "on-failure",
+            "{service} is restarted after a crash"
+        );
+        assert_eq!(restart.maximum_retry_count, Some(5), "{service}");
         let grace = info.config.unwrap().stop_timeout;
         let expected = if service == "checker" { 30 } else { 10 };
         assert_eq!(grace, Some(expected), "{service}'s stop grace");
