@@ -105,32 +105,44 @@ pub enum Command {
 }
 
 impl EnvArgs {
-    /// Loads the environment file: `--env`, else `metrtest.yaml` beside the scenarios.
-    pub fn load(&self, scenario_dirs: &[PathBuf]) -> Result<EnvFile> {
+    /// The run's own environment file: `--env`, else the `metrtest.yaml` of
+    /// the first folder among `scenario_dirs` that has one.
+    pub fn path(&self, scenario_dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
         let path = self.env_file.clone().or_else(|| {
             scenario_dirs
                 .iter()
-                .map(|d| d.join("metrtest.yaml"))
+                .map(|d| d.join(ENV_FILE))
                 .find(|p| p.is_file())
         });
-        let mut file = match path {
-            Some(path) => {
-                if !path.is_file() {
-                    return Err(Failure::invalid(format!(
-                        "{}: no such environment file",
-                        path.display()
-                    )));
-                }
-                EnvFile::load(&path).map_err(|e| Failure::invalid(e.to_string()))?
-            }
+        match path {
+            Some(path) if !path.is_file() => Err(Failure::invalid(format!(
+                "{}: no such environment file",
+                path.display()
+            ))),
+            path => Ok(path),
+        }
+    }
+
+    /// Loads the environment file: `--env`, else `metrtest.yaml` beside the scenarios.
+    pub fn load(&self, scenario_dirs: &[PathBuf]) -> Result<EnvFile> {
+        let file = match self.path(scenario_dirs)? {
+            Some(path) => EnvFile::load(&path).map_err(|e| Failure::invalid(e.to_string()))?,
             None => EnvFile::default(),
         };
+        Ok(self.overrides(file))
+    }
+
+    /// The flags' choices over a file's (`--postgres-image`).
+    pub fn overrides(&self, mut file: EnvFile) -> EnvFile {
         if let Some(image) = &self.postgres_image {
             file.images.postgres = Some(image.clone());
         }
-        Ok(file)
+        file
     }
 }
+
+/// The environment file's name in a folder of scenarios.
+pub const ENV_FILE: &str = "metrtest.yaml";
 
 async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {

@@ -166,8 +166,8 @@ fn settings(args: &RunArgs) -> SuiteOptions {
 }
 
 pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let file = with_test_checker(args.env.load(&scenarios::folders(&args.paths))?);
-    let loaded = scenarios::load_all(&args.paths, &scenarios::context(&file, &args.vars), ui)?;
+    let (environments, loaded) =
+        scenarios::load_all(&args.paths, &args.env, &args.vars, with_test_checker, ui)?;
     let mut selected = select::matching(loaded, &args.tags, args.filter.as_deref());
     if let Some(partition) = &args.partition {
         selected = partition.select(selected);
@@ -192,7 +192,7 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     }
     let options = settings(args);
     let live = Arc::new(Live::new(ui));
-    let result = suite::run(selected, &file, &options, live, ui, interrupt).await?;
+    let result = suite::run(selected, &environments, &options, live, ui, interrupt).await?;
     report(args, &result, ui)?;
     if let Some(e) = result.environment_error {
         return Err(Failure::environment(e));

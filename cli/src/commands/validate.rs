@@ -14,7 +14,8 @@ pub struct ValidateArgs {
     pub paths: Vec<PathBuf>,
     /// Environment file, read as `run` reads it: the services it describes
     /// are the ones scenarios may name (default: metrtest.yaml in a folder
-    /// among PATH, if any).
+    /// among PATH, if any; a subfolder's own metrtest.yaml is laid over it
+    /// for the scenarios under that subfolder).
     #[arg(long = "env", value_name = "FILE")]
     pub env_file: Option<PathBuf>,
     /// A template variable `run` will be given (repeatable); only its name matters here.
@@ -27,8 +28,7 @@ pub fn run(args: &ValidateArgs, ui: &Ui) -> Result<()> {
         env_file: args.env_file.clone(),
         postgres_image: None,
     };
-    let file = env.load(&scenarios::folders(&args.paths))?;
-    let loaded = scenarios::load_all(&args.paths, &scenarios::context(&file, &args.vars), ui)?;
+    let (_, loaded) = scenarios::load_all(&args.paths, &env, &args.vars, |f| f, ui)?;
     let steps: usize = loaded.iter().map(|l| l.scenario.steps.len()).sum();
     ui::print(format!(
         "{} scenario(s), {steps} step(s): valid",

@@ -9,6 +9,7 @@ pub mod error;
 pub mod faults;
 pub mod images;
 pub mod labels;
+pub mod layers;
 pub mod network;
 pub mod partition;
 pub mod postgres_image;

@@ -129,6 +129,17 @@ impl EnvFile {
         Ok(file)
     }
 
+    /// An environment from YAML already read (layered files, see
+    /// [`crate::docker::layers`]); `name` says where it came from.
+    pub fn from_value(value: serde_yaml::Value, name: &str) -> Result<EnvFile, EnvFileError> {
+        let file: EnvFile = serde_path_to_error::deserialize(value).map_err(|e| EnvFileError {
+            location: name.to_owned(),
+            message: format!("{}: {}", e.path(), e.inner()),
+        })?;
+        file.validate(name)?;
+        Ok(file)
+    }
+
     fn validate(&self, name: &str) -> Result<(), EnvFileError> {
         let bad = |message: String| {
             Err(EnvFileError {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::docker::images::ImageChoice;
 use crate::docker::reaper::{self, Owner};
-use crate::docker::spec::{DataStore, EnvFile, StackSpec};
+use crate::docker::spec::{DataStore, StackSpec};
 use crate::docker::{attach, engine, faults, images, labels, stack};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
@@ -23,6 +24,7 @@ use crate::runner::target::StackHandle;
 use crate::scenario::load::Loaded;
 use crate::scenario::model::{Action, DockerVerb};
 use crate::scenario::network::{Link, NetworkAction};
+use crate::scenarios::Environments;
 use crate::ui::Ui;
 
 /// How long a stack kept by `--keep` or `--keep-failed` outlives the run.
@@ -108,7 +110,8 @@ struct Context {
     /// The images fresh stacks need; none when every scenario runs on an
     /// attached stack.
     built: Option<Built>,
-    file: EnvFile,
+    /// The run's own environment and those of folders with their own file.
+    environments: Environments,
     options: SuiteOptions,
     /// Only for the engine layer, which reports builds and start-up itself.
     ui: Ui,
@@ -136,15 +139,15 @@ impl Context {
     /// start, shaped by what its scenario `needs`: the fault proxy on its
     /// links, a pinned subnet if it cuts services off and heals them, and
     /// PostgreSQL's data on a volume or in memory.
-    async fn new_stack(&self, needs: &Needs) -> Result<StackHandle> {
+    async fn new_stack(&self, needs: &Needs, env: usize) -> Result<StackHandle> {
         let built = self
             .built
             .as_ref()
             .ok_or_else(|| Failure::environment("no images were built for a fresh stack"))?;
         let reaper_image = &built.reaper;
-        let mut file = self.file.clone();
+        let mut file = self.environments.list[env].file.clone();
         file.postgres.data = file.postgres.data.or(Some(needs.data(&self.options)));
-        let mut spec = StackSpec::build(&built.set, &file);
+        let mut spec = StackSpec::build(&built.sets[env], &file);
         spec.pinned_subnet = needs.partitions;
         if let Some(image) = &built.faultproxy {
             faults::place(&mut spec, image, &needs.links);
@@ -220,7 +223,10 @@ impl Context {
         loop {
             let mut handle = match (own, &shared) {
                 (false, Some(h)) => h.clone(),
-                _ => match self.new_stack(&Needs::of(loaded)).await {
+                _ => match self
+                    .new_stack(&Needs::of(loaded), self.environments.index_of(&loaded.file))
+                    .await
+                {
                     Ok(h) => h,
                     Err(e) => {
                         self.environment_failed(&e);
@@ -259,7 +265,8 @@ impl Context {
 /// Images a run needs besides the stack's.
 struct Built {
     reaper: Option<String>,
-    set: images::ImageSet,
+    /// The stack's images in each environment (same index).
+    sets: Vec<images::ImageSet>,
     /// The fault proxy's, when a scenario has link faults.
     faultproxy: Option<String>,
 }
@@ -330,14 +337,16 @@ fn has_partitions(loaded: &Loaded) -> bool {
         .any(|n| matches!(n, NetworkAction::Partition(_)))
 }
 
-/// The reaper's image (if it can be built), the stack's images, and the
-/// fault proxy's if `faults` (some scenario has link faults).
+/// The reaper's image (if it can be built), the stack's images in each
+/// environment, and the fault proxy's if `faults` (some scenario has link
+/// faults). Environments that choose the same images share one set.
 async fn build_images(
     docker: &bollard::Docker,
-    file: &EnvFile,
+    environments: &Environments,
     faults: bool,
     ui: &Ui,
 ) -> Result<Built> {
+    let choices: Vec<&ImageChoice> = environments.list.iter().map(|e| &e.file.images).collect();
     // Side by side: the engine's builds and the PostgreSQL image's assembly
     // overlap; cargo runs once (`images::compile`).
     let faultproxy = async {
@@ -348,13 +357,22 @@ async fn build_images(
     };
     let (reaper, set, faultproxy) = tokio::join!(
         reaper::image_or_warn(docker, ui),
-        images::ensure(docker, &file.images, ui),
+        images::ensure(docker, choices[0], ui),
         faultproxy
     );
     let (set, faultproxy) = (set?, faultproxy?);
+    let mut sets = vec![set];
+    for (index, choice) in choices.iter().enumerate().skip(1) {
+        let same = choices[..index].iter().position(|c| c == choice);
+        let set = match same {
+            Some(earlier) => sets[earlier].clone(),
+            None => images::ensure(docker, choice, ui).await?,
+        };
+        sets.push(set);
+    }
     Ok(Built {
         reaper,
-        set,
+        sets,
         faultproxy,
     })
 }
@@ -370,6 +388,8 @@ struct OnShared {
 /// the run begins, and removed (or kept) as soon as the last of them is done.
 struct SharedStack {
     started: OnceCell<Result<StackHandle>>,
+    /// The environment it is built from (an index into the run's).
+    env: usize,
     /// `run --stack ID`: not ours, it stays as it was.
     attached: bool,
     /// Its scenarios not done yet, and what became of those that are.
@@ -380,14 +400,16 @@ impl SharedStack {
     fn attached(handle: StackHandle, scenarios: usize) -> Arc<SharedStack> {
         Arc::new(SharedStack {
             started: OnceCell::new_with(Some(Ok(handle))),
+            env: 0,
             attached: true,
             left: Mutex::new((scenarios, OnShared::default())),
         })
     }
 
-    fn start(context: &Arc<Context>, scenarios: usize) -> Arc<SharedStack> {
+    fn start(context: &Arc<Context>, env: usize, scenarios: usize) -> Arc<SharedStack> {
         let shared = Arc::new(SharedStack {
             started: OnceCell::new(),
+            env,
             attached: false,
             left: Mutex::new((scenarios, OnShared::default())),
         });
@@ -401,7 +423,7 @@ impl SharedStack {
     /// The stack, once it has started (or why it did not).
     async fn handle(&self, context: &Context) -> Result<StackHandle> {
         self.started
-            .get_or_init(|| async { context.new_stack(&Needs::default()).await })
+            .get_or_init(|| async { context.new_stack(&Needs::default(), self.env).await })
             .await
             .clone()
     }
@@ -471,7 +493,7 @@ fn schedule(scenarios: &[Loaded]) -> Vec<usize> {
 /// Runs the scenarios; environment failures before any scenario ran are errors.
 pub async fn run(
     scenarios: Vec<Loaded>,
-    file: &EnvFile,
+    environments: &Environments,
     options: &SuiteOptions,
     reporter: Arc<dyn Reporter>,
     ui: &Ui,
@@ -486,6 +508,11 @@ pub async fn run(
         .iter()
         .enumerate()
         .partition(|(_, l)| l.scenario.needs_own_stack());
+    // Each environment's scenarios that share a stack.
+    let mut on_shared = vec![0; environments.list.len()];
+    for (_, l) in &shared {
+        on_shared[environments.index_of(&l.file)] += 1;
+    }
     let attached = match &options.stack {
         Some(id) => {
             let (stack, spec) = attach::attach(&docker, id).await?;
@@ -498,15 +525,25 @@ pub async fn run(
                     ),
                 });
             }
+            for environment in environments.list.iter().skip(1) {
+                reporter.event(&Event::Notice {
+                    level: Level::Info,
+                    text: format!(
+                        "the scenarios under {} have an environment of their own: starting a stack from it, not using {id}",
+                        environment.folders.last().map(|f| f.display().to_string()).unwrap_or_default()
+                    ),
+                });
+            }
             Some(StackHandle::new(docker.clone(), stack, spec).await)
         }
         None => None,
     };
     let any_faults = isolated.iter().any(|(_, l)| !fault_links(l).is_empty());
     // On an existing stack, images are built only if a fresh stack is needed.
-    let built = if attached.is_none() || !isolated.is_empty() {
+    let fresh = !isolated.is_empty() || on_shared.iter().skip(1).any(|n| *n > 0);
+    let built = if attached.is_none() || fresh {
         tokio::select! {
-            built = build_images(&docker, file, any_faults, ui) => Some(built?),
+            built = build_images(&docker, environments, any_faults, ui) => Some(built?),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
@@ -515,7 +552,7 @@ pub async fn run(
     let context = Arc::new(Context {
         docker,
         built,
-        file: file.clone(),
+        environments: environments.clone(),
         options: options.clone(),
         ui: ui.clone(),
         interrupt: interrupt.clone(),
@@ -524,13 +561,22 @@ pub async fn run(
         environment_error: Mutex::default(),
         any_failed: AtomicBool::new(false),
     });
-    // The shared stack starts beside the first stacks of their own, not
-    // before them; its scenarios wait for it.
-    let shared_stack = match attached {
-        Some(handle) => Some(SharedStack::attached(handle, shared.len())),
-        None if shared.is_empty() => None,
-        None => Some(SharedStack::start(&context, shared.len())),
-    };
+    // Each environment's shared stack starts beside the first stacks of
+    // their own, not before them; its scenarios wait for it.
+    let mut attached = attached;
+    let shared_stacks: Vec<Option<Arc<SharedStack>>> = on_shared
+        .iter()
+        .enumerate()
+        .map(|(env, &count)| {
+            // `run --stack ID` stands for the run's own environment only.
+            if env == 0
+                && let Some(handle) = attached.take()
+            {
+                return Some(SharedStack::attached(handle, count));
+            }
+            (count > 0).then(|| SharedStack::start(&context, env, count))
+        })
+        .collect();
 
     let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
     let kept: Arc<Mutex<Vec<Kept>>> = Arc::default();
@@ -544,7 +590,7 @@ pub async fn run(
             _ = context.stop.cancelled() => None,
         };
         let (context, kept) = (context.clone(), kept.clone());
-        let shared_stack = shared_stack
+        let shared_stack = shared_stacks[environments.index_of(&loaded.file)]
             .clone()
             .filter(|_| !loaded.scenario.needs_own_stack());
         tasks.push(tokio::spawn(async move {
@@ -602,10 +648,12 @@ pub async fn run(
         }
     }
     reports.sort_by_key(|(i, _)| *i);
-    if let Some(Err(e)) = shared_stack.as_ref().and_then(|s| s.started.get()) {
-        // Cut short by anything but the environment (Ctrl-C): the run ends with it.
-        if e.kind != ExitKind::Environment {
-            return Err(e.clone());
+    for shared in shared_stacks.iter().flatten() {
+        if let Some(Err(e)) = shared.started.get() {
+            // Cut short by anything but the environment (Ctrl-C): the run ends with it.
+            if e.kind != ExitKind::Environment {
+                return Err(e.clone());
+            }
         }
     }
     let kept = std::mem::take(&mut *kept.lock().expect("kept"));
