@@ -38,6 +38,7 @@ impl fmt::Display for Diagnostic {
         if let (Some(line), Some(text)) = (self.line, &self.source_line) {
             let gutter = line.to_string().len();
             let (shown, column) = excerpt(text, self.column);
+            let shown = visible(&shown);
             write!(f, "\n{:gutter$} |\n{line} | {shown}", "")?;
             if let Some(column) = column {
                 // Padding by repetition: a format width is limited to 65,535.
@@ -54,6 +55,18 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// A line with its control characters shown as their pictures (NUL as `␀`),
+/// one character for one, so the caret stays under its column.
+fn visible(line: &str) -> String {
+    line.chars()
+        .map(|c| match u32::from(c) {
+            n @ 0..=0x08 | n @ 0x0a..=0x1f => char::from_u32(0x2400 + n).unwrap_or(c),
+            0x7f => '\u{2421}',
+            _ => c,
+        })
+        .collect()
 }
 
 /// Continuation lines of a label, aligned under its first line.
@@ -160,6 +173,21 @@ mod tests {
         let d = Diagnostic::spanned(Path::new("s.yaml"), "", Span::default(), "boom".into())
             .with_label("why");
         assert_eq!(d.to_string(), "s.yaml: boom\n  why");
+    }
+
+    #[test]
+    fn a_control_character_is_shown_as_its_picture_above_the_caret() {
+        let d = Diagnostic::at(
+            Path::new("s.yaml"),
+            "a: b\0c\n",
+            Some(1),
+            Some(5),
+            "x".into(),
+        );
+        assert_eq!(
+            d.to_string(),
+            "s.yaml:1:5: x\n  |\n1 | a: b\u{2400}c\n  |     ^"
+        );
     }
 
     #[test]

@@ -172,6 +172,10 @@ fn yaml_problem(
         e.location().map(|l| (l.line(), l.column()))
     };
     let (line, column, message) = match location {
+        // libyaml's reader gives a byte offset, not a line: 1:1 would mislead.
+        _ if message.starts_with("control characters are not allowed") => {
+            control_character(text, &message)
+        }
         Some((l, _)) if message.contains("duplicate entry with key") => {
             duplicate(text, &message, l)
         }
@@ -244,6 +248,48 @@ fn second_document(text: &str) -> (Option<usize>, Option<usize>) {
         }
     }
     (Some(1), Some(1))
+}
+
+/// A character YAML does not allow (a NUL byte, an escape, …): libyaml
+/// tells its byte offset (" at position N") and no line; point at it and
+/// name it. The offset is checked against the text, and the first such
+/// character found instead when it does not match.
+fn control_character(text: &str, message: &str) -> (Option<usize>, Option<usize>, String) {
+    let said = message
+        .rsplit_once(" at position ")
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        .filter(|&offset| {
+            text.get(offset..)
+                .and_then(|t| t.chars().next())
+                .is_some_and(forbidden)
+        });
+    let found = said.or_else(|| {
+        text.char_indices()
+            .find(|(_, c)| forbidden(*c))
+            .map(|(i, _)| i)
+    });
+    let Some(offset) = found else {
+        return (Some(1), Some(1), message.to_owned());
+    };
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let c = text[offset..]
+        .chars()
+        .next()
+        .expect("a character at the offset");
+    let shown = format!(
+        "control characters are not allowed in a scenario file: U+{:04X} here",
+        u32::from(c)
+    );
+    (Some(line), Some(column), shown)
+}
+
+/// What YAML 1.1's reader refuses (libyaml's printable set, inverted).
+fn forbidden(c: char) -> bool {
+    !matches!(c,
+        '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}'
+        | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
 /// The first alias `*name` in the file.
@@ -451,6 +497,23 @@ steps:
             let (_, _, message) = first(&step(bad));
             assert!(message.contains("not an HTTP status"), "{bad}: {message}");
         }
+    }
+
+    #[test]
+    fn a_nul_byte_is_shown_at_its_own_line_and_column() {
+        let text = "name: x\nsteps:\n  - sleep: 1s\n  - na\0me: y\n";
+        assert_eq!(
+            first(text),
+            (
+                Some(4),
+                Some(7),
+                "control characters are not allowed in a scenario file: U+0000 here".into()
+            )
+        );
+        // After a character of several bytes the column still counts characters.
+        let text = "name: café\u{1b}\nsteps: []\n";
+        assert_eq!(first(text).0, Some(1));
+        assert_eq!(first(text).1, Some(11));
     }
 
     #[test]
