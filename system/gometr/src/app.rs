@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
@@ -14,8 +15,9 @@ use metr_service::error::StartError;
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_service::server::Server;
 
+use crate::body::{self, BombCache};
 use crate::control::{Control, ControlUpdate};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Synthetic, Telemetry};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -23,6 +25,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 struct AppState {
     control: Arc<RwLock<Control>>,
     telemetry: Arc<Telemetry>,
+    bomb: Arc<BombCache>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl Application {
         let state = AppState {
             control: Arc::new(RwLock::new(control)),
             telemetry: telemetry.clone(),
+            bomb: Arc::default(),
         };
         let router = Router::new()
             .route("/metrics", get(metrics))
@@ -94,16 +98,46 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
-    let mut body = state.telemetry.render(control.extra_series);
-    body.push_str(&control.extra_text);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    let (body, encoding) = if control.gzip_bomb {
+        state.telemetry.scrapes.inc();
+        (state.bomb.get(control.gzip_bomb_bytes).await, Some("gzip"))
+    } else {
+        (exposition(&state.telemetry, &control), None)
+    };
+    let mut response = if control.trickle_bytes_per_second > 0 {
+        body::trickle(body, control.trickle_bytes_per_second).into_response()
+    } else {
+        Body::from(body).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    if let Some(encoding) = encoding {
+        // Sent whatever the request accepts: a hostile target does not negotiate.
+        headers.insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static(encoding),
+        );
+    }
+    response
+}
+
+/// The exposition of one scrape, with what `control` adds to it.
+fn exposition(telemetry: &Telemetry, control: &Control) -> Bytes {
+    let mut body = telemetry
+        .render(&Synthetic {
+            extra_series: control.extra_series,
+            churn_series: control.churn_series,
+            label_value_bytes: control.label_value_bytes,
+        })
+        .into_bytes();
+    body.extend_from_slice(control.extra_text.as_bytes());
+    if control.invalid_utf8 {
+        body.extend_from_slice(body::INVALID_UTF8_LINE);
+    }
+    Bytes::from(body)
 }
 
 async fn health(State(state): State<AppState>) -> Health {

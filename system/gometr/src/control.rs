@@ -17,6 +17,20 @@ pub struct Control {
     /// Exposition text appended verbatim to `/metrics`: hostile or malformed
     /// samples (a timestamp PostgreSQL cannot store, a NUL byte, a duplicate).
     pub extra_text: String,
+    /// `/metrics` answers with `Content-Encoding: gzip` and a small body that
+    /// inflates to `gzip_bomb_bytes` (exposition comments only).
+    pub gzip_bomb: bool,
+    /// What the gzip bomb inflates to, in bytes.
+    pub gzip_bomb_bytes: u64,
+    /// When not 0, the `/metrics` body is streamed at this many bytes a second.
+    pub trickle_bytes_per_second: u64,
+    /// `/metrics` carries a series whose label value is raw invalid UTF-8.
+    pub invalid_utf8: bool,
+    /// When not 0, label values of the extra and churned series are this many
+    /// bytes long (zero-padded indexes; an index with more digits stays whole).
+    pub label_value_bytes: u32,
+    /// Brand-new series added per scrape: label values no earlier scrape had.
+    pub churn_series: u32,
 }
 
 impl Default for Control {
@@ -27,6 +41,12 @@ impl Default for Control {
             metrics_status: 200,
             extra_series: 0,
             extra_text: String::new(),
+            gzip_bomb: false,
+            gzip_bomb_bytes: DEFAULT_GZIP_BOMB_BYTES,
+            trickle_bytes_per_second: 0,
+            invalid_utf8: false,
+            label_value_bytes: 0,
+            churn_series: 0,
         }
     }
 }
@@ -40,6 +60,12 @@ pub struct ControlUpdate {
     pub metrics_status: Option<u16>,
     pub extra_series: Option<u32>,
     pub extra_text: Option<String>,
+    pub gzip_bomb: Option<bool>,
+    pub gzip_bomb_bytes: Option<u64>,
+    pub trickle_bytes_per_second: Option<u64>,
+    pub invalid_utf8: Option<bool>,
+    pub label_value_bytes: Option<u32>,
+    pub churn_series: Option<u32>,
 }
 
 /// Largest `extra_text`, in bytes.
@@ -49,6 +75,16 @@ pub const MAX_EXTRA_TEXT: usize = 64 * 1024;
 pub const MAX_EXTRA_SERIES: u32 = 1_000_000;
 /// Largest `delay_ms`: ten minutes.
 pub const MAX_DELAY_MS: u64 = 600_000;
+
+/// Default `gzip_bomb_bytes`: 100 MiB, ten times the checker's default body limit.
+pub const DEFAULT_GZIP_BOMB_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest `gzip_bomb_bytes`: 4 GiB inflated, about 4 MiB compressed.
+pub const MAX_GZIP_BOMB_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest `label_value_bytes`: 16 MiB.
+pub const MAX_LABEL_VALUE_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest padded body: (`extra_series` + `churn_series`) × `label_value_bytes`
+/// must stay under 256 MiB, or one scrape could exhaust gometr's memory.
+pub const MAX_PADDED_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Control {
     /// Applies an update, or says which field is out of range and leaves `self` unchanged.
@@ -88,12 +124,55 @@ impl Control {
             }
             next.extra_text = text;
         }
+        if let Some(on) = update.gzip_bomb {
+            next.gzip_bomb = on;
+        }
+        if let Some(n) = update.gzip_bomb_bytes {
+            if !(1..=MAX_GZIP_BOMB_BYTES).contains(&n) {
+                return Err(format!(
+                    "gzip_bomb_bytes must be from 1 to {MAX_GZIP_BOMB_BYTES}, got {n}"
+                ));
+            }
+            next.gzip_bomb_bytes = n;
+        }
+        if let Some(n) = update.trickle_bytes_per_second {
+            next.trickle_bytes_per_second = n;
+        }
+        if let Some(on) = update.invalid_utf8 {
+            next.invalid_utf8 = on;
+        }
+        if let Some(n) = update.label_value_bytes {
+            if n > MAX_LABEL_VALUE_BYTES {
+                return Err(format!(
+                    "label_value_bytes must be at most {MAX_LABEL_VALUE_BYTES}, got {n}"
+                ));
+            }
+            next.label_value_bytes = n;
+        }
+        if let Some(n) = update.churn_series {
+            if n > MAX_EXTRA_SERIES {
+                return Err(format!(
+                    "churn_series must be at most {MAX_EXTRA_SERIES}, got {n}"
+                ));
+            }
+            next.churn_series = n;
+        }
+        let padded = (u64::from(next.extra_series) + u64::from(next.churn_series))
+            * u64::from(next.label_value_bytes);
+        if padded > MAX_PADDED_BYTES {
+            return Err(format!(
+                "label_value_bytes × (extra_series + churn_series) must be at most \
+                 {MAX_PADDED_BYTES} bytes, got {padded}"
+            ));
+        }
         *self = next;
         Ok(())
     }
 
     /// Start-up settings from `GOMETR_HEALTH`, `GOMETR_DELAY_MS`,
-    /// `GOMETR_METRICS_STATUS` and `GOMETR_EXTRA_SERIES`.
+    /// `GOMETR_METRICS_STATUS`, `GOMETR_EXTRA_SERIES` and the hostile modes'
+    /// `GOMETR_GZIP_BOMB`, `GOMETR_GZIP_BOMB_BYTES`, `GOMETR_TRICKLE_BYTES_PER_SECOND`,
+    /// `GOMETR_INVALID_UTF8`, `GOMETR_LABEL_VALUE_BYTES`, `GOMETR_CHURN_SERIES`.
     pub fn from_env(vars: impl Fn(&str) -> Option<String>) -> Result<Control, String> {
         let mut update = ControlUpdate::default();
         if let Some(v) = vars("GOMETR_HEALTH") {
@@ -125,6 +204,26 @@ impl Control {
         update.extra_series = number("GOMETR_EXTRA_SERIES")?
             .map(|v| u32::try_from(v).map_err(|_| format!("GOMETR_EXTRA_SERIES out of range: {v}")))
             .transpose()?;
+        let flag = |name: &str| -> Result<Option<bool>, String> {
+            vars(name)
+                .map(|v| match v.as_str() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err(format!("{name} must be true or false, got {v:?}")),
+                })
+                .transpose()
+        };
+        let small = |name: &str| -> Result<Option<u32>, String> {
+            number(name)?
+                .map(|v| u32::try_from(v).map_err(|_| format!("{name} out of range: {v}")))
+                .transpose()
+        };
+        update.gzip_bomb = flag("GOMETR_GZIP_BOMB")?;
+        update.gzip_bomb_bytes = number("GOMETR_GZIP_BOMB_BYTES")?;
+        update.trickle_bytes_per_second = number("GOMETR_TRICKLE_BYTES_PER_SECOND")?;
+        update.invalid_utf8 = flag("GOMETR_INVALID_UTF8")?;
+        update.label_value_bytes = small("GOMETR_LABEL_VALUE_BYTES")?;
+        update.churn_series = small("GOMETR_CHURN_SERIES")?;
         let mut control = Control::default();
         control.apply(update)?;
         Ok(control)
@@ -198,5 +297,86 @@ mod tests {
         );
         let bad = Control::from_env(|k| (k == "GOMETR_DELAY_MS").then(|| "soon".to_owned()));
         assert!(bad.unwrap_err().contains("GOMETR_DELAY_MS"));
+    }
+
+    #[test]
+    fn hostile_modes_are_off_by_default_and_set_from_env() {
+        let c = Control::default();
+        assert!(!c.gzip_bomb && !c.invalid_utf8);
+        assert_eq!(
+            (
+                c.trickle_bytes_per_second,
+                c.label_value_bytes,
+                c.churn_series
+            ),
+            (0, 0, 0)
+        );
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "GOMETR_GZIP_BOMB" => "true",
+                    "GOMETR_GZIP_BOMB_BYTES" => "1000",
+                    "GOMETR_TRICKLE_BYTES_PER_SECOND" => "50",
+                    "GOMETR_INVALID_UTF8" => "1",
+                    "GOMETR_LABEL_VALUE_BYTES" => "300",
+                    "GOMETR_CHURN_SERIES" => "7",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        };
+        let c = Control::from_env(env).unwrap();
+        assert!(c.gzip_bomb && c.invalid_utf8);
+        assert_eq!(
+            (
+                c.gzip_bomb_bytes,
+                c.trickle_bytes_per_second,
+                c.label_value_bytes,
+                c.churn_series
+            ),
+            (1000, 50, 300, 7)
+        );
+        let bad = Control::from_env(|k| (k == "GOMETR_GZIP_BOMB").then(|| "yes".to_owned()));
+        assert!(bad.unwrap_err().contains("GOMETR_GZIP_BOMB"));
+    }
+
+    #[test]
+    fn hostile_bounds_name_the_field() {
+        for (update, field) in [
+            (
+                ControlUpdate {
+                    gzip_bomb_bytes: Some(0),
+                    ..Default::default()
+                },
+                "gzip_bomb_bytes",
+            ),
+            (
+                ControlUpdate {
+                    label_value_bytes: Some(MAX_LABEL_VALUE_BYTES + 1),
+                    ..Default::default()
+                },
+                "label_value_bytes",
+            ),
+            (
+                ControlUpdate {
+                    churn_series: Some(MAX_EXTRA_SERIES + 1),
+                    ..Default::default()
+                },
+                "churn_series",
+            ),
+            (
+                ControlUpdate {
+                    extra_series: Some(1000),
+                    label_value_bytes: Some(1024 * 1024),
+                    ..Default::default()
+                },
+                "label_value_bytes",
+            ),
+        ] {
+            let mut c = Control::default();
+            let err = c.apply(update).unwrap_err();
+            assert!(err.contains(field), "{err}");
+            assert_eq!(c, Control::default());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! scenarios inject faults at run time through `/control`.
 
 pub mod app;
+pub mod body;
 pub mod control;
 pub mod telemetry;
 

@@ -48,20 +48,48 @@ impl Telemetry {
         })
     }
 
-    /// The exposition for one scrape, with `extra` synthetic series appended.
-    pub fn render(&self, extra: u32) -> String {
+    /// The exposition for one scrape, with the synthetic series `synthetic` asks for.
+    pub fn render(&self, synthetic: &Synthetic) -> String {
         self.scrapes.inc();
         self.uptime.set(self.start.elapsed().as_secs_f64());
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         let mut text = String::from_utf8(buf).unwrap_or_default();
-        if extra > 0 {
+        let width = synthetic.label_value_bytes as usize;
+        if synthetic.extra_series > 0 {
             text.push_str("# HELP gometr_synthetic_series Synthetic series for load tests.\n");
             text.push_str("# TYPE gometr_synthetic_series gauge\n");
-            for i in 0..extra {
-                let _ = writeln!(text, "gometr_synthetic_series{{index=\"{i}\"}} {i}");
+            for i in 0..synthetic.extra_series {
+                let _ = writeln!(
+                    text,
+                    "gometr_synthetic_series{{index=\"{i:0>width$}\"}} {i}"
+                );
+            }
+        }
+        if synthetic.churn_series > 0 {
+            // The scrape's own number makes every label set new: no earlier
+            // scrape exposed it, none later will.
+            let scrape = self.scrapes.get();
+            text.push_str("# HELP gometr_churn_series Series that exist for one scrape only.\n");
+            text.push_str("# TYPE gometr_churn_series gauge\n");
+            for i in 0..synthetic.churn_series {
+                let _ = writeln!(
+                    text,
+                    "gometr_churn_series{{scrape=\"{scrape}\",index=\"{i:0>width$}\"}} {i}"
+                );
             }
         }
         text
     }
+}
+
+/// The synthetic series of one scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Synthetic {
+    /// `gometr_synthetic_series`, the same label sets every scrape.
+    pub extra_series: u32,
+    /// `gometr_churn_series`, label sets new to every scrape.
+    pub churn_series: u32,
+    /// Minimum length of the `index` label values (zero-padded), 0 for none.
+    pub label_value_bytes: u32,
 }

@@ -151,3 +151,177 @@ async fn delay_slows_metrics_and_health_but_not_control() {
     reqwest::get(format!("{base}/health")).await.unwrap();
     assert!(start.elapsed().as_millis() >= 300);
 }
+
+async fn put_control(base: &str, body: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .put(format!("{base}/control"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{body}: {}", r.text().await.unwrap());
+}
+
+/// A client that hands back bodies as sent, without inflating them.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder().no_gzip().build().unwrap()
+}
+
+#[tokio::test]
+async fn hostile_modes_are_off_by_default() {
+    let base = spawn(Control::default()).await;
+    let response = raw_client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("content-encoding").is_none());
+    let body = response.bytes().await.unwrap();
+    let text = std::str::from_utf8(&body).expect("UTF-8 by default");
+    let samples = metr_domain::exposition::parse(text).unwrap();
+    assert!(
+        samples
+            .iter()
+            .all(|s| !s.name.starts_with("gometr_churn") && !s.name.starts_with("gometr_invalid")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_small_inflates_past_its_size_and_is_built_once() {
+    use std::io::Read;
+    let base = spawn(Control::default()).await;
+    let inflated = 8 * 1024 * 1024;
+    put_control(
+        &base,
+        serde_json::json!({"gzip_bomb": true, "gzip_bomb_bytes": inflated}),
+    )
+    .await;
+    let client = raw_client();
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        bodies.push(response.bytes().await.unwrap());
+    }
+    assert!(bodies[0].len() < 16 * 1024, "{} bytes", bodies[0].len());
+    assert_eq!(bodies[0], bodies[1], "the same cached body every scrape");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bodies[0][..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text.len(), inflated);
+    assert!(
+        metr_domain::exposition::parse(&text).unwrap().is_empty(),
+        "only comments: a valid exposition that only a size bound refuses"
+    );
+
+    put_control(&base, serde_json::json!({"gzip_bomb": false})).await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(value(&text, "gometr_scrapes_total"), 3.0, "bombs count too");
+}
+
+#[tokio::test]
+async fn trickle_streams_the_body_at_the_rate_asked() {
+    let base = spawn(Control::default()).await;
+    let rate = 4000;
+    put_control(&base, serde_json::json!({"trickle_bytes_per_second": rate})).await;
+    let start = std::time::Instant::now();
+    let mut response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let headers_after = start.elapsed();
+    let mut body = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    let took = start.elapsed();
+    let expected = std::time::Duration::from_secs_f64(body.len() as f64 / rate as f64);
+    assert!(
+        body.len() > 1000,
+        "a body long enough to measure: {}",
+        body.len()
+    );
+    assert!(took >= expected, "{} bytes took {took:?}", body.len());
+    assert!(
+        headers_after < expected / 2,
+        "headers after {headers_after:?}: streamed, not held back"
+    );
+    assert!(chunks > 1, "{chunks} chunks");
+    let text = String::from_utf8(body).unwrap();
+    metr_domain::exposition::parse(&text).expect("the same exposition, only slower");
+}
+
+#[tokio::test]
+async fn invalid_utf8_puts_raw_bytes_in_a_label_value() {
+    let base = spawn(Control::default()).await;
+    put_control(&base, serde_json::json!({"invalid_utf8": true})).await;
+    let body = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(std::str::from_utf8(&body).is_err());
+    let needle = b"gometr_invalid_utf8{value=\"\xC3\x28\xFF\"} 1\n";
+    assert!(body.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
+async fn label_value_bytes_pads_the_synthetic_and_churned_series() {
+    let base = spawn(Control::default()).await;
+    put_control(
+        &base,
+        serde_json::json!({"extra_series": 3, "churn_series": 2, "label_value_bytes": 5000}),
+    )
+    .await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = metr_domain::exposition::parse(&text).unwrap();
+    let padded: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "gometr_synthetic_series" || s.name == "gometr_churn_series")
+        .collect();
+    assert_eq!(padded.len(), 5);
+    for s in padded {
+        assert_eq!(s.labels["index"].len(), 5000, "{}", s.name);
+    }
+}
+
+#[tokio::test]
+async fn churn_series_are_new_every_scrape() {
+    let base = spawn(Control::default()).await;
+    put_control(&base, serde_json::json!({"churn_series": 4})).await;
+    let mut scrapes = Vec::new();
+    for _ in 0..3 {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sets: std::collections::BTreeSet<_> = metr_domain::exposition::parse(&text)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.name == "gometr_churn_series")
+            .map(|s| s.labels)
+            .collect();
+        assert_eq!(sets.len(), 4, "{text}");
+        scrapes.push(sets);
+    }
+    for (i, a) in scrapes.iter().enumerate() {
+        for b in &scrapes[i + 1..] {
+            assert!(a.is_disjoint(b), "a label set came back: {a:?} {b:?}");
+        }
+    }
+}
