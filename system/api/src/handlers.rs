@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use metr_domain::{Check, Sample, Series, TargetSummary};
+use metr_domain::{Check, Sample, Series};
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_storage::ReadRepository;
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::params;
+use crate::staleness::{self, STALE_AFTER_INTERVALS, TargetState};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -101,18 +102,24 @@ pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
-/// Every target the checker has seen, by name, with its last check and hourly uptime.
+/// Every target the checker has seen, by name, with its last check, hourly
+/// uptime, and whether its checks stopped (see [`TargetState`]).
 #[utoipa::path(get, path = "/api/v1/targets", responses(
-    (status = 200, body = ListResponse<TargetSummary>),
+    (status = 200, body = ListResponse<TargetState>),
     (status = 400, description = "This endpoint takes no parameters", body = ErrorBody),
     (status = 500, description = "An unexpected error; details are in the API's log", body = ErrorBody),
     (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn targets(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<TargetSummary> {
+) -> ApiResult<TargetState> {
     params::Params::parse(raw.as_deref(), &[])?;
-    let targets = state.db(state.repo.targets(chrono::Utc::now())).await?;
+    let now = chrono::Utc::now();
+    let targets = state.db(state.repo.targets(now)).await?;
+    let targets = targets
+        .into_iter()
+        .map(|t| TargetState::of(t, now))
+        .collect();
     Ok(ListResponse::new(targets, None))
 }
 
@@ -155,43 +162,107 @@ pub async fn storage(
     }))
 }
 
-/// health+json: `fail` (503) while the database is unreachable.
+/// health+json: `fail` (503) while the database is unreachable; `warn` (still
+/// 200) when no target has been checked within 3 of its intervals.
 #[utoipa::path(get, path = "/health", responses(
-    (status = 200, description = "pass", content_type = "application/health+json"),
+    (status = 200, description = "pass; or warn: checks stopped, no target was checked within 3 of its intervals", content_type = "application/health+json"),
     (status = 503, description = "fail: the database is unreachable", content_type = "application/health+json")))]
 pub async fn health(State(state): State<AppState>) -> Health {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.repo.ping()).await;
+    let database = database_health(&state).await;
+    let mut checks = vec![("database:reachable".to_owned(), vec![database.clone()])];
+    let mut status = database.status;
+    let mut output = database.output;
+    if status == HealthStatus::Pass {
+        let recent = stopped_checks_health(&state).await;
+        status = recent.status;
+        output = recent.output.clone();
+        checks.push(("checks:recent".to_owned(), vec![recent]));
+    }
+    Health {
+        status,
+        service_id: "api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        output,
+        checks: checks.into_iter().collect(),
+    }
+}
+
+/// `fail` when the database does not answer a ping within 2 s.
+async fn database_health(state: &AppState) -> HealthCheck {
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, state.repo.ping()).await;
     let (status, output) = match ping {
         Ok(Ok(())) => (HealthStatus::Pass, None),
-        Ok(Err(e)) => (
-            HealthStatus::Fail,
-            Some(if e.is_unavailable() {
-                "database unreachable".to_owned()
-            } else {
-                "database error".to_owned()
-            }),
-        ),
+        Ok(Err(e)) => (HealthStatus::Fail, Some(database_trouble(&e))),
         Err(_) => (
             HealthStatus::Fail,
             Some("database ping timed out".to_owned()),
         ),
     };
-    Health {
+    HealthCheck {
+        component_type: "datastore".into(),
         status,
-        service_id: "api".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        output: output.clone(),
-        checks: [(
-            "database:reachable".to_owned(),
-            vec![HealthCheck {
-                component_type: "datastore".into(),
-                status,
-                observed_value: None,
-                observed_unit: None,
-                output,
-            }],
-        )]
-        .into(),
+        observed_value: None,
+        observed_unit: None,
+        output,
+    }
+}
+
+/// `warn` when every target ever checked is stale: the checker stopped writing.
+/// Its observed value is the age of the newest check, in seconds.
+async fn stopped_checks_health(state: &AppState) -> HealthCheck {
+    let now = chrono::Utc::now();
+    let targets = match tokio::time::timeout(HEALTH_TIMEOUT, state.repo.targets(now)).await {
+        Ok(Ok(targets)) => targets,
+        Ok(Err(e)) => return failed_read(database_trouble(&e)),
+        Err(_) => return failed_read("reading the targets timed out".to_owned()),
+    };
+    let targets: Vec<TargetState> = targets
+        .into_iter()
+        .map(|t| TargetState::of(t, now))
+        .collect();
+    let newest = targets
+        .iter()
+        .filter_map(|t| t.last_check_age_seconds)
+        .reduce(f64::min);
+    let stopped = staleness::checks_stopped(&targets);
+    HealthCheck {
+        component_type: "component".into(),
+        status: if stopped.is_some() {
+            HealthStatus::Warn
+        } else {
+            HealthStatus::Pass
+        },
+        observed_value: newest.map(|age| serde_json::json!(age)),
+        observed_unit: newest.map(|_| "s".to_owned()),
+        output: stopped.map(|age| {
+            format!(
+                "no check written for {age:.0} s: every target's last check is older than \
+                 {STALE_AFTER_INTERVALS} of its intervals"
+            )
+        }),
+    }
+}
+
+/// How long each health probe may wait for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn database_trouble(e: &metr_storage::StorageError) -> String {
+    if e.is_unavailable() {
+        "database unreachable".to_owned()
+    } else {
+        "database error".to_owned()
+    }
+}
+
+/// A database that answered the ping but not the read is still a database
+/// problem: `fail`, as the ping's would be.
+fn failed_read(output: String) -> HealthCheck {
+    HealthCheck {
+        component_type: "component".into(),
+        status: HealthStatus::Fail,
+        observed_value: None,
+        observed_unit: None,
+        output: Some(output),
     }
 }
 

@@ -5,5 +5,6 @@ pub mod error;
 pub mod handlers;
 pub mod openapi;
 pub mod params;
+pub mod staleness;
 
 pub use app::{Application, Options, router};

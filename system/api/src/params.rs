@@ -19,9 +19,13 @@ impl Params {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| ApiError::bad_data("the query string is not valid URL encoding"))?;
         if let Some((key, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            let accepted = if known.is_empty() {
+                "this endpoint accepts no parameters".to_owned()
+            } else {
+                format!("this endpoint accepts: {}", known.join(", "))
+            };
             return Err(ApiError::bad_data(format!(
-                "unknown parameter {key:?}; this endpoint accepts: {}",
-                known.join(", ")
+                "unknown parameter {key:?}; {accepted}"
             )));
         }
         Ok(Params { pairs })
@@ -264,6 +268,24 @@ mod tests {
         bad(series_query(Some("target=a%00")), "target");
         bad(check_query(Some("from=-100000000000")), "from");
         bad(check_query(Some("to=1e15")), "to");
+    }
+
+    #[test]
+    fn an_endpoint_without_parameters_says_so() {
+        let err = Params::parse(Some("x=1"), &[]).err().expect("x is unknown");
+        assert_eq!(
+            err.message,
+            "unknown parameter \"x\"; this endpoint accepts no parameters"
+        );
+        let err = Params::parse(Some("x=1"), SERIES_PARAMS)
+            .err()
+            .expect("x is unknown");
+        assert!(
+            err.message
+                .ends_with("this endpoint accepts: target, name, limit, cursor"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

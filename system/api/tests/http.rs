@@ -511,3 +511,168 @@ async fn the_storage_endpoint_says_which_time_range_is_held() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains('x'), "{body}");
 }
+
+/// An API over a fresh database holding these targets' checks, each target
+/// checked at `now - ago` for every `ago` (seconds) given.
+async fn checked(targets: &[(&str, &[i64])]) -> Api {
+    let db = metr_testkit::fresh_database().await;
+    let url = DatabaseUrl::new(db.url);
+    migrate::run(&url).await.unwrap();
+    let repo = PgRepository::connect(&url, &PoolOptions::default()).unwrap();
+    let now = Utc::now();
+    let checks = targets
+        .iter()
+        .flat_map(|(name, agos)| {
+            agos.iter().map(move |ago| Check {
+                target: (*name).into(),
+                kind: TargetKind::Http,
+                status: CheckStatus::Up,
+                http_status: Some(200),
+                latency_ms: 1.0,
+                error: None,
+                checked_at: now - chrono::Duration::seconds(*ago),
+            })
+        })
+        .collect();
+    let refs = targets
+        .iter()
+        .map(|(name, _)| TargetRef {
+            name: (*name).into(),
+            kind: TargetKind::Http,
+            url: format!("http://{name}/"),
+        })
+        .collect();
+    repo.write(&Batch {
+        scrapes: vec![],
+        targets: refs,
+        checks,
+        samples: vec![],
+    })
+    .await
+    .unwrap();
+    spawn_with(repo).await
+}
+
+fn target<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[tokio::test]
+async fn a_target_whose_checks_stopped_is_stale_and_a_fresh_one_is_not() {
+    // Both checked every 10 s; "stopped" last 10 minutes ago (60 intervals).
+    let api = checked(&[
+        ("fresh", &[2, 12, 22, 32, 42, 52, 62]),
+        ("stopped", &[600, 610, 620, 630]),
+        ("once", &[30]),
+    ])
+    .await;
+    let (status, body) = api.get("/api/v1/targets").await;
+    assert_eq!(status, 200);
+
+    let fresh = target(&body, "fresh");
+    assert_eq!(fresh["stale"], false, "{fresh}");
+    assert_eq!(fresh["interval_seconds"], 10.0, "{fresh}");
+    let age = fresh["last_check_age_seconds"].as_f64().unwrap();
+    assert!((2.0..30.0).contains(&age), "{fresh}");
+
+    let stopped = target(&body, "stopped");
+    assert_eq!(stopped["stale"], true, "{stopped}");
+    assert_eq!(stopped["interval_seconds"], 10.0, "{stopped}");
+    assert!(
+        stopped["last_check_age_seconds"].as_f64().unwrap() >= 600.0,
+        "{stopped}"
+    );
+    // The stored state is unchanged: stale says monitoring stopped, not that
+    // the target is down.
+    assert_eq!(stopped["last_status"], "up");
+    for field in [
+        "kind",
+        "url",
+        "last_checked_at",
+        "last_latency_ms",
+        "uptime_ratio",
+    ] {
+        assert!(stopped.get(field).is_some(), "{field} missing: {stopped}");
+    }
+    assert!(stopped.get("recent_checks").is_none(), "{stopped}");
+
+    // One check: the default interval (15 s), so 30 s is not yet 3 intervals.
+    let once = target(&body, "once");
+    assert_eq!(once["interval_seconds"], 15.0, "{once}");
+    assert_eq!(once["stale"], false, "{once}");
+}
+
+#[tokio::test]
+async fn health_warns_when_no_check_was_written_for_three_intervals() {
+    // Checks every second, the last ten years ago.
+    let api = seeded().await;
+    let (status, body) = api.get("/health").await;
+    assert_eq!(status, 200, "warn is still 200: {body}");
+    assert_eq!(body["status"], "warn", "{body}");
+    let recent = &body["checks"]["checks:recent"][0];
+    assert_eq!(recent["status"], "warn", "{body}");
+    assert!(
+        recent["output"]
+            .as_str()
+            .unwrap()
+            .contains("no check written"),
+        "{body}"
+    );
+    assert!(recent["observedValue"].as_f64().unwrap() > 3600.0, "{body}");
+    assert_eq!(body["checks"]["database:reachable"][0]["status"], "pass");
+}
+
+#[tokio::test]
+async fn health_passes_while_one_target_is_still_checked_or_none_ever_was() {
+    for api in [
+        checked(&[("fresh", &[1, 11, 21]), ("stopped", &[600, 610, 620])]).await,
+        checked(&[]).await,
+    ] {
+        let (status, body) = api.get("/health").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "pass", "{body}");
+        assert_eq!(
+            body["checks"]["checks:recent"][0]["status"], "pass",
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn targets_takes_no_parameters_and_says_so() {
+    let api = checked(&[]).await;
+    let (status, body) = api.get("/api/v1/targets?x=1").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "unknown parameter \"x\"; this endpoint accepts no parameters"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_stale_targets() {
+    let api = checked(&[]).await;
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    let state = &schemas["TargetState"];
+    let text = state.to_string();
+    for field in ["stale", "interval_seconds", "last_check_age_seconds"] {
+        assert!(text.contains(field), "{field} missing: {state}");
+    }
+    assert!(
+        text.contains("#/components/schemas/TargetSummary"),
+        "the stored fields, unchanged: {state}"
+    );
+    let summary = schemas["TargetSummary"].to_string();
+    for field in ["last_status", "uptime_ratio"] {
+        assert!(summary.contains(field), "{field} missing: {summary}");
+    }
+    assert!(!summary.contains("recent_checks"), "{summary}");
+    let targets = doc["paths"]["/api/v1/targets"]["get"].to_string();
+    assert!(targets.contains("TargetState"), "{targets}");
+}

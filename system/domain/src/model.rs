@@ -127,4 +127,14 @@ pub struct TargetSummary {
     pub last_latency_ms: Option<f64>,
     /// Share of `up` checks over the last hour, `None` when there were none.
     pub uptime_ratio: Option<f64>,
+    /// When its last checks ran, newest first, at most
+    /// [`TargetSummary::RECENT_CHECKS`]: the API infers the target's interval
+    /// from them. Not part of the JSON.
+    #[serde(skip)]
+    pub recent_checks: Vec<DateTime<Utc>>,
+}
+
+impl TargetSummary {
+    /// How many of a target's last checks a repository returns in `recent_checks`.
+    pub const RECENT_CHECKS: usize = 6;
 }

@@ -253,12 +253,13 @@ impl ReadRepository for MemoryRepository {
             .targets
             .values()
             .map(|t| {
-                let checks: Vec<&Check> = store
+                let mut checks: Vec<&Check> = store
                     .checks
                     .iter()
                     .map(|(_, c)| c)
                     .filter(|c| c.target == t.name)
                     .collect();
+                checks.sort_by_key(|c| std::cmp::Reverse(c.checked_at));
                 let last = checks.iter().max_by_key(|c| c.checked_at);
                 let recent: Vec<_> = checks.iter().filter(|c| c.checked_at > hour_ago).collect();
                 let up = recent
@@ -273,6 +274,11 @@ impl ReadRepository for MemoryRepository {
                     last_checked_at: last.map(|c| c.checked_at),
                     last_latency_ms: last.map(|c| c.latency_ms),
                     uptime_ratio: (!recent.is_empty()).then(|| up as f64 / recent.len() as f64),
+                    recent_checks: checks
+                        .iter()
+                        .take(TargetSummary::RECENT_CHECKS)
+                        .map(|c| c.checked_at)
+                        .collect(),
                 }
             })
             .collect())

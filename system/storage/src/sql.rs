@@ -247,9 +247,12 @@ pub fn series(query: &SeriesQuery, target_id: Option<i32>) -> Sql {
     sql
 }
 
-/// Every target with its last check and its uptime over the hour before `$1`.
+/// Every target with its last check, its uptime over the hour before `$1`, and
+/// the times of its last `$2` checks, newest first (the API infers intervals).
 pub const TARGETS: &str = "\
-SELECT t.name, t.kind, t.url, l.up, l.checked_at, l.latency_ms, u.ratio \
+SELECT t.name, t.kind, t.url, l.up, l.checked_at, l.latency_ms, u.ratio, \
+    ARRAY(SELECT c.checked_at FROM checks c WHERE c.target_id = t.id \
+        ORDER BY c.checked_at DESC, c.id DESC LIMIT $2) \
 FROM targets t \
 LEFT JOIN LATERAL (SELECT c.up, c.checked_at, c.latency_ms FROM checks c \
     WHERE c.target_id = t.id ORDER BY c.checked_at DESC, c.id DESC LIMIT 1) l ON true \

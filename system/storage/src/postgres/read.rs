@@ -196,7 +196,7 @@ impl PgRepository {
             .await
             .map_err(|e| StorageError::database("query targets", e))?;
         let rows = client
-            .query(&statement, &[&now])
+            .query(&statement, &[&now, &(TargetSummary::RECENT_CHECKS as i64)])
             .await
             .map_err(|e| StorageError::database("query targets", e))?;
         Ok(rows
@@ -217,6 +217,7 @@ impl PgRepository {
                     last_checked_at: row.get(4),
                     last_latency_ms: row.get(5),
                     uptime_ratio: row.get(6),
+                    recent_checks: row.get(7),
                 }
             })
             .collect())
