@@ -44,10 +44,15 @@ impl Application {
     /// Binds `listen` (port 0 picks a free port) with the given start-up state.
     pub async fn build(listen: SocketAddr, control: Control) -> Result<Self, StartError> {
         let telemetry = Arc::new(Telemetry::new(VERSION)?);
+        let bomb = Arc::new(BombCache::default());
+        if control.gzip_bomb {
+            // Ready before the first scrape, as after a PUT /control.
+            bomb.get(control.gzip_bomb_bytes).await;
+        }
         let state = AppState {
             control: Arc::new(RwLock::new(control)),
             telemetry: telemetry.clone(),
-            bomb: Arc::default(),
+            bomb,
         };
         let router = Router::new()
             .route("/metrics", get(metrics))
@@ -190,11 +195,19 @@ async fn change_control(
                 .into_response();
         }
     };
-    let mut control = state.control.write().expect("control lock");
-    match control.apply(update) {
-        Ok(()) => {
-            tracing::info!(control = ?*control, "control changed");
-            Json(control.clone()).into_response()
+    let changed = {
+        let mut control = state.control.write().expect("control lock");
+        control.apply(update).map(|()| control.clone())
+    };
+    match changed {
+        Ok(control) => {
+            tracing::info!(?control, "control changed");
+            if control.gzip_bomb {
+                // Built before answering (1.8 s for 100 MiB in a debug build),
+                // so no scrape after the PUT times out while it is compressed.
+                state.bomb.get(control.gzip_bomb_bytes).await;
+            }
+            Json(control).into_response()
         }
         Err(message) => (
             StatusCode::BAD_REQUEST,
