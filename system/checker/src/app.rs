@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkable::Checkable;
 use crate::config::Settings;
 use crate::fetch;
+use crate::memory::{self, MemoryBudget, MemoryWatch};
 use crate::probe::HttpTarget;
 use crate::schedule;
 use crate::scrape::{PrometheusTarget, SampleLimits};
@@ -60,14 +61,11 @@ pub type Scheduled = (Arc<dyn Checkable>, Duration);
 /// How far ahead of the checker's clock an explicit sample timestamp may be.
 const MAX_AHEAD: Duration = Duration::from_secs(600);
 
-/// Series a target's table may hold before it is rebuilt: room for churn
-/// around a full scrape.
-fn max_series(settings: &Settings) -> usize {
-    settings.sample_limit.saturating_mul(2)
-}
-
 /// Builds the checkable of each configured target this replica's shard owns.
-pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
+pub fn checkables(
+    settings: &Settings,
+    memory: &Arc<MemoryWatch>,
+) -> Result<Vec<Scheduled>, StartError> {
     let client = fetch::client().map_err(|e| StartError::HttpClient(e.to_string()))?;
     Ok(settings
         .targets
@@ -87,11 +85,15 @@ pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
                     timeout: t.timeout(settings),
                     max_body_bytes: settings.max_body_bytes,
                     limits: SampleLimits {
-                        max_samples: settings.sample_limit,
+                        max_samples: t.sample_limit(settings),
                         max_age: settings.retention,
                         max_ahead: MAX_AHEAD,
                     },
-                    series: TargetSeries::new(max_series(settings)),
+                    series: TargetSeries::new(
+                        memory::max_series(t.sample_limit(settings)),
+                        t.sample_limit(settings),
+                    ),
+                    memory: memory.clone(),
                     client: client.clone(),
                 }),
                 metr_domain::TargetKind::Http => Arc::new(HttpTarget {
@@ -100,7 +102,10 @@ pub fn checkables(settings: &Settings) -> Result<Vec<Scheduled>, StartError> {
                     timeout: t.timeout(settings),
                     max_body_bytes: settings.max_body_bytes,
                     expected_status: t.expected_status.clone(),
-                    series: TargetSeries::new(max_series(settings)),
+                    series: TargetSeries::new(
+                        memory::max_series(memory::HTTP_SERIES as usize),
+                        memory::HTTP_SERIES as usize,
+                    ),
                     client: client.clone(),
                 }),
             };
@@ -173,7 +178,14 @@ impl Application {
                 return Err(RunError::Database(e));
             },
         }
-        let targets = checkables(&settings)?;
+        let budget = MemoryBudget::of(&settings);
+        let memory = Arc::new(MemoryWatch::new(settings.memory_limit()));
+        telemetry.memory_bound_bytes.set(budget.total() as i64);
+        telemetry
+            .memory_limit_bytes
+            .set(memory.limit().map_or(-1, |l| l as i64));
+        tracing::info!(bound = %budget.describe(), limit = %memory.limit().map_or("none".into(), memory::mib), "memory");
+        let targets = checkables(&settings, &memory)?;
         telemetry.record_shard(settings.shard, targets.len());
         tracing::info!(shard = %settings.shard, owned = targets.len(), configured = settings.targets.len(), "targets of this shard");
         let refs: Vec<TargetRef> = targets.iter().map(|(c, _)| c.target().clone()).collect();
@@ -189,6 +201,13 @@ impl Application {
         );
 
         let cancel = CancellationToken::new();
+        let series: Vec<_> = targets.iter().map(|(c, _)| c.clone()).collect();
+        let watch = tokio::spawn(watch_memory(
+            memory.clone(),
+            series,
+            telemetry.clone(),
+            cancel.clone(),
+        ));
         let retention = tokio::spawn(enforce_retention(
             repo.clone(),
             settings.retention,
@@ -215,6 +234,7 @@ impl Application {
             let _ = s.await;
         }
         let _ = retention.await;
+        let _ = watch.await;
         let report = writer
             .await
             .map_err(|e| RunError::WriterCrashed(e.to_string()))?;
@@ -222,6 +242,61 @@ impl Application {
         server_stop.cancel();
         let _ = server.await;
         Ok(report)
+    }
+}
+
+/// How often resident memory is measured.
+const MEMORY_EVERY: Duration = Duration::from_secs(1);
+/// Least time between two memory-pressure warnings.
+const MEMORY_WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Measures resident memory every second; from [`memory::WARN_AT`] of the
+/// limit, warns (at most every 30 s) with what holds the memory, before the
+/// kernel acts.
+async fn watch_memory(
+    memory: Arc<MemoryWatch>,
+    targets: Vec<Arc<dyn Checkable>>,
+    telemetry: Telemetry,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(MEMORY_EVERY);
+    let mut warned: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let resident = memory.refresh();
+        telemetry.memory_resident_bytes.set(resident as i64);
+        let Some(limit) = memory.limit() else {
+            continue;
+        };
+        if (resident as f64) < memory::WARN_AT * limit as f64
+            || warned.is_some_and(|at| at.elapsed() < MEMORY_WARN_EVERY)
+        {
+            continue;
+        }
+        warned = Some(tokio::time::Instant::now());
+        let tables: Vec<String> = targets
+            .iter()
+            .filter_map(|t| {
+                let (series, bytes) = t.series_usage()?;
+                Some(format!(
+                    "{}: {series} series, {}",
+                    t.target().name,
+                    memory::mib(bytes as u64)
+                ))
+            })
+            .collect();
+        tracing::warn!(
+            resident = %memory::mib(resident),
+            limit = %memory::mib(limit),
+            buffered_samples = telemetry.buffered_samples.get(),
+            series_tables = %tables.join("; "),
+            "memory pressure: the checker is above {:.0} % of its memory limit",
+            memory::WARN_AT * 100.0
+        );
     }
 }
 

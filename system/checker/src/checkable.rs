@@ -45,4 +45,9 @@ pub trait Checkable: Send + Sync {
 
     /// Checks the target once; `started` is the time stamped on what it records.
     async fn check(&self, started: DateTime<Utc>) -> Outcome;
+
+    /// Series in the target's series table and the bytes they hold, if it has one.
+    fn series_usage(&self) -> Option<(usize, usize)> {
+        None
+    }
 }

@@ -54,6 +54,11 @@ pub struct Settings {
     pub retention: Duration,
     #[serde(default)]
     pub writer: WriterSettings,
+    /// Memory the checker may use, in bytes; default: its cgroup's limit. The
+    /// lower of the two counts. A configuration whose bound (README: the
+    /// checker's memory) exceeds it is refused at start.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
     pub targets: Vec<TargetSettings>,
     /// This replica's share of the targets; set from `--shard`, not the file.
     #[serde(skip)]
@@ -119,6 +124,19 @@ pub struct TargetSettings {
     /// `http` only: statuses that count as up (default: any 2xx or 3xx).
     #[serde(default)]
     pub expected_status: Vec<u16>,
+    /// This target's own sample limit, instead of the checker's `sample_limit`.
+    #[serde(default)]
+    pub sample_limit: Option<usize>,
+}
+
+impl Settings {
+    /// The memory limit in force: the lower of `memory_limit_bytes` and the cgroup's.
+    pub fn memory_limit(&self) -> Option<u64> {
+        match (self.memory_limit_bytes, crate::memory::cgroup_limit()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl TargetSettings {
@@ -127,6 +145,9 @@ impl TargetSettings {
     }
     pub fn timeout(&self, settings: &Settings) -> Duration {
         self.timeout.unwrap_or(settings.timeout)
+    }
+    pub fn sample_limit(&self, settings: &Settings) -> usize {
+        self.sample_limit.unwrap_or(settings.sample_limit)
     }
 }
 
@@ -297,6 +318,25 @@ impl Settings {
                     format!("{bad} is not an HTTP status"),
                 );
             }
+            if let Some(key) = t.labels.keys().find(|k| !is_label_name(k)) {
+                return invalid(
+                    field("labels"),
+                    format!("{key:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+                );
+            }
+            if t.sample_limit == Some(0) {
+                return invalid(field("sample_limit"), "must be at least 1".into());
+            }
+            if t.sample_limit(self) > self.writer.buffer_samples {
+                return invalid(
+                    field("sample_limit"),
+                    format!(
+                        "{} samples would not fit in writer.buffer_samples ({}): every full scrape would be dropped; raise writer.buffer_samples or lower sample_limit",
+                        t.sample_limit(self),
+                        self.writer.buffer_samples
+                    ),
+                );
+            }
             if t.kind == TargetKind::Prometheus && !t.expected_status.is_empty() {
                 return invalid(
                     field("expected_status"),
@@ -306,6 +346,15 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Sets one `CHECKER_A__B__0__C` variable in the YAML tree.
@@ -409,7 +458,7 @@ targets:
             BASE,
             &[
                 ("CHECKER_CONCURRENCY", "3"),
-                ("CHECKER_WRITER__BUFFER_SAMPLES", "50"),
+                ("CHECKER_WRITER__BUFFER_SAMPLES", "500000"),
                 ("CHECKER_TARGETS__1__URL", "http://other:9/health"),
                 ("CHECKER_DATABASE_URL", "postgres://x@y/z"),
                 ("UNRELATED", "1"),
@@ -417,7 +466,7 @@ targets:
         )
         .unwrap();
         assert_eq!(s.concurrency, 3);
-        assert_eq!(s.writer.buffer_samples, 50);
+        assert_eq!(s.writer.buffer_samples, 500_000);
         assert_eq!(s.targets[1].url, "http://other:9/health");
         assert_eq!(s.database_url.expose(), "postgres://x@y/z");
     }
@@ -487,6 +536,21 @@ targets:
                 "targets[0].timeout",
             ),
             (BASE, &[("CHECKER_CONCURRENCY", "0")], "concurrency"),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__0__LABELS", "{my-label: x}")],
+                "targets[0].labels",
+            ),
+            (
+                BASE,
+                &[("CHECKER_WRITER__BUFFER_SAMPLES", "1000")],
+                "writer.buffer_samples",
+            ),
+            (
+                BASE,
+                &[("CHECKER_TARGETS__1__SAMPLE_LIMIT", "0")],
+                "targets[1].sample_limit",
+            ),
             (BASE, &[("CHECKER_TYPO", "1")], "typo"),
             ("interval: 1s\ntargets: []", &[], "database_url"),
         ];

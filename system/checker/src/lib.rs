@@ -4,6 +4,7 @@ pub mod app;
 pub mod checkable;
 pub mod config;
 pub mod fetch;
+pub mod memory;
 pub mod probe;
 pub mod schedule;
 pub mod scrape;

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use checker::memory::{MemoryBudget, mib};
 use clap::Parser;
 use metr_storage::PgRepository;
 use metr_storage::postgres::PoolOptions;
@@ -35,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
     settings.shard = args.shard;
+    refuse_what_cannot_fit(&settings);
     if args.command == Some(DbCommand::Migrate) {
         startup::open(&settings.database_url, true, args.command)
             .await
@@ -53,6 +55,26 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot start")?;
     Ok(())
+}
+
+/// Exits 2, naming the settings, when the most memory they let the checker
+/// need exceeds its limit: better refused now than killed by the kernel the
+/// first time a big target answers, silencing every target.
+fn refuse_what_cannot_fit(settings: &checker::Settings) {
+    let Some(limit) = settings.memory_limit() else {
+        return;
+    };
+    let budget = MemoryBudget::of(settings);
+    if budget.total() > limit {
+        eprintln!(
+            "error: invalid configuration: these settings let the checker need up to {}, more than its memory limit of {}.\n\
+             Lower sample_limit (or a target's sample_limit), max_body_bytes, concurrency or writer.buffer_samples, \
+             or raise the memory limit (README: the checker's memory).",
+            budget.describe(),
+            mib(limit)
+        );
+        std::process::exit(2);
+    }
 }
 
 #[cfg(test)]

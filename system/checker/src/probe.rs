@@ -39,6 +39,10 @@ impl Checkable for HttpTarget {
         &self.target
     }
 
+    fn series_usage(&self) -> Option<(usize, usize)> {
+        Some(self.series.usage())
+    }
+
     async fn check(&self, started: DateTime<Utc>) -> Outcome {
         let clock = Instant::now();
         let fetched = fetch::get(

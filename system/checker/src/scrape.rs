@@ -1,5 +1,6 @@
 //! The `prometheus` target kind: scrape `{url}/metrics`, check `{url}/health`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use metr_storage::{DuplicateSample, Recorder, ScrapeSamples, TargetRef};
 
 use crate::checkable::{Checkable, Outcome};
 use crate::fetch::{self, FetchError, Fetched};
+use crate::memory::MemoryWatch;
 use crate::target_series::TargetSeries;
 
 /// A Prometheus-style target.
@@ -20,6 +22,8 @@ pub struct PrometheusTarget {
     pub max_body_bytes: usize,
     pub limits: SampleLimits,
     pub series: TargetSeries,
+    /// Refuses a scrape that could take the checker past its memory limit.
+    pub memory: Arc<MemoryWatch>,
     pub client: reqwest::Client,
 }
 
@@ -70,6 +74,12 @@ impl PrometheusTarget {
         if !(200..300).contains(&fetched.status) {
             return Err(format!("scrape: /metrics answered HTTP {}", fetched.status));
         }
+        // Recording costs at most about the body's size again (series texts
+        // and samples): refuse it now rather than let the kernel kill the
+        // checker, and every target's monitoring with it.
+        self.memory
+            .admit(2 * fetched.body.len() as u64)
+            .map_err(|e| format!("scrape: {e}"))?;
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|e| format!("scrape: body is not UTF-8: {e}"))?;
         let now = started.timestamp_micros();
@@ -162,6 +172,10 @@ fn judge_health(
 impl Checkable for PrometheusTarget {
     fn target(&self) -> &TargetRef {
         &self.target
+    }
+
+    fn series_usage(&self) -> Option<(usize, usize)> {
+        Some(self.series.usage())
     }
 
     async fn check(&self, started: DateTime<Utc>) -> Outcome {

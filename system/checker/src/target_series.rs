@@ -4,26 +4,36 @@ use std::sync::{Arc, Mutex};
 
 use metr_storage::SeriesTable;
 
-/// Holds a target's [`SeriesTable`] and starts a fresh one when it outgrows
-/// `max_series` (series that came and went). Scrapes still buffered keep the
-/// old table alive through their `Arc` until they are written.
+/// Holds a target's [`SeriesTable`] and starts a fresh one before a scrape
+/// could push it past `max_series` (series that came and went). Scrapes still
+/// buffered keep the old table alive through their `Arc` until they are
+/// written: a target holds at most two tables of `max_series` series.
 pub struct TargetSeries {
     table: Mutex<Arc<SeriesTable>>,
     max_series: usize,
+    /// Series one scrape may add (its sample limit).
+    per_scrape: usize,
 }
 
 impl TargetSeries {
-    pub fn new(max_series: usize) -> Self {
+    pub fn new(max_series: usize, per_scrape: usize) -> Self {
         TargetSeries {
             table: Mutex::new(Arc::new(SeriesTable::new())),
             max_series,
+            per_scrape,
         }
+    }
+
+    /// Series in the current table and the bytes it holds.
+    pub fn usage(&self) -> (usize, usize) {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (table.len(), table.memory_bytes())
     }
 
     /// The table the next scrape records into.
     pub fn current(&self) -> Arc<SeriesTable> {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() > self.max_series {
+        if table.len().saturating_add(self.per_scrape) > self.max_series {
             tracing::info!(
                 series = table.len(),
                 "series table outgrew its bound: starting a fresh one"
@@ -41,7 +51,7 @@ mod tests {
 
     #[test]
     fn a_table_past_its_bound_is_replaced_and_the_old_one_survives_its_users() {
-        let series = TargetSeries::new(2);
+        let series = TargetSeries::new(3, 1);
         let old = series.current();
         let mut rec = old.record();
         for name in ["a", "b", "c"] {

@@ -25,6 +25,12 @@ pub struct Telemetry {
     pub shard: IntGaugeVec,
     /// Targets this replica checks (its shard's share).
     pub targets: IntGauge,
+    /// Resident memory, measured every second.
+    pub memory_resident_bytes: IntGauge,
+    /// The memory limit in force (cgroup or `memory_limit_bytes`), -1 when none.
+    pub memory_limit_bytes: IntGauge,
+    /// The most memory the settings let the checker need.
+    pub memory_bound_bytes: IntGauge,
 }
 
 impl Telemetry {
@@ -83,6 +89,21 @@ impl Telemetry {
             "checker_targets",
             "Targets this replica checks: its shard's share of the configuration.",
         )?;
+        let memory_resident_bytes = IntGauge::new(
+            "checker_memory_resident_bytes",
+            "Resident memory of the checker, measured every second.",
+        )?;
+        let memory_limit_bytes = IntGauge::new(
+            "checker_memory_limit_bytes",
+            "The checker's memory limit (its cgroup's, or memory_limit_bytes); -1 when none.",
+        )?;
+        let memory_bound_bytes = IntGauge::new(
+            "checker_memory_bound_bytes",
+            "The most memory the checker's settings let it need (README: the checker's memory).",
+        )?;
+        registry.register(Box::new(memory_resident_bytes.clone()))?;
+        registry.register(Box::new(memory_limit_bytes.clone()))?;
+        registry.register(Box::new(memory_bound_bytes.clone()))?;
         registry.register(Box::new(shard.clone()))?;
         registry.register(Box::new(targets.clone()))?;
         registry.register(Box::new(scrapes.clone()))?;
@@ -106,6 +127,9 @@ impl Telemetry {
             write_lag_seconds,
             shard,
             targets,
+            memory_resident_bytes,
+            memory_limit_bytes,
+            memory_bound_bytes,
         })
     }
 

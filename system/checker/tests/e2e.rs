@@ -14,6 +14,7 @@ struct Stack {
     checker: Child,
     others: Vec<Child>,
     checker_health: String,
+    database_url: String,
     proxy: Proxy,
     _dir: tempfile::TempDir,
 }
@@ -67,12 +68,15 @@ fn free_port() -> u16 {
 }
 
 async fn start() -> Stack {
-    start_with(false).await
+    start_with(false, FAST).await
 }
 
+/// The checker's schedule in most tests: fast, for small targets.
+const FAST: &str = "interval: 250ms\ntimeout: 200ms";
+
 /// Starts the processes; with `database_away`, the checker starts while its
-/// path to the database is cut.
-async fn start_with(database_away: bool) -> Stack {
+/// path to the database is cut. `schedule` is the checker's interval and timeout.
+async fn start_with(database_away: bool, schedule: &str) -> Stack {
     let db = metr_testkit::fresh_database().await;
     let cluster_port = metr_testkit::cluster().port;
     let proxy = Proxy::start(format!("127.0.0.1:{cluster_port}").parse().unwrap()).await;
@@ -100,7 +104,7 @@ async fn start_with(database_away: bool) -> Stack {
     std::fs::write(
         &config,
         format!(
-            "database_url: {proxied_url}\nlisten: 127.0.0.1:{listen_port}\ninterval: 250ms\ntimeout: 200ms\n\
+            "database_url: {proxied_url}\nlisten: 127.0.0.1:{listen_port}\n{schedule}\n\
              writer: {{ flush_interval: 100ms, min_backoff: 100ms, max_backoff: 500ms }}\n\
              targets:\n  - {{ name: gometr, kind: prometheus, url: '{gometr_url}' }}\n  \
              - {{ name: gometr-http, kind: http, url: '{gometr_url}/health' }}\n"
@@ -138,6 +142,7 @@ async fn start_with(database_away: bool) -> Stack {
         checker,
         others: vec![gometr, api],
         checker_health: format!("http://127.0.0.1:{listen_port}/health"),
+        database_url: db.url.clone(),
         proxy,
         _dir: dir,
     };
@@ -277,7 +282,7 @@ async fn a_database_outage_loses_no_scrape_and_sigterm_flushes_and_exits_zero() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checker_started_before_its_database_waits_for_it_and_reports_fail_meanwhile() {
-    let mut stack = start_with(true).await;
+    let mut stack = start_with(true, FAST).await;
     health_fails_naming_the_database(&stack).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -291,4 +296,139 @@ async fn a_checker_started_before_its_database_waits_for_it_and_reports_fail_mea
         b["status"] == "pass"
     })
     .await;
+}
+
+/// A line of the checker's `/proc/PID/status`, in bytes (`VmRSS`, `VmHWM`).
+fn process_memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// A gauge of the checker's own `/metrics`.
+async fn checker_gauge(stack: &Stack, name: &str) -> f64 {
+    let url = stack.checker_health.replace("/health", "/metrics");
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in the checker's metrics"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn stored_samples(database_url: &str, name: &str) -> i64 {
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query_one(
+            "SELECT count(*) FROM sample_values WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_or(0, |row| row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200k_series_scrape_at_the_default_limits_is_stored_within_the_stated_memory_bound() {
+    const SERIES: u32 = 199_000;
+    let stack = start_with(false, "interval: 5s\ntimeout: 4s").await;
+    let checks = format!("{}/api/v1/checks?target=gometr", stack.api);
+    eventually(&checks, Duration::from_secs(20), |b| !data(b).is_empty()).await;
+    let pid = stack.checker.id();
+    let steady = process_memory(pid, "VmRSS");
+
+    let control = reqwest::Client::new()
+        .put(format!("{}/control", stack.gometr))
+        .json(&serde_json::json!({ "extra_series": SERIES }))
+        .send()
+        .await
+        .unwrap();
+    assert!(control.status().is_success(), "{:?}", control.status());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = stored_samples(&stack.database_url, "gometr_synthetic_series").await;
+        if stored >= i64::from(SERIES) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {stored} of {SERIES} samples stored within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let peak = process_memory(pid, "VmHWM");
+    let bound = checker_gauge(&stack, "checker_memory_bound_bytes").await as u64;
+    assert!(
+        peak < bound,
+        "peak {peak} bytes is over the stated bound of {bound} bytes"
+    );
+    let per_series = peak.saturating_sub(steady) / u64::from(SERIES);
+    eprintln!("steady {steady} B, peak {peak} B, bound {bound} B, {per_series} B per new series");
+    assert!(
+        per_series <= 1024,
+        "{per_series} bytes per new series above the steady {steady} bytes (peak {peak})"
+    );
+    assert_eq!(
+        checker_gauge(&stack, "checker_dropped_samples_total").await,
+        0.0
+    );
+}
+
+#[test]
+fn a_configuration_that_cannot_fit_its_memory_limit_is_refused_naming_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("checker.yaml");
+    std::fs::write(
+        &config,
+        "database_url: postgres://u:p@127.0.0.1:1/metr\nmemory_limit_bytes: 134217728\n\
+         targets:\n  - { name: big, kind: prometheus, url: 'http://127.0.0.1:1' }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for named in [
+        "128 MiB",
+        "sample_limit",
+        "max_body_bytes",
+        "writer.buffer_samples",
+    ] {
+        assert!(stderr.contains(named), "{named:?} missing from: {stderr}");
+    }
+
+    // The same target within a limit it fits is not refused: it starts (and
+    // waits for its database, which is not there).
+    std::fs::write(
+        &config,
+        "database_url: postgres://u:p@127.0.0.1:1/metr\nmemory_limit_bytes: 1073741824\n\
+         listen: 127.0.0.1:0\ntargets:\n  - { name: big, kind: prometheus, url: 'http://127.0.0.1:1' }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "a configuration that fits must start");
 }

@@ -113,7 +113,8 @@ fn prometheus_target(url: &str, max_body_bytes: usize, timeout: Duration) -> Pro
             max_age: Duration::from_secs(3600),
             max_ahead: Duration::from_secs(600),
         },
-        series: TargetSeries::new(1000),
+        series: TargetSeries::new(1000, 100),
+        memory: std::sync::Arc::new(checker::memory::MemoryWatch::new(None)),
         client: checker::fetch::client().unwrap(),
     }
 }
@@ -224,7 +225,7 @@ async fn probe(base: &str, path: &str, expected_status: Vec<u16>) -> Outcome {
         timeout: SECOND,
         max_body_bytes: LIMIT,
         expected_status,
-        series: TargetSeries::new(1000),
+        series: TargetSeries::new(1000, 100),
         client: checker::fetch::client().unwrap(),
     };
     target.check(chrono::Utc::now()).await
