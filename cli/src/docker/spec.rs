@@ -264,6 +264,28 @@ impl Limits {
     };
 }
 
+impl Limits {
+    /// The checker's limits for the configuration `env` gives it: at least
+    /// [`Limits::CHECKER`]'s memory, more when the bound that configuration
+    /// lets the checker need (README: the checker's memory) plus a quarter
+    /// does not fit in it, e.g. with many gometr replicas. The checker
+    /// refuses to start in a container smaller than its bound; a
+    /// configuration the checker cannot load keeps the default, and the
+    /// checker names the problem when it starts.
+    pub fn for_checker(env: &[(String, String)]) -> Limits {
+        let Ok(settings) = checker::Settings::load(None, env.iter().cloned()) else {
+            return Limits::CHECKER;
+        };
+        let bound = checker::memory::MemoryBudget::of(&settings).total();
+        let wanted =
+            i64::try_from((bound + bound / 4).div_ceil(MIB as u64)).unwrap_or(i64::MAX / MIB) * MIB;
+        Limits {
+            memory: Limits::CHECKER.memory.max(wanted),
+            ..Limits::CHECKER
+        }
+    }
+}
+
 /// What the stack tells the checker its shutdown flush may take (its
 /// `writer.shutdown_timeout`); [`Limits::CHECKER`]'s stop grace is longer.
 pub const CHECKER_SHUTDOWN_TIMEOUT: &str = "10s";
@@ -492,6 +514,7 @@ impl StackSpec {
             ),
         ];
         checker_env.extend(extra("checker"));
+        let checker_limits = Limits::for_checker(&checker_env);
         let mut after = vec!["postgres".to_owned(), MIGRATE.to_owned()];
         after.extend(gometrs.iter().cloned());
         services.push(ServiceSpec {
@@ -507,7 +530,7 @@ impl StackSpec {
             after: after.clone(),
             joins: None,
             readiness: Readiness::Http { success: true },
-            limits: Limits::CHECKER,
+            limits: checker_limits,
         });
 
         let mut api_env = vec![
@@ -615,6 +638,27 @@ mod tests {
             "grace {:?} vs flush {flush:?}",
             checker.limits.stop_grace
         );
+    }
+
+    #[test]
+    fn the_checker_gets_the_memory_its_configuration_needs() {
+        let memory = |text: &str| {
+            let file = EnvFile::parse(text, "metrtest.yaml").unwrap();
+            let spec = StackSpec::build(&images(), &file);
+            let checker = spec.services.iter().find(|s| s.name == "checker").unwrap();
+            checker.limits.memory
+        };
+        assert_eq!(
+            memory("{}"),
+            Limits::CHECKER.memory,
+            "the default fits 512 MiB"
+        );
+        let four = memory("gometr: { replicas: 4 }\n");
+        assert!(four > Limits::CHECKER.memory, "{four}");
+        let raised = memory(
+            "env: { checker: { CHECKER_SAMPLE_LIMIT: \"1000000\", CHECKER_WRITER__BUFFER_SAMPLES: \"3000000\" } }\n",
+        );
+        assert!(raised > four, "{raised}");
     }
 
     #[test]
