@@ -10,6 +10,13 @@ use serde::Serialize;
 /// A target is stale when its last check is older than this many of its intervals.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
 
+/// Least age at which a target counts as stale, whatever its interval: the
+/// checker stores checks in batches (sealed every `writer.flush_interval`)
+/// and a write may lag a second or two under load, so at sub-second
+/// intervals 3 intervals would call a busy but healthy checker stopped
+/// (seen in the suite: a last check 1.05 s old at a 250 ms interval).
+pub const STALE_AT_LEAST: Duration = Duration::from_secs(5);
+
 /// The interval assumed for a target with fewer than two checks: the checker's
 /// default `interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
@@ -28,8 +35,8 @@ pub struct TargetState {
     /// clock); `null` when the target was never checked.
     #[schema(minimum = 0.0)]
     pub last_check_age_seconds: Option<f64>,
-    /// `true` when the last check is older than 3 intervals: monitoring of this
-    /// target stopped. `false` for a target never checked.
+    /// `true` when the last check is older than 3 intervals (and at least
+    /// 5 s): monitoring of this target stopped. `false` for a target never checked.
     pub stale: bool,
 }
 
@@ -43,7 +50,7 @@ impl TargetState {
         TargetState {
             interval_seconds: interval.as_secs_f64(),
             last_check_age_seconds: age.map(|a| a.as_secs_f64()),
-            stale: age.is_some_and(|a| a > interval * STALE_AFTER_INTERVALS),
+            stale: age.is_some_and(|a| a > (interval * STALE_AFTER_INTERVALS).max(STALE_AT_LEAST)),
             summary,
         }
     }
@@ -135,6 +142,18 @@ mod tests {
         assert!(!fresh.stale, "exactly 3 intervals is not yet stale");
         let stale = TargetState::of(summary(&checks), at(13));
         assert!(stale.stale);
+    }
+
+    #[test]
+    fn at_short_intervals_a_check_a_write_late_is_not_stale() {
+        let ms = |n: i64| at(0) + chrono::Duration::milliseconds(n);
+        let mut every_250ms = summary(&[]);
+        every_250ms.recent_checks = vec![ms(0), ms(250), ms(500), ms(750)];
+        every_250ms.last_checked_at = Some(ms(750));
+        let stale_at = |now: i64| TargetState::of(every_250ms.clone(), ms(now)).stale;
+        assert!(!stale_at(750 + 1_050), "1.05 s at 250 ms is a late write");
+        assert!(!stale_at(750 + 5_000));
+        assert!(stale_at(750 + 5_001), "past the floor it is stale");
     }
 
     #[test]

@@ -38,10 +38,12 @@ const WRITE_BYTES_PER_SAMPLE: u64 = 48;
 /// targets.
 pub const BASE_BYTES: u64 = 48 << 20;
 
-/// Series a target's table may hold before it is replaced by a fresh one:
-/// room for churn around a full scrape.
+/// Series a target's table may hold: a full scrape's worth of series, and as
+/// many that came and went (churn). The table is replaced by a fresh one
+/// before a scrape, which may bring up to `sample_limit` new series, could
+/// push it past this; a target that keeps its series never has it replaced.
 pub fn max_series(sample_limit: usize) -> usize {
-    sample_limit.saturating_add(sample_limit / 2)
+    sample_limit.saturating_mul(2)
 }
 
 /// An upper bound of the checker's memory, term by term, in bytes.

@@ -63,4 +63,31 @@ mod tests {
         assert_eq!(old.len(), 3, "buffered scrapes still resolve their series");
         assert!(new.is_empty());
     }
+
+    #[test]
+    fn a_target_that_keeps_its_series_keeps_its_table_even_at_its_sample_limit() {
+        let limit = 100;
+        let series = TargetSeries::new(crate::memory::max_series(limit), limit);
+        let first = series.current();
+        for scrape in 0..5 {
+            let table = series.current();
+            assert!(Arc::ptr_eq(&first, &table), "replaced at scrape {scrape}");
+            let mut rec = table.record();
+            for i in 0..limit {
+                rec.push(&format!("m{i}"), Labels::new(), 1.0, scrape)
+                    .unwrap();
+            }
+        }
+        // Churn: a whole new set of series each scrape; the table never
+        // holds more than max_series.
+        for scrape in 0..10 {
+            let table = series.current();
+            assert!(table.len() + limit <= crate::memory::max_series(limit));
+            let mut rec = table.record();
+            for i in 0..limit {
+                rec.push(&format!("c{scrape}_{i}"), Labels::new(), 1.0, 0)
+                    .unwrap();
+            }
+        }
+    }
 }

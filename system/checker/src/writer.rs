@@ -47,9 +47,33 @@ struct Pending {
     since: Instant,
     /// Consecutive rejections (not counting unavailability).
     rejections: u32,
+    /// Pieces of new series created for it so far, and since when.
+    pieces: u32,
+    creating_since: Option<Instant>,
 }
 
-type Written = (Pending, Result<(), StorageError>);
+impl Pending {
+    fn new(batch: Batch, since: Instant) -> Self {
+        Pending {
+            batch: Arc::new(batch),
+            since,
+            rejections: 0,
+            pieces: 0,
+            creating_since: None,
+        }
+    }
+}
+
+/// What one turn of writing did with a batch.
+#[derive(Debug)]
+enum Step {
+    /// The batch is stored.
+    Written,
+    /// One piece of its new series was created; more remain.
+    Piece,
+}
+
+type Written = (Pending, Result<Step, StorageError>);
 
 /// The writer task's state.
 pub struct Writer {
@@ -143,11 +167,10 @@ impl Writer {
     /// Moves the batch being filled to the back of the queue.
     fn seal(&mut self) {
         if !self.current.is_empty() {
-            self.pending.push_back(Pending {
-                batch: Arc::new(std::mem::take(&mut self.current)),
-                since: Instant::now(),
-                rejections: 0,
-            });
+            self.pending.push_back(Pending::new(
+                std::mem::take(&mut self.current),
+                Instant::now(),
+            ));
         }
     }
 
@@ -185,7 +208,7 @@ impl Writer {
         let timeout = self.settings.write_timeout;
         let piece = self.series_per_piece;
         Some(tokio::spawn(async move {
-            let result = write_in_pieces(&*repo, &pending.batch, timeout, piece).await;
+            let result = write_step(&*repo, &pending.batch, timeout, piece).await;
             (pending, result)
         }))
     }
@@ -201,7 +224,24 @@ impl Writer {
             }
         };
         match result {
-            Ok(()) => {
+            Ok(Step::Piece) => {
+                // Other batches go first between two pieces: a target's
+                // hundreds of thousands of new series must not hold up every
+                // other target's checks for as long as they take.
+                pending.pieces += 1;
+                pending.creating_since.get_or_insert_with(Instant::now);
+                self.pending.push_back(pending);
+                self.series_per_piece = (self.series_per_piece * 2).min(SERIES_PER_STATEMENT);
+            }
+            Ok(Step::Written) => {
+                if let Some(started) = pending.creating_since {
+                    tracing::info!(
+                        pieces = pending.pieces + 1,
+                        samples = pending.batch.sample_count(),
+                        elapsed = ?started.elapsed(),
+                        "stored a batch whose new series were created piece by piece"
+                    );
+                }
                 self.series_per_piece = (self.series_per_piece * 2).min(SERIES_PER_STATEMENT);
                 let (samples, checks) = counts(&pending.batch);
                 self.buffered -= samples;
@@ -246,11 +286,7 @@ impl Writer {
         if parts.len() > 1 {
             tracing::warn!(error = %error, parts = parts.len(), "the database rejected a batch: retrying it target by target");
             for batch in parts.into_iter().rev() {
-                self.pending.push_front(Pending {
-                    batch: Arc::new(batch),
-                    since: pending.since,
-                    rejections: 0,
-                });
+                self.pending.push_front(Pending::new(batch, pending.since));
             }
             return;
         }
@@ -271,11 +307,8 @@ impl Writer {
             self.count_dropped(samples, 0);
             tracing::error!(error = %error, target = ?target, samples, "the database rejected this target's samples {MAX_REJECTIONS} times: dropped them, keeping its checks");
             if !checks_only.is_empty() {
-                self.pending.push_front(Pending {
-                    batch: Arc::new(checks_only),
-                    since: pending.since,
-                    rejections: 0,
-                });
+                self.pending
+                    .push_front(Pending::new(checks_only, pending.since));
             }
         } else {
             self.count_dropped(0, checks);
@@ -287,8 +320,10 @@ impl Writer {
         self.telemetry.buffered_samples.set(self.buffered as i64);
         let lag = self
             .pending
-            .front()
-            .map_or(0.0, |p| p.since.elapsed().as_secs_f64());
+            .iter()
+            .map(|p| p.since)
+            .min()
+            .map_or(0.0, |since| since.elapsed().as_secs_f64());
         self.telemetry.write_lag_seconds.set(lag);
     }
 
@@ -348,42 +383,31 @@ impl Writer {
     }
 }
 
-/// Creates the batch's new series a piece at a time, then writes the batch:
-/// no step may take longer than `timeout`, and however many series a batch
-/// brings, each step does a bounded amount of work. Created series are kept,
-/// so a retry resumes where a failed piece stopped instead of starting over.
-async fn write_in_pieces(
+/// One turn of writing a batch: a piece of its new series if it has any
+/// left, else the batch itself. No step may take longer than `timeout`, and
+/// however many series a batch brings, each step does a bounded amount of
+/// work. Created series are kept, so a retry resumes where a failed piece
+/// stopped instead of starting over.
+async fn write_step(
     repo: &dyn WriteRepository,
     batch: &Batch,
     timeout: Duration,
     series_per_piece: usize,
-) -> Result<(), StorageError> {
+) -> Result<Step, StorageError> {
     let timed_out = |what: &str| {
         StorageError::Unavailable(format!(
             "{what} timed out after {}",
             humantime::format_duration(timeout)
         ))
     };
-    let started = Instant::now();
-    let mut pieces = 0_u32;
-    loop {
-        match tokio::time::timeout(timeout, repo.create_series(batch, series_per_piece)).await {
-            Ok(Ok(true)) => break,
-            Ok(Ok(false)) => pieces += 1,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(timed_out("creating a piece of new series")),
-        }
-    }
-    if pieces > 0 {
-        tracing::info!(
-            pieces = pieces + 1,
-            series_per_piece,
-            elapsed = ?started.elapsed(),
-            "created a batch's new series piece by piece"
-        );
+    match tokio::time::timeout(timeout, repo.create_series(batch, series_per_piece)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ok(Step::Piece),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(timed_out("creating a piece of new series")),
     }
     match tokio::time::timeout(timeout, repo.write(batch)).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|()| Step::Written),
         Err(_) => Err(timed_out("write")),
     }
 }

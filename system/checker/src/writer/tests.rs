@@ -264,3 +264,86 @@ fn a_batch_splits_into_one_part_per_target() {
     assert_eq!((parts[0].checks.len(), parts[0].scrapes.len()), (2, 2));
     assert_eq!((parts[1].checks.len(), parts[1].scrapes.len()), (1, 1));
 }
+
+/// Needs `pieces` steps of one second each to create the new series of any
+/// batch of target `big`; stores everything in memory.
+struct SlowSeries {
+    store: Arc<MemoryRepository>,
+    left: std::sync::Mutex<u32>,
+    written: std::sync::Mutex<Vec<(String, tokio::time::Instant)>>,
+}
+
+#[async_trait::async_trait]
+impl WriteRepository for SlowSeries {
+    async fn write(&self, batch: &Batch) -> Result<(), StorageError> {
+        for scrape in &batch.scrapes {
+            let at = tokio::time::Instant::now();
+            self.written
+                .lock()
+                .unwrap()
+                .push((scrape.target.clone(), at));
+        }
+        self.store.write(batch).await
+    }
+    async fn create_series(&self, batch: &Batch, _max: usize) -> Result<bool, StorageError> {
+        if !batch.scrapes.iter().any(|s| s.target == "big") {
+            return Ok(true);
+        }
+        let more = {
+            let mut left = self.left.lock().unwrap();
+            let more = *left > 0;
+            *left = left.saturating_sub(1);
+            more
+        };
+        if !more {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(false)
+    }
+    async fn drop_before(&self, cutoff: chrono::DateTime<Utc>) -> Result<u64, StorageError> {
+        self.store.drop_before(cutoff).await
+    }
+    async fn ping(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_targets_are_written_between_the_pieces_of_a_big_targets_new_series() {
+    let repo = Arc::new(SlowSeries {
+        store: Arc::new(MemoryRepository::new()),
+        left: std::sync::Mutex::new(30),
+        written: Default::default(),
+    });
+    let (writer, _) = writer_over(repo.clone(), 100_000, &["big", "small"]);
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(writer.run(rx));
+    let started = tokio::time::Instant::now();
+    tx.send(outcome_of("big", &Arc::new(SeriesTable::new()), 0, 50))
+        .await
+        .unwrap();
+    let small = Arc::new(SeriesTable::new());
+    for i in 1..=10 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tx.send(outcome_of("small", &small, i, 2)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    drop(tx);
+    let report = task.await.unwrap();
+    assert_eq!(report.samples_written, 50 + 10 * 2);
+    let written = repo.written.lock().unwrap().clone();
+    let big_at = written.iter().find(|(t, _)| t == "big").unwrap().1;
+    assert!(
+        big_at - started >= Duration::from_secs(30),
+        "the big batch took its 30 pieces"
+    );
+    let small_before_big = written
+        .iter()
+        .filter(|(t, at)| t == "small" && *at < big_at)
+        .count();
+    assert_eq!(
+        small_before_big, 10,
+        "every small batch was written while the big one's series were being created: {written:?}"
+    );
+}
