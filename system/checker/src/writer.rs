@@ -94,6 +94,11 @@ pub struct Writer {
     report: WriterReport,
 }
 
+/// How long one batch's new series may be created, piece after piece,
+/// before other batches get their turn: a check of another target waits at
+/// most about this long behind a big target's new series.
+const TURN: Duration = Duration::from_secs(1);
+
 /// The smallest piece of new series one step creates.
 const MIN_SERIES_PER_PIECE: usize = 100;
 
@@ -225,7 +230,7 @@ impl Writer {
         };
         match result {
             Ok(Step::Piece) => {
-                // Other batches go first between two pieces: a target's
+                // Other batches go first between two turns: a target's
                 // hundreds of thousands of new series must not hold up every
                 // other target's checks for as long as they take.
                 pending.pieces += 1;
@@ -383,8 +388,8 @@ impl Writer {
     }
 }
 
-/// One turn of writing a batch: a piece of its new series if it has any
-/// left, else the batch itself. No step may take longer than `timeout`, and
+/// One turn of writing a batch: pieces of its new series for up to a turn
+/// if it has any left, then the batch itself. No step may take longer than `timeout`, and
 /// however many series a batch brings, each step does a bounded amount of
 /// work. Created series are kept, so a retry resumes where a failed piece
 /// stopped instead of starting over.
@@ -400,11 +405,16 @@ async fn write_step(
             humantime::format_duration(timeout)
         ))
     };
-    match tokio::time::timeout(timeout, repo.create_series(batch, series_per_piece)).await {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => return Ok(Step::Piece),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(timed_out("creating a piece of new series")),
+    // Pieces follow each other for up to a turn, then other batches go.
+    let turn = Instant::now() + (timeout / 2).min(TURN);
+    loop {
+        match tokio::time::timeout(timeout, repo.create_series(batch, series_per_piece)).await {
+            Ok(Ok(true)) => break,
+            Ok(Ok(false)) if Instant::now() >= turn => return Ok(Step::Piece),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(timed_out("creating a piece of new series")),
+        }
     }
     match tokio::time::timeout(timeout, repo.write(batch)).await {
         Ok(result) => result.map(|()| Step::Written),
