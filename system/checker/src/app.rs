@@ -247,6 +247,8 @@ impl Application {
 
 /// How often resident memory is measured.
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
+/// Growth of resident memory after which freed memory is handed back.
+const TRIM_AFTER_GROWTH: u64 = 32 << 20;
 /// Least time between two memory-pressure warnings.
 const MEMORY_WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -261,13 +263,22 @@ async fn watch_memory(
 ) {
     let mut tick = tokio::time::interval(MEMORY_EVERY);
     let mut warned: Option<tokio::time::Instant> = None;
+    let mut trimmed_at = memory.resident();
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let resident = memory.refresh();
+        let mut resident = memory.refresh();
+        if resident > trimmed_at.saturating_add(TRIM_AFTER_GROWTH) {
+            // A big scrape's transient is freed but kept by the allocator;
+            // hand it back so resident memory shows what is really held.
+            memory::release_free_memory();
+            resident = memory.refresh();
+            trimmed_at = resident;
+        }
+        trimmed_at = trimmed_at.min(resident);
         telemetry.memory_resident_bytes.set(resident as i64);
         let Some(limit) = memory.limit() else {
             continue;
