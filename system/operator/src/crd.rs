@@ -86,6 +86,10 @@ pub struct Target {
     /// Labels added to every sample of this target.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Samples one scrape of this target may hold, instead of
+    /// `checker.sampleLimit`; raises the checker's memory limit with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_limit: Option<i64>,
 }
 
 /// How a target is checked.
@@ -108,6 +112,15 @@ pub struct CheckerSpec {
     /// Time between two checks of a target (humantime, e.g. `15s`).
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// Samples one scrape may hold (the checker's `sample_limit`; default
+    /// 200000). The checker's memory request and limit follow from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_limit: Option<i64>,
+    /// The checker container's memory limit (a quantity, e.g. `1Gi`) instead
+    /// of the one derived from the configuration (its memory bound plus 25 %).
+    /// A limit below the bound is refused: the checker would not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
 }
 
 impl Default for CheckerSpec {
@@ -115,6 +128,8 @@ impl Default for CheckerSpec {
         CheckerSpec {
             replicas: one(),
             interval: default_interval(),
+            sample_limit: None,
+            memory_limit: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod leader;
+pub mod memory;
 pub mod object;
 pub mod reconcile;
 pub mod render;

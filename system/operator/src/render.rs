@@ -4,6 +4,7 @@
 //! PodDisruptionBudget), and when the spec asks for them an embedded
 //! PostgreSQL and the demo target gometr.
 
+mod checker_config;
 mod gometr;
 mod network;
 mod postgres;
@@ -26,9 +27,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use serde::Serialize;
 
 use crate::crd::{EmbeddedPostgres, Metr, MetrSpec};
+use crate::memory::{CheckerMemory, quantity};
 use crate::object::Object;
 use crate::validate::{SpecError, validate};
 
@@ -49,8 +50,9 @@ const POSTGRES_PORT: i32 = 5432;
 pub fn render(metr: &Metr) -> Result<Vec<Object>, SpecError> {
     validate(&metr.spec)?;
     let ctx = Ctx::new(metr);
-    let config = checker_config(&ctx);
+    let config = checker_config::file(&ctx);
     let hash = config_hash(&config);
+    let memory = checker_config::memory(&ctx, &config)?;
     let mut objects = network::policies(&ctx);
     if let Some(embedded) = &metr.spec.postgres.embedded {
         objects.push(Object::Secret(postgres::secret(&ctx)));
@@ -60,7 +62,7 @@ pub fn render(metr: &Metr) -> Result<Vec<Object>, SpecError> {
         Object::ConfigMap(ctx.config_map(config)),
         Object::Job(ctx.migrate_job()),
         Object::Service(ctx.service("checker", CHECKER_PORT, true)),
-        Object::StatefulSet(ctx.checker(&hash)),
+        Object::StatefulSet(ctx.checker(&hash, &memory)),
         Object::Service(ctx.service("api", API_PORT, false)),
         Object::Deployment(ctx.api()),
         Object::PodDisruptionBudget(ctx.api_pdb()),
@@ -162,32 +164,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn checker(&self, config_hash: &str) -> StatefulSet {
+    fn checker(&self, config_hash: &str, memory: &CheckerMemory) -> StatefulSet {
         let replicas = self.spec.checker.replicas;
         let image = &self.spec.images.checker;
-        // The init container needs the database and the config, not the shard.
-        let mut shared = self.database_env("CHECKER_DATABASE_URL");
-        shared.push(value("CHECKER_CONFIG", "/etc/checker/checker.yaml".into()));
+        // The user's limit as written (checked against the bound), or the derived one.
+        let limit = match &self.spec.checker.memory_limit {
+            Some(limit) => limit.trim().to_owned(),
+            None => quantity(memory.limit),
+        };
+        let request = quantity(memory.request);
+        // The checker reads `<pod>-I/N` and takes I from the pod name's ordinal.
+        let shard = value("CHECKER_SHARD", format!("$(POD_NAME)/{replicas}"));
+        let mut env = vec![pod_name_env(), shard];
+        env.extend(self.database_env("CHECKER_DATABASE_URL"));
+        env.push(value("CHECKER_CONFIG", "/etc/checker/checker.yaml".into()));
+        // The checker refuses to start, even to migrate, when its memory bound
+        // exceeds its limit: the init container runs it with the same shard
+        // and memory (an init container's request adds nothing to the pod's,
+        // which is the larger of it and the containers').
         let wait = Container {
             name: "wait-for-schema".into(),
             args: Some(vec!["migrate".into()]),
-            resources: Some(resources(("50m", "32Mi"), ("500m", "128Mi"))),
-            ..self.container(image, shared.clone())
+            resources: Some(resources(("50m", &request), ("500m", &limit))),
+            ..self.container(image, env.clone())
         };
-        let pod_name = EnvVar {
-            name: "POD_NAME".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.name".into(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        };
-        // The checker reads `<pod>-I/N` and takes I from the pod name's ordinal.
-        let shard = value("CHECKER_SHARD", format!("$(POD_NAME)/{replicas}"));
-        let env = [vec![pod_name, shard], shared].concat();
         let checker = Container {
             name: "checker".into(),
             ports: Some(vec![http_port(CHECKER_PORT)]),
@@ -195,7 +195,7 @@ impl<'a> Ctx<'a> {
             // /health fails while the database is away and the writer buffers
             // through such outages: restart only after five minutes of failing.
             liveness_probe: Some(probe(10, Some(30))),
-            resources: Some(resources(("100m", "64Mi"), ("1", "512Mi"))),
+            resources: Some(resources(("100m", &request), ("1", &limit))),
             ..self.container(image, env)
         };
         let mut template = self.pod_template("checker", vec![checker], vec![wait]);
@@ -420,6 +420,21 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// `POD_NAME`: the pod's own name, through the downward API.
+fn pod_name_env() -> EnvVar {
+    EnvVar {
+        name: "POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
 /// `name` from `key` of the Secret `secret`.
 fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
@@ -434,25 +449,6 @@ fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
         }),
         ..EnvVar::default()
     }
-}
-
-/// The checker's configuration file, as the checker's `Settings` reads it.
-fn checker_config(ctx: &Ctx) -> String {
-    #[derive(Serialize)]
-    struct File<'a> {
-        listen: String,
-        interval: &'a str,
-        retention: &'a str,
-        targets: &'a [crate::crd::Target],
-    }
-    let file = File {
-        listen: format!("0.0.0.0:{CHECKER_PORT}"),
-        interval: ctx.spec.checker.interval.trim(),
-        retention: ctx.spec.retention.trim(),
-        targets: &ctx.spec.targets,
-    };
-    // Strings, a socket address and the targets always serialize to YAML.
-    serde_yaml::to_string(&file).unwrap_or_default()
 }
 
 /// A short stable hash (FNV-1a, 64 bits) of the configuration; it only has

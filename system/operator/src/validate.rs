@@ -16,7 +16,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         SpecError {
             field: field.into(),
             problem: problem.into(),
@@ -34,6 +34,15 @@ pub fn validate(spec: &MetrSpec) -> Result<(), SpecError> {
         return Err(SpecError::new(
             "checker.replicas",
             format!("must be at least 1, got {}", spec.checker.replicas),
+        ));
+    }
+    sample_limit("checker.sampleLimit", spec.checker.sample_limit)?;
+    if let Some(limit) = &spec.checker.memory_limit
+        && crate::memory::bytes_of(limit).is_none()
+    {
+        return Err(SpecError::new(
+            "checker.memoryLimit",
+            format!("{limit:?} is not a size (a number with a suffix such as Mi or Gi)"),
         ));
     }
     let interval = duration("checker.interval", &spec.checker.interval)?;
@@ -103,8 +112,19 @@ fn validate_targets(spec: &MetrSpec) -> Result<(), SpecError> {
                 format!("{:?} is not an http(s) URL", target.url),
             ));
         }
+        sample_limit(&format!("targets[{i}].sampleLimit"), target.sample_limit)?;
     }
     Ok(())
+}
+
+fn sample_limit(field: &str, limit: Option<i64>) -> Result<(), SpecError> {
+    match limit {
+        Some(limit) if limit < 1 => Err(SpecError::new(
+            field,
+            format!("must be at least 1, got {limit}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn validate_postgres(spec: &MetrSpec) -> Result<(), SpecError> {

@@ -248,6 +248,27 @@ async fn an_invalid_spec_is_degraded_naming_the_field_and_nothing_is_applied() {
 }
 
 #[tokio::test]
+async fn a_checker_memory_limit_below_its_bound_is_degraded_naming_it_and_nothing_is_applied() {
+    let mut metr = sample();
+    metr.spec.checker.memory_limit = Some("128Mi".into());
+
+    let (action, requests) = reconcile_once(STARTING, &metr).await;
+
+    assert!(applies(&requests).is_empty(), "{requests:?}");
+    let status = status(&requests);
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "InvalidSpec".into())
+    );
+    let message = degraded_message(&status);
+    assert!(
+        message.starts_with("spec.checker.memoryLimit: 128Mi is below the checker's memory bound"),
+        "{message}"
+    );
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
 async fn the_next_valid_spec_recovers_from_an_invalid_one() {
     let mut invalid = sample();
     invalid.spec.checker.replicas = -1;

@@ -335,3 +335,206 @@ fn the_rendered_checker_config_loads_as_the_checker_configuration() {
     let shard: checker::shard::Shard = shard.parse().expect("the pod's shard parses");
     assert_eq!(shard.to_string(), "2/3");
 }
+
+/// (request, limit) of the memory of each checker container, init first.
+fn checker_memory(objects: &[Object]) -> Vec<(String, String)> {
+    let pod = statefulset(objects)
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let init = pod.init_containers.unwrap_or_default();
+    init.iter()
+        .chain(&pod.containers)
+        .map(|c| {
+            let resources = c.resources.clone().unwrap();
+            (
+                resources.requests.unwrap()["memory"].0.clone(),
+                resources.limits.unwrap()["memory"].0.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The checker container's memory limit in bytes (`NMi`, as rendered).
+fn limit_bytes(objects: &[Object]) -> u64 {
+    let (_, limit) = checker_memory(objects).pop().unwrap();
+    let mib: u64 = limit.strip_suffix("Mi").unwrap().parse().unwrap();
+    mib << 20
+}
+
+/// The bound of each shard, computed as the checker computes it at start:
+/// the rendered file loaded by `Settings::load`, the shard from the pod's
+/// `CHECKER_SHARD`.
+fn shard_bounds(objects: &[Object]) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checker.yaml");
+    std::fs::write(
+        &path,
+        &config_map(objects).data.as_ref().unwrap()["checker.yaml"],
+    )
+    .unwrap();
+    let replicas = statefulset(objects)
+        .spec
+        .as_ref()
+        .unwrap()
+        .replicas
+        .unwrap();
+    (0..replicas)
+        .map(|ordinal| {
+            let shard = env(&checker_env(objects), "CHECKER_SHARD")
+                .replace("$(POD_NAME)", &format!("demo-checker-{ordinal}"));
+            let env = [("CHECKER_DATABASE_URL", "postgres://u:p@postgres:5432/metr")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()));
+            let mut settings = checker::Settings::load(Some(&path), env).unwrap();
+            settings.shard = shard.parse().unwrap();
+            checker::memory::MemoryBudget::of(&settings).total()
+        })
+        .collect()
+}
+
+#[test]
+fn the_checker_memory_limit_is_the_bound_of_its_busiest_shard_plus_a_quarter_in_whole_mib() {
+    let mib = 1 << 20;
+    for replicas in [1, 2, 3] {
+        let mut metr = sample();
+        metr.spec.checker.replicas = replicas;
+
+        let objects = render(&metr).unwrap();
+
+        let bound = *shard_bounds(&objects).iter().max().unwrap();
+        let limit = format!("{}Mi", (bound + bound / 4).div_ceil(mib));
+        let request = format!("{}Mi", (bound / 4).div_ceil(mib));
+        // The init container runs the same checker, which checks its bound before migrating.
+        assert_eq!(
+            checker_memory(&objects),
+            [(request.clone(), limit.clone()), (request, limit)],
+            "{replicas} replicas, bound {bound}"
+        );
+    }
+}
+
+#[test]
+fn raising_the_sample_limit_raises_the_checker_memory_limit() {
+    let before = limit_bytes(&render(&sample()).unwrap());
+    let mut raised = sample();
+    raised.spec.checker.sample_limit = Some(400_000);
+    let mut one_target = sample();
+    one_target.spec.targets[0].sample_limit = Some(1_000_000);
+    let mut lowered = sample();
+    lowered.spec.checker.sample_limit = Some(10_000);
+
+    let raised = limit_bytes(&render(&raised).unwrap());
+    let one_target = limit_bytes(&render(&one_target).unwrap());
+    let lowered = limit_bytes(&render(&lowered).unwrap());
+
+    assert!(raised > before, "{raised} <= {before}");
+    assert!(one_target > raised, "{one_target} <= {raised}");
+    assert!(lowered < before, "{lowered} >= {before}");
+}
+
+#[test]
+fn shards_that_split_the_targets_get_a_lower_limit_than_one_checking_all() {
+    let names: Vec<String> = sample()
+        .spec
+        .targets
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let split = (2..16)
+        .find(|&n| {
+            let owner = |name: &str| checker::shard::owner(name, n);
+            owner(&names[0]) != owner(&names[1])
+        })
+        .expect("some shard count splits two targets");
+    let all = limit_bytes(&render(&sample()).unwrap());
+    let mut sharded = sample();
+    sharded.spec.checker.replicas = i32::try_from(split).unwrap();
+
+    let sharded = limit_bytes(&render(&sharded).unwrap());
+
+    assert!(sharded < all, "{split} shards: {sharded} >= {all}");
+}
+
+#[test]
+fn sample_limits_reach_the_checker_config_in_its_own_spelling() {
+    let mut metr = sample();
+    metr.spec.checker.sample_limit = Some(50_000);
+    metr.spec.targets[1].sample_limit = Some(70_000);
+    let objects = render(&metr).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checker.yaml");
+    std::fs::write(
+        &path,
+        &config_map(&objects).data.as_ref().unwrap()["checker.yaml"],
+    )
+    .unwrap();
+    let env = [("CHECKER_DATABASE_URL", "postgres://u:p@postgres:5432/metr")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+
+    let settings = checker::Settings::load(Some(&path), env).unwrap();
+
+    assert_eq!(settings.sample_limit, 50_000);
+    assert_eq!(settings.targets[0].sample_limit(&settings), 50_000);
+    assert_eq!(settings.targets[1].sample_limit(&settings), 70_000);
+}
+
+#[test]
+fn a_memory_limit_at_or_above_the_bound_is_kept_as_written() {
+    let bound = *shard_bounds(&render(&sample()).unwrap())
+        .iter()
+        .max()
+        .unwrap();
+    for limit in ["2Gi".to_owned(), bound.to_string()] {
+        let mut metr = sample();
+        metr.spec.checker.memory_limit = Some(limit.clone());
+
+        let objects = render(&metr).unwrap();
+
+        for (request, written) in checker_memory(&objects) {
+            assert_eq!(written, limit);
+            let request: u64 = request.strip_suffix("Mi").unwrap().parse().unwrap();
+            assert!(request << 20 <= bound, "{request}Mi");
+        }
+    }
+}
+
+#[test]
+fn a_memory_limit_below_the_bound_is_refused_naming_the_field_and_the_bound() {
+    let bound = *shard_bounds(&render(&sample()).unwrap())
+        .iter()
+        .max()
+        .unwrap();
+    let mut metr = sample();
+    metr.spec.checker.memory_limit = Some((bound - 1).to_string());
+
+    let error = render(&metr).unwrap_err();
+
+    assert_eq!(error.field, "checker.memoryLimit");
+    let bound_mib = format!("{} MiB", (bound as f64 / f64::from(1 << 20)).round());
+    assert!(
+        error.problem.contains(&bound_mib) && error.problem.contains("refuse to start"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_memory_limit_that_is_not_a_size_is_refused_naming_the_field() {
+    let field = refusal(|m| m.spec.checker.memory_limit = Some("lots".into()));
+
+    assert_eq!(field, "checker.memoryLimit");
+}
+
+#[test]
+fn a_sample_limit_under_one_is_refused_naming_the_field() {
+    assert_eq!(
+        refusal(|m| m.spec.checker.sample_limit = Some(0)),
+        "checker.sampleLimit"
+    );
+    assert_eq!(
+        refusal(|m| m.spec.targets[1].sample_limit = Some(-5)),
+        "targets[1].sampleLimit"
+    );
+}
