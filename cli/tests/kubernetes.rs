@@ -1,13 +1,15 @@
 //! The Kubernetes manifests in `deploy/kubernetes/`, checked without a cluster:
 //! every file is listed by its kustomization, every container is hardened and
 //! bounded, the services probe `/health` and run the images `metrtest images`
-//! builds, the NetworkPolicies allow exactly the edges the system uses, and the
-//! checker's shard count matches its replicas. Schema validation of the
+//! builds, the NetworkPolicies allow exactly the edges the system uses, the
+//! checker's shard count matches its replicas, and its memory limit holds the
+//! bound of the configuration it runs. Schema validation of the
 //! rendered overlays is `scripts/validate-kubernetes` (run by `.ci/run`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use checker::memory::MemoryBudget;
 use checker::shard::Shard;
 use metrtest::docker::images::{SERVICE_USER, SERVICES};
 use metrtest::docker::postgres_image;
@@ -550,6 +552,261 @@ fn the_checker_config_map_loads_as_the_checker_configuration_it_is() {
     let port = c["ports"][0]["containerPort"].as_i64().unwrap();
     assert_eq!(i64::from(settings.listen.port()), port);
     assert_eq!(settings.targets.len(), checker_targets().len());
+}
+
+/// The checker's memory limit holds the bound plus this share of it, as the
+/// operator derives it (`metr_operator::memory::LIMIT_HEADROOM_PERCENT`).
+const MEMORY_HEADROOM_PERCENT: u64 = 25;
+/// The checker's memory request is at least this share of the bound
+/// (`metr_operator::memory::REQUEST_PERCENT`): a steady-state estimate.
+const MEMORY_REQUEST_PERCENT: u64 = 25;
+
+/// Bytes of a memory quantity: plain bytes, or k/M/G/T and Ki/Mi/Gi/Ti.
+fn quantity_bytes(q: &Value) -> u64 {
+    let text = match q {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => panic!("{other:?} is not a quantity"),
+    };
+    let units: [(&str, f64); 8] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, unit) = units
+        .iter()
+        .find_map(|(suffix, unit)| Some((text.strip_suffix(suffix)?, *unit)))
+        .unwrap_or((text.as_str(), 1.0));
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("{text:?} is not a memory quantity this test reads"));
+    (number * unit).ceil() as u64
+}
+
+/// The objects `dir` renders: the base's, with an overlay's JSON 6902 patches
+/// applied. Any other way of changing them fails here rather than going
+/// unchecked: model it below first.
+fn rendered_objects(dir: &Path) -> Vec<Value> {
+    let mut objects = objects();
+    if dir == root().join("base") {
+        return objects;
+    }
+    let k = kustomization(dir);
+    assert!(
+        strings(&k["resources"]).contains(&"../../base".to_owned()),
+        "{}: an overlay of base",
+        dir.display()
+    );
+    for key in [
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "replicas",
+        "components",
+    ] {
+        assert!(
+            k[key].is_null(),
+            "{}: `{key}` is not modelled by rendered_objects",
+            dir.display()
+        );
+    }
+    for patch in k["patches"].as_sequence().into_iter().flatten() {
+        let target = &patch["target"];
+        let ops: Vec<Value> = patch["patch"]
+            .as_str()
+            .and_then(|text| serde_yaml::from_str(text).ok())
+            .filter(|_| !target.is_null())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: only inline JSON 6902 patches with a target are modelled",
+                    dir.display()
+                )
+            });
+        for object in objects.iter_mut().filter(|o| {
+            target["kind"].as_str() == Some(kind(o)) && target["name"].as_str() == Some(name(o))
+        }) {
+            for op in &ops {
+                apply_json_patch(object, op);
+            }
+        }
+    }
+    objects
+}
+
+/// One JSON 6902 operation (add, replace, remove) on `object`.
+fn apply_json_patch(object: &mut Value, op: &Value) {
+    let path = op["path"].as_str().unwrap();
+    let mut segments: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let last = segments.pop().expect("a path below the root");
+    let mut parent = object;
+    for segment in &segments {
+        parent = match parent {
+            Value::Sequence(s) => &mut s[segment.parse::<usize>().unwrap()],
+            Value::Mapping(m) => m
+                .get_mut(segment.as_str())
+                .unwrap_or_else(|| panic!("{path}")),
+            _ => panic!("{path}: not a container"),
+        };
+    }
+    let value = op["value"].clone();
+    let index = || last.parse::<usize>().unwrap();
+    match (op["op"].as_str().unwrap(), parent) {
+        ("add" | "replace", Value::Mapping(m)) => {
+            m.insert(last.as_str().into(), value);
+        }
+        ("add", Value::Sequence(s)) if last == "-" => s.push(value),
+        ("add", Value::Sequence(s)) => s.insert(index(), value),
+        ("replace", Value::Sequence(s)) => s[index()] = value,
+        ("remove", Value::Mapping(m)) => {
+            m.remove(last.as_str());
+        }
+        ("remove", Value::Sequence(s)) => {
+            s.remove(index());
+        }
+        (other, _) => panic!("{path}: op {other} is not modelled"),
+    }
+}
+
+/// The checker's configuration file in `dir`: the base's, or the one an
+/// overlay's `checker-config` generator puts in its place.
+fn checker_config_path(dir: &Path) -> PathBuf {
+    for d in [dir.to_path_buf(), root().join("base")] {
+        let k = kustomization(&d);
+        for g in k["configMapGenerator"].as_sequence().into_iter().flatten() {
+            if g["name"] != "checker-config" {
+                continue;
+            }
+            for file in strings(&g["files"]) {
+                if let Some(path) = file.strip_prefix("checker.yaml=") {
+                    return d.join(path);
+                }
+            }
+            panic!("{}: checker-config without checker.yaml", d.display());
+        }
+    }
+    panic!("no checker-config generator")
+}
+
+/// `CHECKER_*` literals of the generated `metr-env` ConfigMap (base, then overlay).
+fn metr_env(dir: &Path) -> Vec<(String, String)> {
+    let mut dirs = vec![root().join("base")];
+    if dir != root().join("base") {
+        dirs.push(dir.to_path_buf());
+    }
+    dirs.iter()
+        .flat_map(|d| {
+            let k = kustomization(d);
+            let generators = k["configMapGenerator"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            generators
+                .into_iter()
+                .filter(|g| g["name"] == "metr-env")
+                .flat_map(|g| strings(&g["literals"]))
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// The environment a checker container of pod `pod` gets: `metr-env`, then its
+/// own variables with `$(POD_NAME)` resolved. A `CHECKER_*` variable whose
+/// value is not in the manifests cannot be accounted for, and fails here.
+fn checker_container_env(
+    c: &Value,
+    pod: &str,
+    generated: &[(String, String)],
+) -> Vec<(String, String)> {
+    let from_metr_env = c["envFrom"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|e| e["configMapRef"]["name"] == "metr-env");
+    let mut env: Vec<(String, String)> = if from_metr_env {
+        generated.to_vec()
+    } else {
+        Vec::new()
+    };
+    for e in c["env"].as_sequence().into_iter().flatten() {
+        let var = e["name"].as_str().unwrap();
+        match e["value"].as_str() {
+            Some(value) => env.push((var.to_owned(), value.replace("$(POD_NAME)", pod))),
+            None => assert!(
+                !var.starts_with("CHECKER_"),
+                "{var}: a value outside the manifests; its memory cannot be checked"
+            ),
+        }
+    }
+    env
+}
+
+#[test]
+fn the_checker_memory_limit_holds_the_bound_of_its_configuration_in_every_kustomization() {
+    for dir in kustomization_dirs() {
+        let objects = rendered_objects(&dir);
+        let checker = objects
+            .iter()
+            .find(|o| kind(o) == "StatefulSet" && name(o) == "checker")
+            .expect("the checker StatefulSet");
+        let replicas = checker["spec"]["replicas"].as_u64().unwrap();
+        let config = checker_config_path(&dir);
+        let generated = metr_env(&dir);
+        for (c, _) in containers(checker) {
+            let who = format!("{}: checker/{}", dir.display(), c["name"].as_str().unwrap());
+            assert!(
+                c["image"].as_str().unwrap().starts_with("metrtest/checker"),
+                "{who}"
+            );
+            // Every pod of the StatefulSet has this container: the busiest shard sets the bound.
+            let bound = (0..replicas)
+                .map(|ordinal| {
+                    let env = checker_container_env(c, &format!("checker-{ordinal}"), &generated);
+                    let shard: Shard = env
+                        .iter()
+                        .find(|(k, _)| k == "CHECKER_SHARD")
+                        .map_or(Shard::ALL, |(_, v)| v.parse().unwrap());
+                    let mut settings = checker::Settings::load(Some(&config), env)
+                        .unwrap_or_else(|e| panic!("{who}: {e}"));
+                    settings.shard = shard;
+                    MemoryBudget::of(&settings).total()
+                })
+                .max()
+                .unwrap();
+            let limit = quantity_bytes(&c["resources"]["limits"]["memory"]);
+            let request = quantity_bytes(&c["resources"]["requests"]["memory"]);
+            let mib = |b: u64| b as f64 / f64::from(1 << 20);
+            eprintln!(
+                "{who}: bound {:.1} MiB, limit {:.0} MiB (+{:.0} %), request {:.0} MiB",
+                mib(bound),
+                mib(limit),
+                (limit as f64 / bound as f64 - 1.0) * 100.0,
+                mib(request)
+            );
+            assert!(
+                limit >= bound + bound * MEMORY_HEADROOM_PERCENT / 100,
+                "{who}: memory limit {:.0} MiB is below the bound of its configuration, {:.1} MiB, \
+                 plus {MEMORY_HEADROOM_PERCENT} % (under the bound the checker exits 2 at start)",
+                mib(limit),
+                mib(bound)
+            );
+            assert!(
+                request >= bound * MEMORY_REQUEST_PERCENT / 100 && request <= limit,
+                "{who}: memory request {:.0} MiB is not between {MEMORY_REQUEST_PERCENT} % of the \
+                 bound ({:.1} MiB) and the limit",
+                mib(request),
+                mib(bound)
+            );
+        }
+    }
 }
 
 #[test]
