@@ -353,3 +353,46 @@ async fn every_read_path_agrees_with_the_in_memory_repository() {
         );
     }
 }
+
+#[tokio::test]
+async fn series_created_in_pieces_by_one_table_are_found_by_another_and_stored_once() {
+    let (repo, client) = migrated().await;
+    let batch = |table: &Arc<SeriesTable>, series: usize, seconds: i64| Batch {
+        targets: vec![target("t")],
+        scrapes: vec![scrape(table, "t", series, seconds, seconds as f64)],
+        ..Default::default()
+    };
+    // A first table creates 3 of 7 pieces' worth of series, then is lost (a
+    // checker restarted, or a table replaced).
+    let first = Arc::new(SeriesTable::new());
+    let big = batch(&first, 700, 0);
+    for _ in 0..3 {
+        assert!(!repo.create_series(&big, 100).await.unwrap(), "more remain");
+    }
+    // A fresh table with those 300 and 400 more: the 300 are found, not
+    // created twice, and the pieces carry on until none is left.
+    let second = Arc::new(SeriesTable::new());
+    let again = batch(&second, 700, 10);
+    let mut pieces = 0;
+    while !repo.create_series(&again, 250).await.unwrap() {
+        pieces += 1;
+        assert!(pieces < 10, "creation never finished");
+    }
+    assert_eq!(pieces, 2, "700 series in pieces of 250: two with more left");
+    repo.write(&again).await.unwrap();
+    let series: i64 = client
+        .query_one("SELECT count(*) FROM series", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(series, 700, "no series created twice");
+    let stored: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT series_id) FROM sample_values WHERE value = 10",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 700);
+}

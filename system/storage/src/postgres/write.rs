@@ -327,26 +327,51 @@ async fn create_series(tx: &Tx<'_>, mut missing: Vec<Missing>) -> Result<NewIds,
     let target_ids: Vec<i32> = missing.iter().map(|m| m.0).collect();
     let names: Vec<&str> = missing.iter().map(|m| m.3.as_str()).collect();
     let labels: Vec<Json<&Labels>> = missing.iter().map(|m| Json(&m.4)).collect();
-    tx.execute(
-        "INSERT INTO series (target_id, name, labels) \
-         SELECT * FROM unnest($1::int4[], $2::text[], $3::jsonb[]) ON CONFLICT DO NOTHING",
-        &[&target_ids, &names, &labels],
-    )
-    .await
-    .map_err(|e| StorageError::database("create series", e))?;
-    let rows = tx
+    // The ids of the rows inserted come back with them; only series that
+    // already existed (a retry whose commit was not acknowledged, another
+    // shard) need a lookup. The lookup cost as much as the insert.
+    let inserted = tx
         .query(
-            "SELECT u.i::int4, se.id FROM series se \
-             JOIN unnest($1::int4[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS u(t, n, l, i) \
-             ON se.target_id = u.t AND se.name = u.n AND se.labels = u.l",
+            "INSERT INTO series (target_id, name, labels) \
+             SELECT * FROM unnest($1::int4[], $2::text[], $3::jsonb[]) ON CONFLICT DO NOTHING \
+             RETURNING target_id, name, labels, id",
             &[&target_ids, &names, &labels],
         )
         .await
-        .map_err(|e| StorageError::database("look up series", e))?;
-    for row in rows {
-        let ordinal: i32 = row.get(0);
-        let m = &missing[(ordinal - 1) as usize];
-        new_ids.insert((m.1, m.2), row.get(1));
+        .map_err(|e| StorageError::database("create series", e))?;
+    let mut places: HashMap<(i32, &str, &Labels), Vec<usize>> = HashMap::new();
+    for (i, m) in missing.iter().enumerate() {
+        places.entry((m.0, m.3.as_str(), &m.4)).or_default().push(i);
+    }
+    for row in &inserted {
+        let Json(row_labels): Json<Labels> = row.get(2);
+        if let Some(at) = places.get(&(row.get::<_, i32>(0), row.get::<_, &str>(1), &row_labels)) {
+            for &i in at {
+                new_ids.insert((missing[i].1, missing[i].2), row.get(3));
+            }
+        }
+    }
+    if new_ids.len() < missing.len() {
+        let left: Vec<usize> = (0..missing.len())
+            .filter(|&i| !new_ids.contains_key(&(missing[i].1, missing[i].2)))
+            .collect();
+        let target_ids: Vec<i32> = left.iter().map(|&i| missing[i].0).collect();
+        let names: Vec<&str> = left.iter().map(|&i| missing[i].3.as_str()).collect();
+        let labels: Vec<Json<&Labels>> = left.iter().map(|&i| Json(&missing[i].4)).collect();
+        let rows = tx
+            .query(
+                "SELECT u.i::int4, se.id FROM series se \
+                 JOIN unnest($1::int4[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS u(t, n, l, i) \
+                 ON se.target_id = u.t AND se.name = u.n AND se.labels = u.l",
+                &[&target_ids, &names, &labels],
+            )
+            .await
+            .map_err(|e| StorageError::database("look up series", e))?;
+        for row in rows {
+            let ordinal: i32 = row.get(0);
+            let m = &missing[left[(ordinal - 1) as usize]];
+            new_ids.insert((m.1, m.2), row.get(1));
+        }
     }
     if new_ids.len() != missing.len() {
         return Err(StorageError::Rejected(format!(
