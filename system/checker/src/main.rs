@@ -36,13 +36,14 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
     settings.shard = args.shard;
-    refuse_what_cannot_fit(&settings);
     if args.command == Some(DbCommand::Migrate) {
         startup::open(&settings.database_url, true, args.command)
             .await
             .context("cannot migrate")?;
         return Ok(());
     }
+    // Migrating scrapes nothing: only a checker that will check must fit.
+    refuse_what_cannot_fit(&settings);
     // Connecting is lazy: /health answers (fail) while the database is away.
     let repo = Arc::new(
         PgRepository::connect(&settings.database_url, &PoolOptions::default())

@@ -411,6 +411,25 @@ fn a_configuration_that_cannot_fit_its_memory_limit_is_refused_naming_the_settin
         assert!(stderr.contains(named), "{named:?} missing from: {stderr}");
     }
 
+    // Migrating scrapes nothing: the same configuration may migrate (here it
+    // waits for its missing database instead of exiting 2).
+    let mut migrate = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let migrate_status = migrate.try_wait().unwrap();
+    let _ = migrate.kill();
+    let _ = migrate.wait();
+    assert!(
+        migrate_status.is_none_or(|s| s.code() != Some(2)),
+        "migrate was refused: {migrate_status:?}"
+    );
+
     // The same target within a limit it fits is not refused: it starts (and
     // waits for its database, which is not there).
     std::fs::write(
