@@ -70,13 +70,23 @@ fn assert_union_is_whole_without_overlap(whole: &[String], slices: &[Vec<String>
 #[test]
 fn list_prints_path_and_name_of_each_scenario_and_starts_nothing() {
     let lines = listed(&["scenarios/"]);
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"))
-        .unwrap()
-        .filter(|e| {
-            let p = e.as_ref().unwrap().path();
-            p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("metrtest.yaml")
-        })
-        .count();
+    // Subfolders too (a folder with its own metrtest.yaml is part of the run).
+    fn scenario_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                if p.is_dir() {
+                    scenario_files(&p)
+                } else {
+                    usize::from(
+                        p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("metrtest.yaml"),
+                    )
+                }
+            })
+            .sum()
+    }
+    let files = scenario_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"));
     assert_eq!(lines.len(), files, "{lines:#?}");
     let expected =
         "scenarios/checks_record_gometr_up.yaml: checks record gometr as up, newest first";
