@@ -66,6 +66,42 @@ pub enum ApiError {
     Undrained(String),
 }
 
+/// A JSON request body, read whatever its `Content-Type` says, as Toxiproxy
+/// does: `curl -d '{"enabled":false}'` sends `application/x-www-form-urlencoded`,
+/// and axum's `Json` would refuse it with a plain-text 415. A body that is not
+/// the JSON expected is a 400 in Toxiproxy's `{error, status}` shape.
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::Invalid(format!("cannot read the request body: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::Invalid(format!("the body is not the JSON expected: {e}")))
+    }
+}
+
+/// Routes and methods the API does not have, in the same error shape.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let status = StatusCode::NOT_FOUND;
+    let body = serde_json::json!({"error": format!("no route {method} {}", uri.path()), "status": status.as_u16()});
+    (status, Json(body)).into_response()
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    let body = serde_json::json!({"error": format!("{} does not take {method}", uri.path()), "status": status.as_u16()});
+    (status, Json(body)).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
@@ -157,6 +193,8 @@ fn router(proxies: Proxies) -> Router {
             "/proxies/{proxy}/toxics/{toxic}",
             get(show_toxic).post(update_toxic).delete(delete_toxic),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .with_state(proxies)
 }
 
@@ -191,7 +229,7 @@ async fn list(State(proxies): State<Proxies>) -> Json<BTreeMap<String, ProxyView
 
 async fn create_proxy(
     State(proxies): State<Proxies>,
-    Json(new): Json<NewProxy>,
+    Body(new): Body<NewProxy>,
 ) -> Result<(StatusCode, Json<ProxyView>), ApiError> {
     Ok((StatusCode::CREATED, Json(create(&proxies, new).await?)))
 }
@@ -209,7 +247,7 @@ async fn show(
 async fn update_proxy(
     State(proxies): State<Proxies>,
     Path(name): Path<String>,
-    Json(update): Json<Map<String, Value>>,
+    Body(update): Body<Map<String, Value>>,
 ) -> Result<Json<ProxyView>, ApiError> {
     let mut all = proxies.lock().await;
     let entry = all.get_mut(&name).ok_or(ApiError::NoProxy(name.clone()))?;
@@ -264,7 +302,7 @@ async fn list_toxics(
 async fn add_toxic(
     State(proxies): State<Proxies>,
     Path(name): Path<String>,
-    Json(toxic): Json<Toxic>,
+    Body(toxic): Body<Toxic>,
 ) -> Result<Json<Toxic>, ApiError> {
     let toxic = toxic
         .checked()
@@ -311,7 +349,7 @@ async fn show_toxic(
 async fn update_toxic(
     State(proxies): State<Proxies>,
     Path((proxy, toxic)): Path<(String, String)>,
-    Json(update): Json<Map<String, Value>>,
+    Body(update): Body<Map<String, Value>>,
 ) -> Result<Json<Toxic>, ApiError> {
     let mut all = proxies.lock().await;
     let (entry, index) = find(&mut all, &proxy, &toxic)?;

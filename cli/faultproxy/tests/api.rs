@@ -247,3 +247,81 @@ async fn mistakes_are_answered_with_toxiproxys_error_body() {
         );
     }
 }
+
+/// The README's `curl` example for a link, found in the README itself.
+fn readme_curl() -> String {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("curl -X POST $URL/proxies/")
+        .expect("the README shows how to cut a link with curl");
+    let line = &readme[start..];
+    let end = line.find("'`").or_else(|| line.find("'\n")).unwrap() + 1;
+    line[..end].to_owned()
+}
+
+#[tokio::test]
+async fn the_readmes_curl_line_works_verbatim_and_every_mistake_is_a_json_error() {
+    let control = Control::start().await;
+    let command = readme_curl();
+    let name = command
+        .split("/proxies/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let upstream = echo_server().await;
+    let (status, _) = control
+        .send(
+            "POST",
+            "/proxies",
+            Some(json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream.to_string()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // curl -d sends application/x-www-form-urlencoded: read as JSON anyway.
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} -sS -w '\\n%{{http_code}}'"))
+        .env("URL", &control.base)
+        .output()
+        .await
+        .expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.ends_with("\n200"), "{command}: {stdout}");
+    let (_, view) = control.send("GET", &format!("/proxies/{name}"), None).await;
+    assert_eq!(view["enabled"], false, "{command} cut the link");
+
+    let raw = |method: &'static str, path: &'static str, body: &'static str| {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", control.base);
+        async move {
+            let response = http
+                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+                .header("content-type", "text/plain")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            (status, text)
+        }
+    };
+    for (method, path, body, status) in [
+        ("POST", "/proxies", "{not json", StatusCode::BAD_REQUEST),
+        ("POST", "/proxies", "{\"name\": 1}", StatusCode::BAD_REQUEST),
+        ("GET", "/nowhere", "", StatusCode::NOT_FOUND),
+        ("PUT", "/proxies", "{}", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let (got, text) = raw(method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let error: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        assert_eq!(error["status"], status.as_u16(), "{error}");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
+    }
+}
