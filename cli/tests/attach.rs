@@ -209,8 +209,34 @@ fn up_refuses_a_fault_link_to_a_service_the_stack_lacks_before_starting_anything
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("--faults checker->nowhere: the stack has no service \"nowhere\""),
+        stderr.contains("--faults: unknown link \"checker->nowhere\""),
         "{stderr}"
     );
     assert!(!stderr.contains("starting stack"), "{stderr}");
+}
+
+#[test]
+fn up_and_validate_refuse_a_link_no_service_uses_with_the_same_words() {
+    // api never talks to gometr: up used to start a proxy nobody used.
+    let up = metrtest()
+        .args(["up", "--faults", "api->gometr"])
+        .output()
+        .unwrap();
+    let up_err = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(2), "{up_err}");
+    assert!(!up_err.contains("starting stack"), "{up_err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("cut.yaml");
+    std::fs::write(
+        &scenario,
+        "name: cut api from gometr\nsteps:\n  - name: cut\n    network: { link: api->gometr, down: true }\n",
+    )
+    .unwrap();
+    let validate = metrtest().arg("validate").arg(&scenario).output().unwrap();
+    let validate_err = String::from_utf8_lossy(&validate.stderr);
+    assert_ne!(validate.status.code(), Some(0), "{validate_err}");
+    let words = "unknown link \"api->gometr\": a link is CLIENT->SERVER between services of the stack that talk to each other: checker->postgres, api->postgres, checker->gometr";
+    assert!(up_err.contains(words), "up: {up_err}");
+    assert!(validate_err.contains(words), "validate: {validate_err}");
 }

@@ -53,6 +53,24 @@ impl Context {
         Some(out)
     }
 
+    /// Whether `link` is one a fault may be put on, and if not, why, listing
+    /// the links there are: the same words for `validate`, `run` and `up --faults`.
+    /// Unchecked (`Ok`) when the services are not known.
+    pub fn check_link(&self, link: &Link) -> Result<(), String> {
+        let Some(known) = self.links() else {
+            return Ok(());
+        };
+        if known.contains(link) {
+            return Ok(());
+        }
+        let listed: Vec<String> = known.iter().map(Link::to_string).collect();
+        Err(format!(
+            "unknown link \"{link}\": a link is CLIENT->SERVER between services of the stack \
+             that talk to each other: {}",
+            listed.join(", ")
+        ))
+    }
+
     fn services_list(&self) -> String {
         self.services
             .as_ref()
@@ -202,23 +220,9 @@ fn unknown_link(
     link: &Link,
     context: &Context,
 ) -> Option<Diagnostic> {
-    let known = context.links()?;
-    if known.contains(link) {
-        return None;
-    }
+    let message = context.check_link(link).err()?;
     let (line, column) = (Some(span.line), Some(span.column));
-    let listed: Vec<String> = known.iter().map(Link::to_string).collect();
-    Some(Diagnostic::at(
-        file,
-        text,
-        line,
-        column,
-        format!(
-            "unknown link \"{link}\": a link is CLIENT->SERVER between services of the stack \
-             that talk to each other: {}",
-            listed.join(", ")
-        ),
-    ))
+    Some(Diagnostic::at(file, text, line, column, message))
 }
 
 #[cfg(test)]

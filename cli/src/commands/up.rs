@@ -26,18 +26,14 @@ pub fn parse_link(text: &str) -> std::result::Result<Link, String> {
     Link::parse(text)
 }
 
-/// Refuses links whose client or server the stack does not have, naming them.
-fn check_links(spec: &StackSpec, links: &[Link]) -> Result<()> {
-    let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+/// Refuses links no service of the stack uses, with the words `validate`
+/// and `run` use for them: one list of links for all three.
+fn check_links(file: &EnvFile, links: &[Link]) -> Result<()> {
+    let context = crate::scenarios::context(file, &[]);
     for link in links {
-        for end in [&link.client, &link.server] {
-            if !names.contains(&end.as_str()) || end == faults::SERVICE {
-                return Err(Failure::invalid(format!(
-                    "--faults {link}: the stack has no service {end:?} (it has {})",
-                    names.join(", ")
-                )));
-            }
-        }
+        context
+            .check_link(link)
+            .map_err(|why| Failure::invalid(format!("--faults: {why}")))?;
     }
     Ok(())
 }
@@ -53,7 +49,7 @@ pub async fn start_stack(
 ) -> Result<(bollard::Docker, Stack)> {
     if !links.is_empty() {
         // Before anything starts: a wrong link is the user's, not the engine's.
-        check_links(&StackSpec::build(&images::ImageSet::default(), file), links)?;
+        check_links(file, links)?;
     }
     let docker = engine::connect().await?;
     let reaper_image = tokio::select! {
