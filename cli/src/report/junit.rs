@@ -10,9 +10,25 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, T
 
 use crate::runner::report::{Attempt, Outcome, ScenarioReport, StepReport};
 
-/// The first line of a failure text: the message attribute.
+/// The message attribute: the failure text's first line and, when that line
+/// only says where (`step 2 ... at FILE:20:15 failed:`), its first failed
+/// expectation (`expected equals "pass", actual "warn"`), since report UIs
+/// that show only the message would otherwise lose what went wrong. The
+/// whole text stays in the failure's body.
 fn headline(text: &str) -> String {
-    text.lines().next().unwrap_or("failed").to_owned()
+    let first = text.lines().next().unwrap_or("failed");
+    if !first.trim_end().ends_with(':') {
+        return first.to_owned();
+    }
+    let expectation = text.lines().skip(1).find_map(|line| {
+        let at = line.find("expected ")?;
+        let what = line[at..].trim();
+        (what.contains("actual") || what.contains("got")).then_some(what)
+    });
+    match expectation {
+        Some(what) => format!("{first} {what}"),
+        None => first.to_owned(),
+    }
 }
 
 fn flaky_failure(attempt: &Attempt) -> TestRerun {
@@ -145,6 +161,23 @@ mod tests {
             "log text is escaped: {xml}"
         );
         assert!(!xml.contains("flakyFailure"), "{xml}");
+    }
+
+    #[test]
+    fn the_message_holds_the_first_failed_expectation() {
+        let text = "step 2 \"the API is healthy\" (http) at s.yaml:20:15 failed:\n  request: GET http://127.0.0.1:1/health\n  response status: 200\n  s.yaml:20:15: json $.status did not hold\n     |\n  20 |       json: { \"$.status\": pass }\n     |               ^ expected equals \"pass\", actual \"warn\"\n  body: {}";
+        assert_eq!(
+            headline(text),
+            "step 2 \"the API is healthy\" (http) at s.yaml:20:15 failed: expected equals \"pass\", actual \"warn\""
+        );
+        assert_eq!(
+            headline("service checker died (exit 137)\nlogs"),
+            "service checker died (exit 137)"
+        );
+        assert_eq!(
+            headline("step 1 failed:\n  no expectation here"),
+            "step 1 failed:"
+        );
     }
 
     #[test]
