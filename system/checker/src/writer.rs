@@ -287,6 +287,8 @@ impl Writer {
 
     /// Splits a rejected batch by target, or sheds what a lone target's part cannot store.
     fn rejected(&mut self, pending: Pending, error: &StorageError) {
+        // The database's own words: what it refused and why.
+        let error = &cause_chain(error);
         let parts = split_by_target(&pending.batch);
         if parts.len() > 1 {
             tracing::warn!(error = %error, parts = parts.len(), "the database rejected a batch: retrying it target by target");
@@ -308,6 +310,15 @@ impl Writer {
             let mut checks_only = (*pending.batch).clone();
             checks_only.scrapes.clear();
             checks_only.samples.clear();
+            // Said where users look: the check of each scrape whose samples
+            // are lost carries why, beside whatever it already said.
+            for check in &mut checks_only.checks {
+                let lost = format!("samples not stored: the database refused them: {error}");
+                check.error = Some(match check.error.take() {
+                    Some(said) => format!("{said}; {lost}"),
+                    None => lost,
+                });
+            }
             self.buffered -= samples;
             self.count_dropped(samples, 0);
             tracing::error!(error = %error, target = ?target, samples, "the database rejected this target's samples {MAX_REJECTIONS} times: dropped them, keeping its checks");
@@ -420,6 +431,18 @@ async fn write_step(
         Ok(result) => result.map(|()| Step::Written),
         Err(_) => Err(timed_out("write")),
     }
+}
+
+/// An error with every cause under it, `: `-separated.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn counts(batch: &Batch) -> (usize, usize) {

@@ -175,6 +175,18 @@ async fn one_poisoned_target_loses_only_its_own_samples() {
     let checks = store.all_checks();
     assert_eq!(checks.len(), 12, "both targets' checks were stored");
     assert!(checks.iter().any(|c| c.target == "poison"));
+    for check in &checks {
+        let said = check.error.as_deref().unwrap_or("");
+        if check.target == "poison" {
+            assert!(
+                said.contains("samples not stored: the database refused them")
+                    && said.contains("invalid data"),
+                "the poisoned target's checks say why its samples are missing: {said:?}"
+            );
+        } else {
+            assert!(!said.contains("samples not stored"), "{said:?}");
+        }
+    }
 }
 
 /// Never answers: a paused database.
