@@ -320,3 +320,22 @@ fn fail_fast_stops_the_other_scenarios_and_filter_selects() {
         "an empty selection is an argument error"
     );
 }
+
+#[test]
+fn a_failed_query_shows_postgres_hint_and_position_under_its_step() {
+    let fixture = fixtures("sql_error").join("wrong_column.yaml");
+    let out = metrtest().arg("run").arg(&fixture).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = format!("{stdout}{stderr}");
+    // The expected lines are kept beside the fixture, in the order they appear.
+    let expected = std::fs::read_to_string(fixture.with_extension("err")).unwrap();
+    let mut rest = shown.as_str();
+    for line in expected.lines().filter(|l| !l.trim().is_empty()) {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("missing, or out of order: {line:?}\n{shown}"));
+        rest = &rest[at + line.len()..];
+    }
+}

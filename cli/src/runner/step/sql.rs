@@ -27,10 +27,10 @@ pub(super) async fn observe(query: &str, ctx: &StepContext<'_>) -> Result<Seen, 
     let rows = match result {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {
-            let why = e
-                .as_db_error()
-                .map(|d| d.message().to_owned())
-                .unwrap_or(e.to_string());
+            let why = match e.as_db_error() {
+                Some(db) => explain(db, &query),
+                None => e.to_string(),
+            };
             return Err(failed(format!("query failed: {why}")));
         }
         Err(_) => return Err(failed("query timed out".into())),
@@ -47,6 +47,65 @@ pub(super) async fn observe(query: &str, ctx: &StepContext<'_>) -> Result<Seen, 
         request: shown,
         observation: Observation::Sql(Value::Array(table)),
     })
+}
+
+/// PostgreSQL's message with its DETAIL and HINT, and the query line with a
+/// caret under the error position: what psql shows, and what fixes the query.
+fn explain(db: &tokio_postgres::error::DbError, query: &str) -> String {
+    use tokio_postgres::error::ErrorPosition;
+    let position = match db.position() {
+        Some(ErrorPosition::Original(at)) => Some(*at),
+        // An error inside a function's own query: its text is not the step's.
+        Some(ErrorPosition::Internal { .. }) | None => None,
+    };
+    let parts = DbFailure {
+        message: db.message(),
+        detail: db.detail(),
+        hint: db.hint(),
+        position,
+    };
+    parts.render(query)
+}
+
+/// The parts of a PostgreSQL error a scenario's author needs.
+struct DbFailure<'a> {
+    message: &'a str,
+    detail: Option<&'a str>,
+    hint: Option<&'a str>,
+    /// 1-based character index into the query, as PostgreSQL reports it.
+    position: Option<u32>,
+}
+
+impl DbFailure<'_> {
+    fn render(&self, query: &str) -> String {
+        let mut out = self.message.to_owned();
+        if let Some(detail) = self.detail {
+            out.push_str(&format!("\n  detail: {detail}"));
+        }
+        if let Some(hint) = self.hint {
+            out.push_str(&format!("\n  hint: {hint}"));
+        }
+        if let Some((line, column)) = self.position.and_then(|p| line_and_column(query, p)) {
+            let text = query.lines().nth(line - 1).unwrap_or_default();
+            let pad = " ".repeat(column - 1);
+            out.push_str(&format!(
+                "\n  at line {line}, column {column} of the query:\n    {text}\n    {pad}^"
+            ));
+        }
+        out
+    }
+}
+
+/// The 1-based line and column (in characters) of a 1-based character position.
+fn line_and_column(query: &str, position: u32) -> Option<(usize, usize)> {
+    let index = usize::try_from(position).ok()?.checked_sub(1)?;
+    let before: String = query.chars().take(index).collect();
+    if before.chars().count() < index {
+        return None;
+    }
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Some((line, column))
 }
 
 /// A column value as JSON, for the common PostgreSQL types.
@@ -79,4 +138,62 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, String> {
         }
     };
     Ok(v.map_err(|e| e.to_string())?.unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(position: Option<u32>) -> DbFailure<'static> {
+        DbFailure {
+            message: "column \"target\" does not exist",
+            detail: Some("There is a column named \"target_id\" in table \"checks\"."),
+            hint: Some("Perhaps you meant to reference the column \"checks.target_id\"."),
+            position,
+        }
+    }
+
+    #[test]
+    fn a_failure_shows_detail_hint_and_a_caret_under_the_position() {
+        let text = failure(Some(8)).render("SELECT target FROM checks");
+        assert_eq!(
+            text,
+            "column \"target\" does not exist\n  \
+             detail: There is a column named \"target_id\" in table \"checks\".\n  \
+             hint: Perhaps you meant to reference the column \"checks.target_id\".\n  \
+             at line 1, column 8 of the query:\n    \
+             SELECT target FROM checks\n           ^"
+        );
+    }
+
+    #[test]
+    fn the_position_of_a_multi_line_query_names_its_line() {
+        let query = "SELECT count(*)\nFROM checks\nWHERE target = 'x'";
+        let at = query.find("target").unwrap() + 1;
+        let text = failure(Some(u32::try_from(at).unwrap())).render(query);
+        assert!(
+            text.ends_with(
+                "at line 3, column 7 of the query:\n    WHERE target = 'x'\n          ^"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_position_past_the_query_is_left_out() {
+        let text = failure(Some(99)).render("SELECT 1");
+        assert!(!text.contains("at line"), "{text}");
+        assert!(text.contains("hint: Perhaps"), "{text}");
+    }
+
+    #[test]
+    fn a_bare_message_stays_one_line() {
+        let bare = DbFailure {
+            message: "division by zero",
+            detail: None,
+            hint: None,
+            position: None,
+        };
+        assert_eq!(bare.render("SELECT 1/0"), "division by zero");
+    }
 }
