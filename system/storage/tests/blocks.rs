@@ -396,3 +396,50 @@ async fn series_created_in_pieces_by_one_table_are_found_by_another_and_stored_o
         .get(0);
     assert_eq!(stored, 700);
 }
+
+#[tokio::test]
+async fn a_label_value_too_big_for_an_index_row_is_stored_and_found_again() {
+    let (repo, client) = migrated().await;
+    // 4 KiB that do not compress: over a btree row's 2704 bytes as they are.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: String = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let batch = |table: &Arc<SeriesTable>, seconds: i64| {
+        let mut rec = table.record();
+        let labels: Labels = [("token".to_string(), noise.clone())].into();
+        rec.push("big_label", labels, 1.0, at(seconds).timestamp_micros())
+            .unwrap();
+        Batch {
+            targets: vec![target("t")],
+            scrapes: vec![ScrapeSamples {
+                target: "t".into(),
+                table: table.clone(),
+                samples: rec.finish(),
+            }],
+            ..Default::default()
+        }
+    };
+    repo.write(&batch(&Arc::new(SeriesTable::new()), 0))
+        .await
+        .unwrap();
+    // A fresh table (a restarted checker) finds the same series again.
+    repo.write(&batch(&Arc::new(SeriesTable::new()), 10))
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(DISTINCT series_id), count(*), max(length(labels->>'token')) \
+             FROM sample_values WHERE name = 'big_label'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (series, samples, length): (i64, i64, Option<i32>) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((series, samples, length), (1, 2, Some(4096)));
+}

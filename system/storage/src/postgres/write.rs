@@ -362,7 +362,9 @@ async fn create_series(tx: &Tx<'_>, mut missing: Vec<Missing>) -> Result<NewIds,
             .query(
                 "SELECT u.i::int4, se.id FROM series se \
                  JOIN unnest($1::int4[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS u(t, n, l, i) \
-                 ON se.target_id = u.t AND se.name = u.n AND se.labels = u.l",
+                 ON se.target_id = u.t \
+                 AND metr_series_key(se.name, se.labels) = metr_series_key(u.n, u.l) \
+                 AND se.name = u.n AND se.labels = u.l",
                 &[&target_ids, &names, &labels],
             )
             .await
