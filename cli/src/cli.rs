@@ -62,7 +62,8 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "8h", allow_hyphen_values = true,
               value_parser = commands::up::parse_ttl, requires = "detach")]
         ttl: Duration,
-        /// Put the fault proxy on these links (e.g. checker->postgres,api->postgres),
+        /// Put the fault proxy on these links, quoted so that the shell does not read `>`
+        /// as a redirect (e.g. 'checker->postgres,api->postgres'),
         /// to inject faults by hand through its Toxiproxy-shaped control API.
         #[arg(long, value_name = "LINK,...", value_delimiter = ',',
               value_parser = commands::up::parse_link)]

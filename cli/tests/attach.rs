@@ -209,7 +209,28 @@ fn up_refuses_a_fault_link_to_a_service_the_stack_lacks_before_starting_anything
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("--faults: unknown link \"checker->nowhere\""),
+        stderr.contains("--faults: unknown link 'checker->nowhere'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting stack"), "{stderr}");
+}
+
+#[test]
+fn a_faults_link_cut_short_by_a_shell_redirect_is_refused_with_a_hint_to_quote_it() {
+    // Typed unquoted, `--faults checker->postgres` reaches metrtest as `checker-`.
+    let out = metrtest()
+        .args(["up", "--faults", "checker-"])
+        // Refused while parsing arguments: no engine is reached.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "\"checker-\" is not a link 'CLIENT->SERVER' such as 'checker->postgres'; \
+             the shell may have read `>` as a redirect: quote the link, e.g. 'checker->postgres'"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("starting stack"), "{stderr}");
@@ -236,7 +257,7 @@ fn up_and_validate_refuse_a_link_no_service_uses_with_the_same_words() {
     let validate = metrtest().arg("validate").arg(&scenario).output().unwrap();
     let validate_err = String::from_utf8_lossy(&validate.stderr);
     assert_ne!(validate.status.code(), Some(0), "{validate_err}");
-    let words = "unknown link \"api->gometr\": a link is CLIENT->SERVER between services of the stack that talk to each other: checker->postgres, api->postgres, checker->gometr";
+    let words = "unknown link 'api->gometr': a link is 'CLIENT->SERVER' between services of the stack that talk to each other: 'checker->postgres', 'api->postgres', 'checker->gometr'";
     assert!(up_err.contains(words), "up: {up_err}");
     assert!(validate_err.contains(words), "validate: {validate_err}");
 }

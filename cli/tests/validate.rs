@@ -101,7 +101,7 @@ fn every_kind_of_mistake_is_named_at_its_position() {
         (
             "network_unknown_link.yaml",
             "network_unknown_link.yaml:3:22",
-            "unknown link \"api->gometr\"",
+            "unknown link 'api->gometr'",
         ),
         (
             "network_bad_rate.yaml",
@@ -126,7 +126,7 @@ fn every_kind_of_mistake_is_named_at_its_position() {
         (
             "network_no_link.yaml",
             "network_no_link.yaml:3:22",
-            "is not a link CLIENT->SERVER",
+            "is not a link 'CLIENT->SERVER'",
         ),
     ];
     for (file, position, words) in cases {
@@ -193,11 +193,11 @@ fn with_gometr_replicas_a_network_link_names_one_replica() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("links.yaml:4:22"), "{stderr}");
     assert!(
-        stderr.contains("unknown link \"checker->gometr\""),
+        stderr.contains("unknown link 'checker->gometr'"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("checker->gometr-1, checker->gometr-2"),
+        stderr.contains("'checker->gometr-1', 'checker->gometr-2'"),
         "{stderr}"
     );
     assert_eq!(stderr.matches("unknown link").count(), 1, "{stderr}");

@@ -9,6 +9,11 @@ use serde::de::{self, Deserializer};
 
 use crate::model::Interval;
 
+/// Said of a link cut short at `-`: unquoted, `checker->postgres` is
+/// `checker-` with its output redirected to a file `postgres`.
+const REDIRECT_HINT: &str =
+    "; the shell may have read `>` as a redirect: quote the link, e.g. 'checker->postgres'";
+
 /// `CLIENT->SERVER`: the connections one service opens to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -32,7 +37,12 @@ impl Link {
                 server: server.to_owned(),
             })
             .ok_or_else(|| {
-                format!("{text:?} is not a link CLIENT->SERVER such as checker->postgres")
+                let mut why =
+                    format!("{text:?} is not a link 'CLIENT->SERVER' such as 'checker->postgres'");
+                if text.trim_end().ends_with('-') && !text.contains("->") {
+                    why.push_str(REDIRECT_HINT);
+                }
+                why
             })
     }
 }
@@ -147,7 +157,7 @@ impl NetworkAction {
     pub fn describe(&self) -> String {
         match self {
             NetworkAction::Link { link, faults } => {
-                format!("network {link} {}", faults.keys().join(", "))
+                format!("network '{link}' {}", faults.keys().join(", "))
             }
             NetworkAction::Partition(s) => format!("network partition {s}"),
             NetworkAction::Heal(s) => format!("network heal {s}"),
@@ -256,6 +266,19 @@ mod tests {
         );
         for bad in ["checker", "checker->", "->postgres", "a->b->c", "a b->c"] {
             assert!(Link::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_link_cut_short_at_a_dash_hints_at_a_shell_redirect() {
+        let why = Link::parse("checker-").unwrap_err();
+        assert!(
+            why.ends_with("quote the link, e.g. 'checker->postgres'"),
+            "{why}"
+        );
+        for other in ["checker", "checker->", "a b->c"] {
+            let why = Link::parse(other).unwrap_err();
+            assert!(!why.contains("redirect"), "{other}: {why}");
         }
     }
 

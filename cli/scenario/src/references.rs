@@ -63,9 +63,9 @@ impl Context {
         if known.contains(link) {
             return Ok(());
         }
-        let listed: Vec<String> = known.iter().map(Link::to_string).collect();
+        let listed: Vec<String> = known.iter().map(|l| format!("'{l}'")).collect();
         Err(format!(
-            "unknown link \"{link}\": a link is CLIENT->SERVER between services of the stack \
+            "unknown link '{link}': a link is 'CLIENT->SERVER' between services of the stack \
              that talk to each other: {}",
             listed.join(", ")
         ))

@@ -27,7 +27,7 @@ pub async fn set_link_faults(
 ) -> Result<(), String> {
     let base = stack.url_of(faults::SERVICE).map_err(|_| {
         format!(
-            "this stack has no fault proxy for link {link}: link faults need a stack started for \
+            "this stack has no fault proxy for link '{link}': link faults need a stack started for \
              the scenario, not one given with --stack"
         )
     })?;
