@@ -11,6 +11,16 @@ async fn spawn(control: Control) -> String {
     base
 }
 
+/// The body of gometr's `/metrics`.
+async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn value(text: &str, name: &str) -> f64 {
     metr_domain::exposition::parse(text)
         .unwrap()
@@ -25,12 +35,7 @@ async fn the_scrape_counter_rises_by_exactly_one_per_scrape() {
     let base = spawn(Control::default()).await;
     let mut seen = Vec::new();
     for _ in 0..5 {
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&base).await;
         seen.push(value(&text, "gometr_scrapes_total"));
     }
     assert_eq!(seen, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
@@ -218,12 +223,7 @@ async fn a_gzip_bomb_is_small_inflates_past_its_size_and_is_built_once() {
     );
 
     put_control(&base, serde_json::json!({"gzip_bomb": false})).await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&base).await;
     assert_eq!(value(&text, "gometr_scrapes_total"), 3.0, "bombs count too");
 }
 
@@ -281,12 +281,7 @@ async fn label_value_bytes_pads_the_synthetic_and_churned_series() {
         serde_json::json!({"extra_series": 3, "churn_series": 2, "label_value_bytes": 5000}),
     )
     .await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&base).await;
     let samples = metr_domain::exposition::parse(&text).unwrap();
     let padded: Vec<_> = samples
         .iter()
@@ -304,12 +299,7 @@ async fn churn_series_are_new_every_scrape() {
     put_control(&base, serde_json::json!({"churn_series": 4})).await;
     let mut scrapes = Vec::new();
     for _ in 0..3 {
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&base).await;
         let sets: std::collections::BTreeSet<_> = metr_domain::exposition::parse(&text)
             .unwrap()
             .into_iter()

@@ -83,11 +83,7 @@ impl PgRepository {
         scrapes: &[&ScrapeSamples],
         mode: Mode,
     ) -> Result<(), StorageError> {
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| StorageError::database("begin a transaction", e))?;
-        let targets = self.register_targets(&tx, &batch.targets).await?;
+        let (tx, targets) = self.begin(client, &batch.targets).await?;
         let target_of = target_lookup(&targets);
         // Each scrape's known ids, looked up once for both steps below.
         let known = known_ids(scrapes);
@@ -122,11 +118,7 @@ impl PgRepository {
             return Ok(true);
         }
         let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| StorageError::database("begin a transaction", e))?;
-        let targets = self.register_targets(&tx, &batch.targets).await?;
+        let (tx, targets) = self.begin(&mut client, &batch.targets).await?;
         let target_of = target_lookup(&targets);
         let limit = max_series.clamp(1, SERIES_PER_STATEMENT);
         let (missing, more) = missing_series(&scrapes, &known, &target_of, limit)?;
@@ -137,6 +129,20 @@ impl PgRepository {
         remember_ids(&scrapes, &new_ids);
         self.remember_targets(&batch.targets, &targets);
         Ok(!more)
+    }
+
+    /// A transaction with the batch's targets registered in it, and their ids.
+    async fn begin<'a>(
+        &self,
+        client: &'a mut deadpool_postgres::Object,
+        targets: &[TargetRef],
+    ) -> Result<(Tx<'a>, HashMap<String, i32>), StorageError> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StorageError::database("begin a transaction", e))?;
+        let ids = self.register_targets(&tx, targets).await?;
+        Ok((tx, ids))
     }
 
     /// Ids of the batch's targets, upserting only those not registered as they are.
@@ -392,7 +398,9 @@ async fn create_all_series(
     known: &[Vec<Option<i64>>],
     target_of: &impl Fn(&str) -> Result<i32, StorageError>,
 ) -> Result<NewIds, StorageError> {
-    let mut known: Vec<Vec<Option<i64>>> = known.to_vec();
+    // Copied only when a batch needs more than one statement (a batch whose
+    // series were created in pieces beforehand needs none).
+    let mut known = std::borrow::Cow::Borrowed(known);
     let mut new_ids = NewIds::new();
     loop {
         let (missing, more) = missing_series(scrapes, &known, target_of, SERIES_PER_STATEMENT)?;
@@ -402,7 +410,7 @@ async fn create_all_series(
             return Ok(new_ids);
         }
         // Mark what this statement created, so the next one skips it.
-        for (scrape, ids) in scrapes.iter().zip(known.iter_mut()) {
+        for (scrape, ids) in scrapes.iter().zip(known.to_mut().iter_mut()) {
             let key = table_key(&scrape.table);
             for (sample, id) in scrape.samples.iter().zip(ids.iter_mut()) {
                 if id.is_none() {
