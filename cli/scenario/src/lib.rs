@@ -5,6 +5,7 @@ pub mod capture;
 pub mod diagnostic;
 pub mod expect;
 pub mod files;
+pub mod isolation;
 pub mod load;
 pub mod matcher;
 pub mod model;

@@ -147,8 +147,9 @@ pub struct Scenario {
     pub tags: Vec<String>,
     #[serde(default)]
     pub timeout: Option<Interval>,
+    /// `isolated:` as written: `None` lets the steps decide (see [`crate::isolation`]).
     #[serde(default)]
-    pub isolated: bool,
+    pub isolated: Option<bool>,
     pub steps: Vec<Step>,
 }
 
@@ -159,15 +160,6 @@ impl Scenario {
         for (i, step) in self.steps.iter_mut().enumerate() {
             step.place(map, &steps.index(i));
         }
-    }
-
-    /// A fresh stack of its own: asked for, or implied by any docker or network step.
-    pub fn needs_own_stack(&self) -> bool {
-        self.isolated
-            || self
-                .steps
-                .iter()
-                .any(|s| matches!(s.action, Action::Docker(_) | Action::Network(_)))
     }
 
     /// The network steps, in order: what the stack must be prepared for.

@@ -14,6 +14,7 @@ use crate::runner::report::Totals;
 use crate::runner::scenario::ScenarioSettings;
 use crate::runner::select::{self, Partition};
 use crate::runner::suite::{self, SuiteOptions, SuiteResult};
+use crate::scenario::load::Loaded;
 use crate::scenarios;
 use crate::ui::{self, Ui};
 
@@ -168,14 +169,13 @@ fn settings(args: &RunArgs) -> SuiteOptions {
 pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (environments, loaded) =
         scenarios::load_all(&args.paths, &args.env, &args.vars, with_test_checker, ui)?;
+    warn_isolation(&loaded, ui);
     let mut selected = select::matching(loaded, &args.tags, args.filter.as_deref());
     if let Some(partition) = &args.partition {
         selected = partition.select(selected);
     }
     if args.list {
-        for line in selected {
-            ui::print(format!("{}: {}", line.file.display(), line.scenario.name));
-        }
+        list(&selected, args.format);
         return Ok(());
     }
     if selected.is_empty() {
@@ -202,6 +202,59 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         return Err(Failure::new(ExitKind::ScenarioFailed, totals.line()));
     }
     Ok(())
+}
+
+/// Warns of `isolated: false` on a scenario whose steps change the stack.
+pub fn warn_isolation(loaded: &[Loaded], ui: &Ui) {
+    for l in loaded {
+        if let Some((at, text)) = l.scenario.isolation_warning() {
+            ui.warn(format!(
+                "{}:{}:{}: {text}",
+                l.file.display(),
+                at.line,
+                at.column
+            ));
+        }
+    }
+}
+
+/// `--list`: `FILE: NAME` per scenario on stdout, as scripts read it, and
+/// which stack each one will run on (and why a stack of its own) on stderr;
+/// with `--format json`, all of it as one document on stdout.
+fn list(selected: &[Loaded], format: Format) {
+    let isolation = |l: &Loaded| l.scenario.isolation().reason();
+    if format == Format::Json {
+        let scenarios: Vec<_> = selected
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "file": l.file,
+                    "name": l.scenario.name,
+                    "tags": l.scenario.tags,
+                    "stack": if isolation(l).is_some() { "own" } else { "shared" },
+                    "isolated": isolation(l),
+                })
+            })
+            .collect();
+        ui::print(serde_json::to_string_pretty(&scenarios).unwrap_or_default());
+        return;
+    }
+    for l in selected {
+        ui::print(format!("{}: {}", l.file.display(), l.scenario.name));
+    }
+    let own: Vec<_> = selected
+        .iter()
+        .filter_map(|l| Some((l, isolation(l)?)))
+        .collect();
+    ui::print_err(format!(
+        "{} on the shared stack, {} on a stack of its own{}",
+        selected.len() - own.len(),
+        own.len(),
+        if own.is_empty() { "" } else { ":" }
+    ));
+    for (l, why) in own {
+        ui::print_err(format!("  {}: {why}", l.file.display()));
+    }
 }
 
 /// The end of a run: table or JSON, annotations, JUnit, kept stacks.

@@ -29,6 +29,7 @@ pub fn run(args: &ValidateArgs, ui: &Ui) -> Result<()> {
         postgres_image: None,
     };
     let (_, loaded) = scenarios::load_all(&args.paths, &env, &args.vars, |f| f, ui)?;
+    crate::commands::run::warn_isolation(&loaded, ui);
     let steps: usize = loaded.iter().map(|l| l.scenario.steps.len()).sum();
     ui::print(format!(
         "{} scenario(s), {steps} step(s): valid",

@@ -130,6 +130,8 @@ mod tests {
             }],
             stack: Some("abc".into()),
             error: None,
+            isolated: None,
+            neighbours: vec![],
             service_deaths: vec![],
             logs: [(
                 "api".to_owned(),

@@ -129,6 +129,14 @@ pub struct ScenarioReport {
     /// Run id of the stack it ran on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// Why it ran on a stack of its own; absent when it shared its
+    /// environment's stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<String>,
+    /// It failed on a shared stack: the scenarios that ran on that stack at
+    /// the same time (`NAME (FILE)`), any of which may have changed what it read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<String>,
     /// Why the scenario failed outside any step (stack start, a service
     /// that died or restarted unasked).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,7 +207,24 @@ impl ScenarioReport {
                     .join("\n"),
             );
         }
+        if !self.neighbours.is_empty() {
+            out.push(self.neighbours_text());
+        }
         out.join("\n")
+    }
+
+    /// Who else was on the shared stack when this scenario failed there.
+    pub fn neighbours_text(&self) -> String {
+        let stack = self.stack.as_deref().unwrap_or("?");
+        let mut text = format!(
+            "it ran on shared stack {stack} beside {} other scenario(s), any of which may have changed what it read:",
+            self.neighbours.len()
+        );
+        for n in &self.neighbours {
+            text.push_str(&format!("\n  - {n}"));
+        }
+        text.push_str("\n  (a scenario that changes a service without a step metrtest can see, e.g. through a script, needs isolated: true)");
+        text
     }
 
     /// Service logs as one block.
@@ -279,6 +304,8 @@ pub(crate) mod tests {
             }],
             stack: None,
             error: None,
+            isolated: None,
+            neighbours: vec![],
             service_deaths: vec![],
             logs: Default::default(),
             attempts: 1,

@@ -115,6 +115,8 @@ pub async fn run(
         duration: started.elapsed(),
         steps,
         stack: Some(handle.stack.run_id.clone()),
+        isolated: scenario.isolation().reason(),
+        neighbours: vec![],
         error: (!deaths.is_empty()).then(|| {
             deaths
                 .iter()

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +88,8 @@ fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
         steps: vec![],
         stack: None,
         error,
+        isolated: loaded.scenario.isolation().reason(),
+        neighbours: vec![],
         service_deaths: vec![],
         logs: Default::default(),
         attempts: 0,
@@ -215,14 +217,14 @@ impl Context {
     async fn scenario(
         &self,
         loaded: &Loaded,
-        shared: Option<StackHandle>,
+        shared: Option<(&SharedStack, StackHandle)>,
     ) -> (ScenarioReport, Option<StackHandle>) {
         let own = shared.is_none() || loaded.scenario.needs_own_stack();
         let mut earlier: Vec<Attempt> = Vec::new();
         let mut attempt = 1;
         loop {
             let mut handle = match (own, &shared) {
-                (false, Some(h)) => h.clone(),
+                (false, Some((_, h))) => h.clone(),
                 _ => match self
                     .new_stack(&Needs::of(loaded), self.environments.index_of(&loaded.file))
                     .await
@@ -237,8 +239,18 @@ impl Context {
                     }
                 },
             };
+            let visit = shared
+                .as_ref()
+                .filter(|_| !own)
+                .map(|(s, _)| (s, s.enter(loaded)));
             let mut report = self.attempt(loaded, &mut handle, attempt).await;
             report.attempts = attempt;
+            if let Some((stack, visit)) = visit {
+                let beside = stack.leave(visit);
+                if report.outcome == Outcome::Failed {
+                    report.neighbours = beside;
+                }
+            }
             let retrying = report.outcome == Outcome::Failed
                 && self.options.retries_after(attempt)
                 && !self.stop.is_cancelled();
@@ -394,6 +406,16 @@ struct SharedStack {
     attached: bool,
     /// Its scenarios not done yet, and what became of those that are.
     left: Mutex<(usize, OnShared)>,
+    /// Every attempt run on it so far, to name a failed one's neighbours.
+    visits: Mutex<Vec<Visit>>,
+}
+
+/// One attempt of a scenario on a shared stack: who, and when.
+struct Visit {
+    /// `NAME (FILE)`.
+    label: String,
+    start: Instant,
+    end: Option<Instant>,
 }
 
 impl SharedStack {
@@ -403,6 +425,7 @@ impl SharedStack {
             env: 0,
             attached: true,
             left: Mutex::new((scenarios, OnShared::default())),
+            visits: Mutex::default(),
         })
     }
 
@@ -412,12 +435,42 @@ impl SharedStack {
             env,
             attached: false,
             left: Mutex::new((scenarios, OnShared::default())),
+            visits: Mutex::default(),
         });
         let (starting, context) = (shared.clone(), context.clone());
         tokio::spawn(async move {
             let _ = starting.handle(&context).await;
         });
         shared
+    }
+
+    /// An attempt of `loaded` starts on the stack; returns its visit number.
+    fn enter(&self, loaded: &Loaded) -> usize {
+        let mut visits = self.visits.lock().expect("visits");
+        visits.push(Visit {
+            label: format!("{:?} ({})", loaded.scenario.name, loaded.file.display()),
+            start: Instant::now(),
+            end: None,
+        });
+        visits.len() - 1
+    }
+
+    /// The attempt is over: the scenarios that were on the stack meanwhile.
+    fn leave(&self, visit: usize) -> Vec<String> {
+        let mut visits = self.visits.lock().expect("visits");
+        let end = Instant::now();
+        visits[visit].end = Some(end);
+        let (start, label) = (visits[visit].start, visits[visit].label.clone());
+        let mut beside: Vec<String> = visits
+            .iter()
+            .enumerate()
+            .filter(|&(i, v)| i != visit && v.start < end && v.end.is_none_or(|e| e > start))
+            .map(|(_, v)| v.label.clone())
+            .filter(|l| *l != label)
+            .collect();
+        beside.sort();
+        beside.dedup();
+        beside
     }
 
     /// The stack, once it has started (or why it did not).
@@ -517,10 +570,11 @@ pub async fn run(
         Some(id) => {
             let (stack, spec) = attach::attach(&docker, id).await?;
             for (_, l) in &isolated {
+                let why = l.scenario.isolation().reason().unwrap_or_default();
                 reporter.event(&Event::Notice {
                     level: Level::Info,
                     text: format!(
-                        "scenario {:?} needs a stack of its own (a docker or network step, or isolated: true): starting a fresh one, not using {id}",
+                        "scenario {:?} needs a stack of its own ({why}): starting a fresh one, not using {id}",
                         l.scenario.name
                     ),
                 });
@@ -602,7 +656,7 @@ pub async fn run(
             }
             let (report, own) = match &shared_stack {
                 Some(shared) => match shared.handle(&context).await {
-                    Ok(handle) => context.scenario(&loaded, Some(handle)).await,
+                    Ok(handle) => context.scenario(&loaded, Some((shared, handle))).await,
                     Err(e) => {
                         if e.kind == ExitKind::Environment {
                             context.environment_failed(&e);
