@@ -136,6 +136,8 @@ fn exposition(telemetry: &Telemetry, control: &Control) -> Bytes {
             extra_series: control.extra_series,
             churn_series: control.churn_series,
             label_value_bytes: control.label_value_bytes,
+            profile: control.series_profile,
+            seed: control.seed,
         })
         .into_bytes();
     body.extend_from_slice(control.extra_text.as_bytes());

@@ -31,6 +31,22 @@ pub struct Control {
     pub label_value_bytes: u32,
     /// Brand-new series added per scrape: label values no earlier scrape had.
     pub churn_series: u32,
+    /// What the `extra_series` samples look like.
+    pub series_profile: SeriesProfile,
+    /// Seed of the `realistic` profile's values: the same seed, the same values
+    /// at the same scrape.
+    pub seed: u64,
+}
+
+/// What the `extra_series` samples look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesProfile {
+    /// `gometr_synthetic_series{index="i"} i`: the same value every scrape.
+    #[default]
+    Constant,
+    /// The mix a node_exporter exposes (see [`crate::realistic`]).
+    Realistic,
 }
 
 impl Default for Control {
@@ -47,6 +63,8 @@ impl Default for Control {
             invalid_utf8: false,
             label_value_bytes: 0,
             churn_series: 0,
+            series_profile: SeriesProfile::Constant,
+            seed: 0,
         }
     }
 }
@@ -66,6 +84,8 @@ pub struct ControlUpdate {
     pub invalid_utf8: Option<bool>,
     pub label_value_bytes: Option<u32>,
     pub churn_series: Option<u32>,
+    pub series_profile: Option<SeriesProfile>,
+    pub seed: Option<u64>,
 }
 
 /// Largest `extra_text`, in bytes.
@@ -157,6 +177,12 @@ impl Control {
             }
             next.churn_series = n;
         }
+        if let Some(profile) = update.series_profile {
+            next.series_profile = profile;
+        }
+        if let Some(seed) = update.seed {
+            next.seed = seed;
+        }
         let padded = (u64::from(next.extra_series) + u64::from(next.churn_series))
             * u64::from(next.label_value_bytes);
         if padded > MAX_PADDED_BYTES {
@@ -172,7 +198,8 @@ impl Control {
     /// Start-up settings from `GOMETR_HEALTH`, `GOMETR_DELAY_MS`,
     /// `GOMETR_METRICS_STATUS`, `GOMETR_EXTRA_SERIES` and the hostile modes'
     /// `GOMETR_GZIP_BOMB`, `GOMETR_GZIP_BOMB_BYTES`, `GOMETR_TRICKLE_BYTES_PER_SECOND`,
-    /// `GOMETR_INVALID_UTF8`, `GOMETR_LABEL_VALUE_BYTES`, `GOMETR_CHURN_SERIES`.
+    /// `GOMETR_INVALID_UTF8`, `GOMETR_LABEL_VALUE_BYTES`, `GOMETR_CHURN_SERIES`,
+    /// and the extra series' `GOMETR_SERIES_PROFILE` and `GOMETR_SEED`.
     pub fn from_env(vars: impl Fn(&str) -> Option<String>) -> Result<Control, String> {
         let mut update = ControlUpdate::default();
         if let Some(v) = vars("GOMETR_HEALTH") {
@@ -224,6 +251,16 @@ impl Control {
         update.invalid_utf8 = flag("GOMETR_INVALID_UTF8")?;
         update.label_value_bytes = small("GOMETR_LABEL_VALUE_BYTES")?;
         update.churn_series = small("GOMETR_CHURN_SERIES")?;
+        update.series_profile = vars("GOMETR_SERIES_PROFILE")
+            .map(|v| match v.as_str() {
+                "constant" => Ok(SeriesProfile::Constant),
+                "realistic" => Ok(SeriesProfile::Realistic),
+                other => Err(format!(
+                    "GOMETR_SERIES_PROFILE must be constant or realistic, got {other:?}"
+                )),
+            })
+            .transpose()?;
+        update.seed = number("GOMETR_SEED")?;
         let mut control = Control::default();
         control.apply(update)?;
         Ok(control)
@@ -338,6 +375,20 @@ mod tests {
         );
         let bad = Control::from_env(|k| (k == "GOMETR_GZIP_BOMB").then(|| "yes".to_owned()));
         assert!(bad.unwrap_err().contains("GOMETR_GZIP_BOMB"));
+    }
+
+    #[test]
+    fn the_series_profile_is_constant_unless_set() {
+        assert_eq!(Control::default().series_profile, SeriesProfile::Constant);
+        let env = |k: &str| match k {
+            "GOMETR_SERIES_PROFILE" => Some("realistic".to_owned()),
+            "GOMETR_SEED" => Some("42".to_owned()),
+            _ => None,
+        };
+        let c = Control::from_env(env).unwrap();
+        assert_eq!((c.series_profile, c.seed), (SeriesProfile::Realistic, 42));
+        let bad = Control::from_env(|k| (k == "GOMETR_SERIES_PROFILE").then(|| "real".to_owned()));
+        assert!(bad.unwrap_err().contains("GOMETR_SERIES_PROFILE"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 pub mod app;
 pub mod body;
 pub mod control;
+pub mod realistic;
 pub mod telemetry;
 
 pub use app::Application;
-pub use control::Control;
+pub use control::{Control, SeriesProfile};

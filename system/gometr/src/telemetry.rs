@@ -2,6 +2,10 @@
 
 use std::fmt::Write;
 
+use std::sync::Mutex;
+
+use crate::control::SeriesProfile;
+use crate::realistic::Realistic;
 use metr_service::http_metrics::HttpMetrics;
 use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -13,6 +17,8 @@ pub struct Telemetry {
     pub scrapes: IntCounter,
     pub uptime: Gauge,
     pub start: std::time::Instant,
+    /// The `realistic` profile's series, advanced by each scrape that shows them.
+    realistic: Mutex<Realistic>,
 }
 
 impl Telemetry {
@@ -45,6 +51,7 @@ impl Telemetry {
             scrapes,
             uptime,
             start: std::time::Instant::now(),
+            realistic: Mutex::new(Realistic::new(0)),
         })
     }
 
@@ -56,7 +63,13 @@ impl Telemetry {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         let mut text = String::from_utf8(buf).unwrap_or_default();
         let width = synthetic.label_value_bytes as usize;
-        if synthetic.extra_series > 0 {
+        if synthetic.profile == SeriesProfile::Realistic {
+            let mut realistic = self.realistic.lock().expect("realistic series lock");
+            if realistic.seed() != synthetic.seed {
+                *realistic = Realistic::new(synthetic.seed);
+            }
+            realistic.render(synthetic.extra_series, &mut text);
+        } else if synthetic.extra_series > 0 {
             text.push_str("# HELP gometr_synthetic_series Synthetic series for load tests.\n");
             text.push_str("# TYPE gometr_synthetic_series gauge\n");
             for i in 0..synthetic.extra_series {
@@ -92,4 +105,8 @@ pub struct Synthetic {
     pub churn_series: u32,
     /// Minimum length of the `index` label values (zero-padded), 0 for none.
     pub label_value_bytes: u32,
+    /// What the `extra_series` samples look like.
+    pub profile: SeriesProfile,
+    /// Seed of the realistic profile.
+    pub seed: u64,
 }

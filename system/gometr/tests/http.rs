@@ -315,3 +315,58 @@ async fn churn_series_are_new_every_scrape() {
         }
     }
 }
+
+#[tokio::test]
+async fn control_switches_the_series_profile_and_keeps_the_count_of_extra_samples() {
+    let base = spawn(Control::default()).await;
+    // gometr's own HTTP series multiply as requests arrive: they do not count.
+    let count = |text: &str| {
+        metr_domain::exposition::parse(text)
+            .unwrap()
+            .iter()
+            .filter(|s| !s.name.starts_with("gometr_http_"))
+            .count()
+    };
+    let without = count(&metrics_text(&base).await);
+    put_control(&base, serde_json::json!({"extra_series": 100})).await;
+    let constant = metrics_text(&base).await;
+    put_control(
+        &base,
+        serde_json::json!({"series_profile": "realistic", "seed": 7}),
+    )
+    .await;
+    let realistic = metrics_text(&base).await;
+    assert_eq!(count(&constant) - without, 100);
+    assert_eq!(count(&realistic) - without, 100);
+    assert!(
+        !realistic.contains("gometr_synthetic_series"),
+        "{realistic}"
+    );
+    assert!(realistic.contains("# TYPE gometr_request_duration_seconds histogram"));
+    assert!(realistic.contains("gometr_cpu_seconds_total{"));
+
+    let shown: serde_json::Value = reqwest::get(format!("{base}/control"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (shown["series_profile"].as_str(), shown["seed"].as_u64()),
+        (Some("realistic"), Some(7))
+    );
+
+    let response = reqwest::Client::new()
+        .put(format!("{base}/control"))
+        .json(&serde_json::json!({"series_profile": "random"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("series_profile") && error.contains("realistic"),
+        "{error}"
+    );
+}
