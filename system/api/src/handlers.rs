@@ -123,13 +123,36 @@ pub async fn targets(
     Ok(ListResponse::new(targets, None))
 }
 
-/// The time range of the samples stored, oldest to newest.
+/// The time range of the samples stored, oldest to newest, and what they take.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StorageRange {
     /// Timestamp of the oldest stored sample; `null` when none is stored.
     pub oldest_sample_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Timestamp of the newest stored sample; `null` when none is stored.
     pub newest_sample_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recent samples, stored as written.
+    pub head: StoragePart,
+    /// Older samples, rewritten into compressed chunks.
+    pub compressed: StoragePart,
+}
+
+/// Samples held by one part of the sample storage and their bytes on disk
+/// (data and indexes): `head` and `compressed` add up to all it takes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoragePart {
+    #[schema(example = 1_000_000)]
+    pub samples: u64,
+    #[schema(example = 1_670_000)]
+    pub bytes: u64,
+}
+
+impl From<metr_storage::StoragePart> for StoragePart {
+    fn from(part: metr_storage::StoragePart) -> Self {
+        StoragePart {
+            samples: part.samples,
+            bytes: part.bytes,
+        }
+    }
 }
 
 /// `{"status":"success","data":{…}}`
@@ -141,7 +164,8 @@ pub struct StorageResponse {
     pub data: StorageRange,
 }
 
-/// Which time range of samples is held: retention drops whole days.
+/// Which time range of samples is held (retention drops whole days), and how
+/// many samples each part of the storage holds in how many bytes.
 #[utoipa::path(get, path = "/api/v1/storage", responses(
     (status = 200, body = StorageResponse),
     (status = 400, description = "This endpoint takes no parameters", body = ErrorBody),
@@ -153,11 +177,14 @@ pub async fn storage(
 ) -> Result<Json<StorageResponse>, ApiError> {
     params::Params::parse(raw.as_deref(), &[])?;
     let range = state.db(state.repo.held_range()).await?;
+    let usage = state.db(state.repo.usage()).await?;
     Ok(Json(StorageResponse {
         status: "success",
         data: StorageRange {
             oldest_sample_at: range.map(|r| r.0),
             newest_sample_at: range.map(|r| r.1),
+            head: usage.head.into(),
+            compressed: usage.compressed.into(),
         },
     }))
 }

@@ -500,6 +500,21 @@ async fn the_openapi_document_states_what_the_server_enforces() {
 }
 
 #[tokio::test]
+async fn the_storage_endpoint_counts_the_samples_and_bytes_of_each_part() {
+    let api = seeded().await;
+    let (status, body) = api.get("/api/v1/storage").await;
+    assert_eq!(status, 200);
+    let head = &body["data"]["head"];
+    assert_eq!(head["samples"], 4, "{body}");
+    // Block rows, their indexes and TOAST: at least a page each.
+    assert!(head["bytes"].as_u64().unwrap() >= 8192, "{body}");
+    assert_eq!(
+        body["data"]["compressed"],
+        serde_json::json!({"samples": 0, "bytes": 0})
+    );
+}
+
+#[tokio::test]
 async fn the_storage_endpoint_says_which_time_range_is_held() {
     let api = seeded().await;
     let (status, body) = api.get("/api/v1/storage").await;

@@ -14,6 +14,7 @@ pub mod secret;
 pub mod series;
 pub mod sql;
 pub mod startup;
+pub mod usage;
 
 pub use batch::{Batch, TargetRef};
 pub use cursor::Cursor;
@@ -26,3 +27,4 @@ pub use secret::DatabaseUrl;
 pub use series::{
     DuplicateSample, Recorder, ScrapeSamples, ScrapedSample, SeriesIndex, SeriesTable,
 };
+pub use usage::{StoragePart, StorageUsage};

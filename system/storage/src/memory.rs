@@ -15,6 +15,7 @@ use crate::cursor::Cursor;
 use crate::error::StorageError;
 use crate::query::{CheckQuery, MetricQuery, Page, SeriesQuery};
 use crate::repository::{ReadRepository, WriteRepository};
+use crate::usage::{StoragePart, StorageUsage};
 
 #[derive(Default)]
 struct Store {
@@ -294,7 +295,24 @@ impl ReadRepository for MemoryRepository {
         }))
     }
 
+    /// Everything is head; its bytes are what the samples' keys and values
+    /// take in memory (series id, timestamp, value), as nothing is on disk.
+    async fn usage(&self) -> Result<StorageUsage, StorageError> {
+        self.available()?;
+        let samples = self.store.lock().expect("store lock").samples.len() as u64;
+        Ok(StorageUsage {
+            head: StoragePart {
+                samples,
+                bytes: samples * IN_MEMORY_SAMPLE_BYTES,
+            },
+            compressed: StoragePart::default(),
+        })
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         self.available()
     }
 }
+
+/// Series id, timestamp and value of one in-memory sample.
+const IN_MEMORY_SAMPLE_BYTES: u64 = 24;

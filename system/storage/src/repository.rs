@@ -7,6 +7,7 @@ use metr_domain::{Check, Sample, Series, TargetSummary};
 use crate::batch::Batch;
 use crate::error::StorageError;
 use crate::query::{CheckQuery, MetricQuery, Page, SeriesQuery};
+use crate::usage::StorageUsage;
 
 /// Where the checker stores what it sees.
 #[async_trait]
@@ -52,6 +53,9 @@ pub trait ReadRepository: Send + Sync {
 
     /// Timestamps of the oldest and newest stored samples, `None` when there are none.
     async fn held_range(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError>;
+
+    /// Samples held by each part of the sample storage, and their bytes.
+    async fn usage(&self) -> Result<StorageUsage, StorageError>;
 
     /// Proves the store is reachable now.
     async fn ping(&self) -> Result<(), StorageError>;

@@ -4,6 +4,7 @@
 mod partitions;
 mod read;
 mod repo;
+mod usage;
 mod write;
 
 pub use repo::{PgRepository, PoolOptions};

@@ -17,6 +17,7 @@ use crate::migrate;
 use crate::query::{CheckQuery, MetricQuery, Page, SeriesQuery};
 use crate::repository::{ReadRepository, WriteRepository};
 use crate::secret::DatabaseUrl;
+use crate::usage::StorageUsage;
 
 /// Repository over a pooled PostgreSQL connection.
 pub struct PgRepository {
@@ -130,6 +131,10 @@ impl ReadRepository for PgRepository {
 
     async fn held_range(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
         self.read_held_range().await
+    }
+
+    async fn usage(&self) -> Result<StorageUsage, StorageError> {
+        self.read_usage().await
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
