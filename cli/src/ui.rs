@@ -44,6 +44,8 @@ pub struct Ui {
     pub color: bool,
     pub interactive: bool,
     multi: MultiProgress,
+    /// The stack and scenario this Ui's lines belong to, when a run has several.
+    lane: Option<std::sync::Arc<Lane>>,
     /// Where lines go instead of stderr: the tests of reporters read it.
     #[cfg(test)]
     captured: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
@@ -64,6 +66,7 @@ impl Ui {
             color,
             interactive,
             multi,
+            lane: None,
             #[cfg(test)]
             captured: None,
         }
@@ -78,6 +81,7 @@ impl Ui {
             color: false,
             interactive: false,
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            lane: None,
             captured: Some(std::sync::Arc::clone(&lines)),
         };
         (ui, lines)
@@ -109,7 +113,36 @@ impl Ui {
         !self.multi.is_hidden()
     }
 
+    /// A Ui for one of several stacks of a run: its lines start with
+    /// `label |` (as compose prefixes a service's), and on a terminal its
+    /// tasks share one live line instead of one each.
+    pub fn labelled(&self, label: impl Into<String>) -> Ui {
+        let label = label.into();
+        let bar = (!self.multi.is_hidden()).then(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} | {wide_msg} {elapsed}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Ui {
+            lane: Some(std::sync::Arc::new(Lane { label, bar })),
+            ..self.clone()
+        }
+    }
+
     fn line(&self, text: &str) {
+        let labelled;
+        let text = match &self.lane {
+            Some(lane) => {
+                labelled = format!("{} | {text}", lane.label);
+                labelled.as_str()
+            }
+            None => text,
+        };
         #[cfg(test)]
         if let Some(lines) = &self.captured {
             lines.lock().expect("captured lines").push(text.to_owned());
@@ -152,6 +185,15 @@ impl Ui {
     /// A live line for one task: a spinner on a terminal, start/end lines otherwise.
     pub fn task(&self, label: impl Into<String>) -> Task {
         let label = label.into();
+        if let Some(bar) = self.lane.as_ref().and_then(|l| l.bar.clone()) {
+            bar.set_message(format!("{label} starting"));
+            return Task {
+                ui: self.clone(),
+                label,
+                bar: None,
+                lane: Some(bar),
+            };
+        }
         let bar = if self.multi.is_hidden() {
             self.info(format!("{label} ..."));
             None
@@ -169,6 +211,21 @@ impl Ui {
             ui: self.clone(),
             label,
             bar,
+            lane: None,
+        }
+    }
+}
+
+/// The one live line of a labelled Ui; cleared when the last clone goes.
+struct Lane {
+    label: String,
+    bar: Option<ProgressBar>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -178,19 +235,29 @@ pub struct Task {
     ui: Ui,
     label: String,
     bar: Option<ProgressBar>,
+    /// The labelled Ui's live line, which this task's progress shows on.
+    lane: Option<ProgressBar>,
 }
 
 impl Task {
     pub fn update(&self, message: impl Into<String>) {
-        match &self.bar {
-            Some(bar) => bar.set_message(message.into()),
-            None => self.ui.debug(format!("{}: {}", self.label, message.into())),
+        match (&self.bar, &self.lane) {
+            (Some(bar), _) => bar.set_message(message.into()),
+            (None, Some(lane)) => {
+                lane.set_message(format!("{} {}", self.label.trim(), message.into()))
+            }
+            (None, None) => self.ui.debug(format!("{}: {}", self.label, message.into())),
         }
     }
 
     pub fn done(self, message: impl AsRef<str>) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+        if let Some(lane) = &self.lane {
+            // The live line says it; a line each would interleave the stacks'.
+            lane.set_message(format!("{} {}", self.label.trim(), message.as_ref()));
+            return;
         }
         self.ui.info(format!(
             "{} {} {}",
@@ -210,5 +277,28 @@ impl Task {
             self.label,
             message.as_ref()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labelled_ui_prefixes_every_line_and_each_task_s_end() {
+        let (ui, lines) = Ui::capturing(Verbosity::Normal);
+        let stack = ui.labelled("ab12cd34 reads gometr");
+        stack.info("starting");
+        stack.task("gometr   ").done("ready in 0.3 s");
+        ui.info("unlabelled");
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "ab12cd34 reads gometr | starting",
+                "ab12cd34 reads gometr | gometr    ...",
+                "ab12cd34 reads gometr | ✓ gometr    ready in 0.3 s",
+                "unlabelled",
+            ]
+        );
     }
 }

@@ -46,7 +46,9 @@ impl Reporter for Live {
             Event::RunStarted { scenarios, jobs } => ui.info(format!(
                 "running {scenarios} scenario(s) with {jobs} job(s)"
             )),
-            Event::StackStarting { run_id } => ui.info(format!("starting stack {run_id}")),
+            Event::StackStarting { run_id, whom } => {
+                ui.info(format!("starting stack {run_id} for {whom}"))
+            }
             Event::StackReady { run_id, ready_in } => ui.info(format!(
                 "stack {run_id} ready in {:.1} s",
                 ready_in.as_secs_f64()

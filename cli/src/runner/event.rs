@@ -21,8 +21,9 @@ pub enum Level {
 pub enum Event<'a> {
     /// The selection is final and the engine is about to be used.
     RunStarted { scenarios: usize, jobs: usize },
-    /// A stack of a new run id is being started.
-    StackStarting { run_id: &'a str },
+    /// A stack of a new run id is being started for `whom` (a scenario, or
+    /// the scenarios that share it).
+    StackStarting { run_id: &'a str, whom: &'a str },
     /// A stack answered on every service.
     StackReady { run_id: &'a str, ready_in: Duration },
     /// An attempt (from 1) of a scenario begins.

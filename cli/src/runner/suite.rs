@@ -123,6 +123,18 @@ struct Context {
     stop: CancellationToken,
     environment_error: Mutex<Option<String>>,
     any_failed: AtomicBool,
+    /// More than one stack starts: each one's progress lines carry its run
+    /// id and scenario.
+    labelled: bool,
+}
+
+/// `RUN_ID SCENARIO` for a stack's progress lines, the name cut to fit a line.
+fn lane_label(run_id: &str, whom: &str) -> String {
+    const WIDTH: usize = 40;
+    match whom.char_indices().nth(WIDTH) {
+        Some((cut, _)) => format!("{run_id} {}…", &whom[..cut]),
+        None => format!("{run_id} {whom}"),
+    }
 }
 
 impl Context {
@@ -141,7 +153,8 @@ impl Context {
     /// start, shaped by what its scenario `needs`: the fault proxy on its
     /// links, a pinned subnet if it cuts services off and heals them, and
     /// PostgreSQL's data on a volume or in memory.
-    async fn new_stack(&self, needs: &Needs, env: usize) -> Result<StackHandle> {
+    /// Starts a stack for `whom` (a scenario's name, or "shared").
+    async fn new_stack(&self, needs: &Needs, env: usize, whom: &str) -> Result<StackHandle> {
         let built = self
             .built
             .as_ref()
@@ -156,13 +169,19 @@ impl Context {
         }
         let run_id = labels::new_run_id();
         stack::register(&run_id);
-        self.reporter
-            .event(&Event::StackStarting { run_id: &run_id });
+        self.reporter.event(&Event::StackStarting {
+            run_id: &run_id,
+            whom,
+        });
         let started = async {
             if !reaper::start(&self.docker, reaper_image.as_deref(), &run_id, Owner::Run).await? {
                 self.notice(Level::Warn, reaper::NO_REAPER);
             }
-            stack::start(&self.docker, &spec, &run_id, &self.ui, &self.interrupt.stop).await
+            let ui = match self.labelled {
+                true => self.ui.labelled(lane_label(&run_id, whom)),
+                false => self.ui.clone(),
+            };
+            stack::start(&self.docker, &spec, &run_id, &ui, &self.interrupt.stop).await
         };
         match started.await {
             Ok(s) => {
@@ -226,7 +245,11 @@ impl Context {
             let mut handle = match (own, &shared) {
                 (false, Some((_, h))) => h.clone(),
                 _ => match self
-                    .new_stack(&Needs::of(loaded), self.environments.index_of(&loaded.file))
+                    .new_stack(
+                        &Needs::of(loaded),
+                        self.environments.index_of(&loaded.file),
+                        &loaded.scenario.name,
+                    )
                     .await
                 {
                     Ok(h) => h,
@@ -404,6 +427,8 @@ struct SharedStack {
     env: usize,
     /// `run --stack ID`: not ours, it stays as it was.
     attached: bool,
+    /// How many scenarios it was started for.
+    scenarios: usize,
     /// Its scenarios not done yet, and what became of those that are.
     left: Mutex<(usize, OnShared)>,
     /// Every attempt run on it so far, to name a failed one's neighbours.
@@ -424,6 +449,7 @@ impl SharedStack {
             started: OnceCell::new_with(Some(Ok(handle))),
             env: 0,
             attached: true,
+            scenarios,
             left: Mutex::new((scenarios, OnShared::default())),
             visits: Mutex::default(),
         })
@@ -434,6 +460,7 @@ impl SharedStack {
             started: OnceCell::new(),
             env,
             attached: false,
+            scenarios,
             left: Mutex::new((scenarios, OnShared::default())),
             visits: Mutex::default(),
         });
@@ -476,7 +503,10 @@ impl SharedStack {
     /// The stack, once it has started (or why it did not).
     async fn handle(&self, context: &Context) -> Result<StackHandle> {
         self.started
-            .get_or_init(|| async { context.new_stack(&Needs::default(), self.env).await })
+            .get_or_init(|| async {
+                let whom = format!("{} scenario(s) sharing it", self.scenarios);
+                context.new_stack(&Needs::default(), self.env, &whom).await
+            })
             .await
             .clone()
     }
@@ -614,6 +644,7 @@ pub async fn run(
         stop: interrupt.stop.child_token(),
         environment_error: Mutex::default(),
         any_failed: AtomicBool::new(false),
+        labelled: isolated.len() + on_shared.iter().filter(|&&n| n > 0).count() > 1,
     });
     // Each environment's shared stack starts beside the first stacks of
     // their own, not before them; its scenarios wait for it.
