@@ -8,12 +8,14 @@ use crate::cli::EnvArgs;
 use crate::docker::spec::EnvFile;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
+use crate::report::end::{EndOfRun, EndSettings};
 use crate::report::github::Annotations;
-use crate::report::{self, live::Live};
+use crate::report::live::Live;
+use crate::runner::event::Reporters;
 use crate::runner::report::Totals;
 use crate::runner::scenario::ScenarioSettings;
 use crate::runner::select::{self, Partition};
-use crate::runner::suite::{self, SuiteOptions, SuiteResult};
+use crate::runner::suite::{self, SuiteOptions};
 use crate::scenario::load::Loaded;
 use crate::scenarios;
 use crate::ui::{self, Ui};
@@ -166,6 +168,16 @@ fn settings(args: &RunArgs) -> SuiteOptions {
     }
 }
 
+/// What the end of the run writes, from the flags and `GITHUB_ACTIONS`.
+fn end_settings(args: &RunArgs) -> EndSettings {
+    let github = std::env::var("GITHUB_ACTIONS").ok();
+    EndSettings {
+        json: args.format == Format::Json,
+        annotations: Annotations::resolve(args.annotations, github.as_deref()),
+        junit: args.junit.clone(),
+    }
+}
+
 pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (environments, loaded) =
         scenarios::load_all(&args.paths, &args.env, &args.vars, with_test_checker, ui)?;
@@ -191,9 +203,18 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         };
     }
     let options = settings(args);
-    let live = Arc::new(Live::new(ui));
-    let result = suite::run(selected, &environments, &options, live, ui, interrupt).await?;
-    report(args, &result, ui)?;
+    let end = Arc::new(EndOfRun::new(end_settings(args), ui));
+    let reporters = Reporters(vec![Arc::new(Live::new(ui)), end.clone()]);
+    let result = suite::run(
+        selected,
+        &environments,
+        &options,
+        Arc::new(reporters),
+        ui,
+        interrupt,
+    )
+    .await?;
+    end.finish()?;
     if let Some(e) = result.environment_error {
         return Err(Failure::environment(e));
     }
@@ -255,46 +276,6 @@ fn list(selected: &[Loaded], format: Format) {
     for (l, why) in own {
         ui::print_err(format!("  {}: {why}", l.file.display()));
     }
-}
-
-/// The end of a run: table or JSON, annotations, JUnit, kept stacks.
-fn report(args: &RunArgs, result: &SuiteResult, ui: &Ui) -> Result<()> {
-    let table = report::table::render(&result.reports, ui.color);
-    match args.format {
-        Format::Table => ui::print(table),
-        Format::Json => {
-            ui::print_err(table);
-            ui::print(report::json::render(&result.reports));
-        }
-    }
-    let github = std::env::var("GITHUB_ACTIONS").ok();
-    if Annotations::resolve(args.annotations, github.as_deref()) == Annotations::Github {
-        // Workflow commands are read from stdout and stderr alike; stderr
-        // keeps `--format json` on stdout a clean document.
-        for line in report::github::render(&result.reports) {
-            ui::print_err(line);
-        }
-    }
-    if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit::render(&result.reports))
-            .map_err(|e| Failure::environment(format!("write {}: {e}", path.display())))?;
-        ui.info(format!("JUnit report: {}", path.display()));
-    }
-    for kept in &result.kept {
-        let stack = &kept.handle.stack;
-        let ttl = humantime::format_duration(suite::KEPT_TTL);
-        ui::print(format!(
-            "kept stack {} for {} (removed automatically in {ttl}):",
-            stack.run_id,
-            kept.scenarios.join(", ")
-        ));
-        ui::print(report::stack::service_table(stack).to_string());
-        ui::print(format!(
-            "remove it with: metrtest down --run {}",
-            stack.run_id
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl Reporter for Live {
                 Level::Warn => ui.warn(text),
                 Level::Error => ui.error(text),
             },
-            Event::RunFinished => {}
+            Event::RunFinished { .. } => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reporters and renderers: live terminal progress, the end-of-run table,
 //! JUnit XML, JSON, GitHub annotations, a stack's services.
 
+pub mod end;
 pub mod github;
 pub mod json;
 pub mod junit;

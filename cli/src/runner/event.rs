@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::runner::report::{ScenarioReport, StepReport};
+use crate::runner::suite::Kept;
 
 /// How much a notice matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +49,27 @@ pub enum Event<'a> {
     },
     /// Something a person may want to know that is none of the above.
     Notice { level: Level, text: String },
-    /// Every scenario ended and every stack not kept is removed.
-    RunFinished,
+    /// Every scenario ended and every stack not kept is removed: the reports
+    /// in the order the scenarios were given, and the stacks kept.
+    RunFinished {
+        reports: &'a [ScenarioReport],
+        kept: &'a [Kept],
+    },
 }
 
 /// Receives the events of a run; called from the scenarios' tasks, so it
 /// must be shareable between threads.
 pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event<'_>);
+}
+
+/// Several reporters, each told every event in turn.
+pub struct Reporters(pub Vec<Arc<dyn Reporter>>);
+
+impl Reporter for Reporters {
+    fn event(&self, event: &Event<'_>) {
+        for reporter in &self.0 {
+            reporter.event(event);
+        }
+    }
 }

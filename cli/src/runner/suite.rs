@@ -65,6 +65,15 @@ pub struct Kept {
     pub scenarios: Vec<String>,
 }
 
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("run_id", &self.handle.stack.run_id)
+            .field("scenarios", &self.scenarios)
+            .finish()
+    }
+}
+
 /// Result of a run: every scenario's report, and whether the environment failed.
 pub struct SuiteResult {
     pub reports: Vec<ScenarioReport>,
@@ -751,17 +760,21 @@ pub async fn run(
         }
         stack::release(run_id);
     }
-    context.reporter.event(&Event::RunFinished);
     if interrupt.stop.is_cancelled() {
         return Err(Failure::interrupted());
     }
+    let reports: Vec<ScenarioReport> = reports.into_iter().map(|(_, r)| r).collect();
+    context.reporter.event(&Event::RunFinished {
+        reports: &reports,
+        kept: &kept,
+    });
     let environment_error = context
         .environment_error
         .lock()
         .expect("environment error")
         .clone();
     Ok(SuiteResult {
-        reports: reports.into_iter().map(|(_, r)| r).collect(),
+        reports,
         environment_error,
         kept,
     })

@@ -1,0 +1,103 @@
+//! The end of a run, as a consumer of the runner's events like the live
+//! reporter: on `RunFinished` it renders the table (or the JSON document on
+//! stdout and the table on stderr), GitHub annotations, the JUnit file, and
+//! the stacks kept for someone to work on.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::exit::{Failure, Result};
+use crate::report::github::Annotations;
+use crate::report::{github, json, junit, stack, table};
+use crate::runner::event::{Event, Reporter};
+use crate::runner::report::ScenarioReport;
+use crate::runner::suite::{KEPT_TTL, Kept};
+use crate::ui::{self, Ui};
+
+/// What the end of a run writes, and where.
+#[derive(Debug, Clone)]
+pub struct EndSettings {
+    /// The JSON document on stdout (the table goes to stderr).
+    pub json: bool,
+    /// `::error` workflow commands on stderr.
+    pub annotations: Annotations,
+    /// Where to write JUnit XML.
+    pub junit: Option<PathBuf>,
+}
+
+/// Renders the end of a run when it is told the run finished.
+pub struct EndOfRun {
+    settings: EndSettings,
+    ui: Ui,
+    /// A report that could not be written: the run's outcome, once it ends.
+    failed: Mutex<Option<Failure>>,
+}
+
+impl EndOfRun {
+    pub fn new(settings: EndSettings, ui: &Ui) -> EndOfRun {
+        EndOfRun {
+            settings,
+            ui: ui.clone(),
+            failed: Mutex::default(),
+        }
+    }
+
+    /// Whether every report was written.
+    pub fn finish(&self) -> Result<()> {
+        match self.failed.lock().expect("report failure").take() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    fn render(&self, reports: &[ScenarioReport], kept: &[Kept]) -> Result<()> {
+        let table = table::render(reports, self.ui.color);
+        if self.settings.json {
+            ui::print_err(table);
+            ui::print(json::render(reports));
+        } else {
+            ui::print(table);
+        }
+        if self.settings.annotations == Annotations::Github {
+            // Workflow commands are read from stdout and stderr alike; stderr
+            // keeps `--format json` on stdout a clean document.
+            for line in github::render(reports) {
+                ui::print_err(line);
+            }
+        }
+        if let Some(path) = &self.settings.junit {
+            std::fs::write(path, junit::render(reports))
+                .map_err(|e| Failure::environment(format!("write {}: {e}", path.display())))?;
+            self.ui.info(format!("JUnit report: {}", path.display()));
+        }
+        for kept in kept {
+            print_kept(kept);
+        }
+        Ok(())
+    }
+}
+
+fn print_kept(kept: &Kept) {
+    let stack = &kept.handle.stack;
+    let ttl = humantime::format_duration(KEPT_TTL);
+    ui::print(format!(
+        "kept stack {} for {} (removed automatically in {ttl}):",
+        stack.run_id,
+        kept.scenarios.join(", ")
+    ));
+    ui::print(stack::service_table(stack).to_string());
+    ui::print(format!(
+        "remove it with: metrtest down --run {}",
+        stack.run_id
+    ));
+}
+
+impl Reporter for EndOfRun {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::RunFinished { reports, kept } = event
+            && let Err(failure) = self.render(reports, kept)
+        {
+            *self.failed.lock().expect("report failure") = Some(failure);
+        }
+    }
+}
