@@ -223,7 +223,7 @@ impl ScenarioReport {
         for n in &self.neighbours {
             text.push_str(&format!("\n  - {n}"));
         }
-        text.push_str("\n  (a scenario that changes a service without a step metrtest can see, e.g. through a script, needs isolated: true)");
+        text.push_str("\n  (one that changes the stack needs one of its own: drop its isolated: false, or set isolated: true)");
         text
     }
 
