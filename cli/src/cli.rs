@@ -6,11 +6,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::commands;
-use crate::docker::spec::EnvFile;
-use crate::docker::{engine, stack};
+use crate::engine;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::scenario::network::Link;
+use crate::stack;
+use crate::stack::spec::EnvFile;
 use crate::ui::{Ui, Verbosity};
 
 /// Integration tests for the metr system on Docker: build, start, run YAML
@@ -215,7 +216,7 @@ pub async fn main(args: Args) -> i32 {
     // the teardown below still happens.
     let outcome = tokio::spawn(dispatch(args, ui.clone(), interrupt.clone())).await;
     teardown_leftovers(&ui, &interrupt).await;
-    crate::docker::ssh::cleanup();
+    crate::engine::ssh::cleanup();
     match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(failure)) => {

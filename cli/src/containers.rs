@@ -9,9 +9,11 @@ use testcontainers::Image;
 use testcontainers::core::wait::HttpWaitStrategy;
 use testcontainers::core::{ContainerPort, Mount, WaitFor};
 
-use crate::docker::images::{self, ImageSet};
-use crate::docker::{engine, labels, postgres_image};
+use crate::engine;
+use crate::engine::labels;
 use crate::exit::Failure;
+use crate::stack::images::{self, ImageSet};
+use crate::stack::postgres_image;
 use crate::ui::{Ui, Verbosity};
 
 /// Builds whatever images are missing (quietly) and returns their references.

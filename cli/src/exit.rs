@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::docker::error::EngineError;
+use crate::engine::error::EngineError;
 
 /// Outcome classes of a metrtest invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

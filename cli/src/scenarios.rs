@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ENV_FILE, EnvArgs};
-use crate::docker::layers;
-use crate::docker::spec::{self, EnvFile};
+use crate::config::layers;
 use crate::exit::{Failure, Result};
 use crate::scenario::load::{self, Loaded};
 use crate::scenario::references::Context;
+use crate::stack::spec::{self, EnvFile};
 use crate::ui::Ui;
 
 /// The folders among `paths`: where the default environment file is looked for.

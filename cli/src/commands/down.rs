@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use crate::docker::{engine, stack};
+use crate::engine;
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
+use crate::stack;
 use crate::ui::Ui;
 
 pub async fn run(run: Option<&str>, all: bool, ui: &Ui, interrupt: &Interrupt) -> Result<()> {

@@ -2,8 +2,9 @@
 
 use comfy_table::Table;
 
-use crate::docker::{engine, images};
+use crate::engine;
 use crate::exit::Result;
+use crate::stack::images;
 use crate::ui::{self, Ui};
 
 pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {

@@ -6,8 +6,11 @@ use std::io::Write;
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
 
-use crate::docker::{EngineError, engine, labels, stack};
+use crate::engine;
+use crate::engine::EngineError;
+use crate::engine::labels;
 use crate::exit::{Failure, Result};
+use crate::stack;
 
 pub async fn run(
     service: &str,

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use comfy_table::Table;
 
-use crate::docker::reaper::{self, Expiry};
-use crate::docker::state::{self, ContainerState, Inspected};
-use crate::docker::{engine, labels, stack};
+use crate::engine;
+use crate::engine::labels;
 use crate::exit::Result;
+use crate::stack;
+use crate::stack::reaper::{self, Expiry};
+use crate::stack::state::{self, ContainerState, Inspected};
 use crate::ui;
 
 fn age(seconds: i64) -> String {
@@ -135,7 +137,7 @@ fn state_text(s: &ContainerState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::reaper::Status;
+    use crate::stack::reaper::Status;
 
     #[test]
     fn an_exited_service_shows_its_exit_code_and_an_oom_kill() {

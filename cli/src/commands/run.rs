@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::EnvArgs;
-use crate::docker::spec::EnvFile;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::end::{EndOfRun, EndSettings};
@@ -18,6 +17,7 @@ use crate::runner::select::{self, Partition};
 use crate::runner::suite::{self, SuiteOptions};
 use crate::scenario::load::Loaded;
 use crate::scenarios;
+use crate::stack::spec::EnvFile;
 use crate::ui::{self, Ui};
 
 /// Output format of the final report on stdout.

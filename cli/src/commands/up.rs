@@ -2,14 +2,18 @@
 
 use std::time::Duration;
 
-use crate::docker::reaper::{self, Owner};
-use crate::docker::spec::{EnvFile, Restart, StackSpec, UP_RESTARTS};
-use crate::docker::stack::{self, Stack};
-use crate::docker::{EngineError, engine, faults, images, labels};
+use crate::engine;
+use crate::engine::EngineError;
+use crate::engine::labels;
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::stack::service_table;
 use crate::scenario::network::Link;
+use crate::stack::faults;
+use crate::stack::images;
+use crate::stack::reaper::{self, Owner};
+use crate::stack::spec::{EnvFile, Restart, StackSpec, UP_RESTARTS};
+use crate::stack::{self, Stack};
 use crate::ui::{self, Ui};
 
 /// Parses `--ttl`: a duration such as `2h` or `30m`, or `0` for none.

@@ -2,7 +2,7 @@
 
 use comfy_table::Table;
 
-use crate::docker::stack::Stack;
+use crate::stack::Stack;
 
 /// The services of a stack and how to reach them from the host.
 pub fn service_table(stack: &Stack) -> Table {

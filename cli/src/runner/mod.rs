@@ -3,7 +3,6 @@
 
 pub mod event;
 pub mod expect;
-pub mod network;
 pub mod observation;
 pub mod report;
 pub mod scenario;

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::images::ImageChoice;
-use crate::docker::reaper::{self, Owner};
-use crate::docker::spec::{DataStore, StackSpec};
-use crate::docker::{attach, engine, faults, images, labels, stack};
+use crate::engine;
+use crate::engine::labels;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::event::{Event, Level, Reporter};
@@ -25,6 +23,13 @@ use crate::scenario::load::Loaded;
 use crate::scenario::model::{Action, DockerVerb};
 use crate::scenario::network::{Link, NetworkAction};
 use crate::scenarios::Environments;
+use crate::stack;
+use crate::stack::attach;
+use crate::stack::faults;
+use crate::stack::images;
+use crate::stack::images::ImageChoice;
+use crate::stack::reaper::{self, Owner};
+use crate::stack::spec::{DataStore, StackSpec};
 use crate::ui::Ui;
 
 /// How long a stack kept by `--keep` or `--keep-failed` outlives the run.

@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use bollard::Docker;
 
-use crate::docker::partition::{self, Endpoint};
-use crate::docker::spec::{Readiness, StackSpec};
-use crate::docker::stack::{self, Stack};
-use crate::docker::{control, endpoint, state};
+use crate::engine::endpoint;
 use crate::runner::watch::{Death, Watch};
 use crate::scenario::model::{DockerAction, DockerVerb};
 use crate::scenario::template::Vars;
+use crate::stack::control;
+use crate::stack::faults::partition::{self, Endpoint};
+use crate::stack::spec::{Readiness, StackSpec};
+use crate::stack::state;
+use crate::stack::{self, Stack};
 
 /// A stack with what is needed to act on it.
 #[derive(Clone)]

@@ -6,13 +6,13 @@
 //! scenario itself acted on it (stop, kill, restart, pause, …): such a
 //! service is let go, and watched again from its new state once a step
 //! started, restarted or unpaused it and it is ready.
-//! The comparison is pure; the inspects are `docker::state`'s.
+//! The comparison is pure; the inspects are `stack::state`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::docker::state::{ContainerState, Inspected};
+use crate::stack::state::{ContainerState, Inspected};
 
 /// How a service changed without a step asking for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

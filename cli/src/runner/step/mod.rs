@@ -58,7 +58,7 @@ impl Trouble {
 
     /// A request that got no response, with the root cause of why.
     pub fn no_response(e: &reqwest::Error, shown: &str) -> Trouble {
-        let why = crate::docker::engine::root_cause(e);
+        let why = crate::engine::root_cause(e);
         Trouble::new(format!("no response: {why}")).request(shown)
     }
 

@@ -1,5 +1,5 @@
 //! `network`: partition or heal a service; faults on links through the
-//! stack's fault proxy (`runner::network`).
+//! stack's fault proxy (`stack::faults::proxy_client`).
 
 use crate::runner::observation::Observation;
 use crate::runner::step::{Seen, StepContext, Trouble};
@@ -10,7 +10,8 @@ pub(super) async fn act(n: &NetworkAction, ctx: &mut StepContext<'_>) -> Result<
         NetworkAction::Partition(service) => ctx.stack.partition(service).await,
         NetworkAction::Heal(service) => ctx.stack.heal(service).await,
         NetworkAction::Link { link, faults } => {
-            crate::runner::network::set_link_faults(ctx.stack, ctx.http, link, faults).await
+            crate::stack::faults::proxy_client::set_link_faults(ctx.stack, ctx.http, link, faults)
+                .await
         }
     };
     result.map_err(|e| Trouble::new(e).request(&n.describe()))?;

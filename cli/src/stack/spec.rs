@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::docker::images::{ImageChoice, ImageSet, SERVICE_USER};
-use crate::docker::postgres_image;
+use crate::stack::images::{ImageChoice, ImageSet, SERVICE_USER};
+use crate::stack::postgres_image;
 
 /// The environment file: every key optional, unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -130,7 +130,7 @@ impl EnvFile {
     }
 
     /// An environment from YAML already read (layered files, see
-    /// [`crate::docker::layers`]); `name` says where it came from.
+    /// [`crate::config::layers`]); `name` says where it came from.
     pub fn from_value(value: serde_yaml::Value, name: &str) -> Result<EnvFile, EnvFileError> {
         let file: EnvFile = serde_path_to_error::deserialize(value).map_err(|e| EnvFileError {
             location: name.to_owned(),
@@ -300,7 +300,7 @@ pub struct StackSpec {
     pub readiness_timeout: Duration,
     /// The stack's network gets a pinned subnet, so that a service a
     /// `partition` step cuts off is healed with its former address
-    /// ([`crate::docker::network`]); it costs the start three engine calls.
+    /// ([`crate::stack::private_network`]); it costs the start three engine calls.
     pub pinned_subnet: bool,
     /// What the engine does when a long-running service exits.
     pub restart: Restart,
@@ -367,7 +367,7 @@ impl StackSpec {
     /// The database's connection string from where metrtest runs, through
     /// the host port `port` that postgres publishes.
     pub fn host_postgres_url(&self, port: u16) -> String {
-        let host = crate::docker::endpoint::reach_host();
+        let host = crate::engine::endpoint::reach_host();
         postgres_url(&self.db_user, &self.db_password, &host, port, &self.db_name)
     }
 

@@ -12,9 +12,9 @@
 use bollard::Docker;
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 
-use crate::docker::engine::root_cause;
-use crate::docker::error::{EngineError, Result};
-use crate::docker::labels;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::engine::root_cause;
 
 /// Attempts to pin a subnet before settling for a network without one.
 const ATTEMPTS: usize = 4;
@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn an_overlapping_pool_is_recognised_from_the_engines_words() {
-        use crate::docker::error::engine_says;
+        use crate::engine::error::engine_says;
         assert!(overlaps(&engine_says(
             "Pool overlaps with other one on this address space"
         )));

@@ -8,9 +8,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::docker::faults;
 use crate::runner::target::StackHandle;
 use crate::scenario::network::{Faults, Link};
+use crate::stack::faults;
 
 /// How long one control call may take (taking a link down waits for its
 /// open connections to close, for up to 5 s on the proxy's side).
@@ -141,12 +141,10 @@ impl Control<'_> {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
-            format!(
-                "fault proxy: {shown}: {}",
-                crate::docker::engine::root_cause(&e)
-            )
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("fault proxy: {shown}: {}", crate::engine::root_cause(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -4,7 +4,7 @@
 use bollard::Docker;
 use bollard::query_parameters::{KillContainerOptions, StopContainerOptions};
 
-use crate::docker::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
 use crate::scenario::model::DockerVerb;
 
 /// Applies `verb` to `container`, the container of `service`.

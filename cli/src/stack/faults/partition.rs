@@ -7,9 +7,9 @@ use bollard::models::{
     NetworkDisconnectRequest,
 };
 
-use crate::docker::engine::root_cause;
-use crate::docker::error::{EngineError, Result};
-use crate::docker::stack::inspect_container;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::root_cause;
+use crate::stack::inspect_container;
 
 /// How a container was attached, kept to reconnect it the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub async fn disconnect(docker: &Docker, network: &str, container: &str) -> Resu
 }
 
 /// Connects `container` to `network` again with its former aliases and address.
-/// Stack networks have a pinned subnet ([`crate::docker::network`]), so the
+/// Stack networks have a pinned subnet ([`crate::stack::private_network`]), so the
 /// engine gives the address back; on a network without one (a stack whose
 /// subnet could not be pinned) it refuses a chosen address, and the container
 /// then gets a fresh one while peers still find it by name.

@@ -16,9 +16,9 @@ use bollard::query_parameters::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::error::{EngineError, Result};
-use crate::docker::labels;
-use crate::docker::stack::{list_containers, release};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::stack::{list_containers, release};
 
 /// Sweeps in a row that must find nothing before the run counts as gone.
 const QUIET_SWEEPS: u32 = 2;

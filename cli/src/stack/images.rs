@@ -13,10 +13,10 @@ use bollard::query_parameters::BuildImageOptions;
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::docker::context::Context;
-use crate::docker::error::{EngineError, Result};
-use crate::docker::labels;
-use crate::docker::postgres_image;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::stack::build_context::Context;
+use crate::stack::postgres_image;
 use crate::ui::Ui;
 
 /// The services built from this workspace.

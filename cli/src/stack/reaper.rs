@@ -16,10 +16,10 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::CreateContainerOptions;
 
-use crate::docker::error::{EngineError, Result};
-use crate::docker::images;
-use crate::docker::labels;
-use crate::docker::stack::published_port;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::stack::images;
+use crate::stack::published_port;
 use crate::ui::Ui;
 
 /// The workspace package of the reaper binary.
@@ -78,7 +78,7 @@ pub async fn image_or_warn(docker: &Docker, ui: &Ui) -> Option<String> {
 /// (a reaper there would guard nothing); the reaper's port would also have to
 /// be published on every address of that host. The run warns instead.
 fn host_socket() -> Option<String> {
-    crate::docker::endpoint::current()
+    crate::engine::endpoint::current()
         .ok()
         .and_then(|e| e.socket())
         .map(str::to_owned)

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
-use crate::docker::error::{EngineError, Result};
-use crate::docker::spec::{Limits, Readiness, Restart, ServiceSpec, StackSpec};
-use crate::docker::stack::{self, RunningService, Stack};
-use crate::docker::{endpoint, labels};
+use crate::engine::endpoint;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::stack::spec::{Limits, Readiness, Restart, ServiceSpec, StackSpec};
+use crate::stack::{self, RunningService, Stack};
 
 /// How a service of an existing stack proves it is ready, by its name.
 fn readiness_of(service: &str) -> Readiness {

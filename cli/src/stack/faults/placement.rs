@@ -11,10 +11,10 @@
 
 use bollard::Docker;
 
-use crate::docker::error::Result;
-use crate::docker::images::{self, SERVICE_USER};
-use crate::docker::spec::{Limits, Readiness, ServiceSpec, StackSpec};
+use crate::engine::error::Result;
 use crate::scenario::network::Link;
+use crate::stack::images::{self, SERVICE_USER};
+use crate::stack::spec::{Limits, Readiness, ServiceSpec, StackSpec};
 use crate::ui::Ui;
 
 /// The proxy's service name in the stack.
@@ -130,8 +130,8 @@ fn redirect(value: &str, from: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::images::ImageSet;
-    use crate::docker::spec::EnvFile;
+    use crate::stack::images::ImageSet;
+    use crate::stack::spec::EnvFile;
 
     fn spec(env_file: &str) -> StackSpec {
         let images = ImageSet {

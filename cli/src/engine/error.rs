@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as Bollard;
 
-use crate::docker::engine::root_cause;
+use crate::engine::root_cause;
 
 /// An error answer of the engine with `message`, as tests of the code that
 /// reads the engine's words build it.

@@ -11,9 +11,9 @@ use bollard::Docker;
 use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
 
-use crate::docker::context::Context;
-use crate::docker::error::{EngineError, Result};
-use crate::docker::images::{self, require_present};
+use crate::engine::error::{EngineError, Result};
+use crate::stack::build_context::Context;
+use crate::stack::images::{self, require_present};
 use crate::ui::Ui;
 
 /// The image used when nothing else is asked for.
@@ -210,7 +210,7 @@ impl HostInstall {
 
     fn dockerfile(&self) -> String {
         format!(
-            "# Assembled by metrtest from the host's PostgreSQL {major} (see cli/src/docker/postgres_image.rs).\n\
+            "# Assembled by metrtest from the host's PostgreSQL {major} (see cli/src/stack/postgres_image.rs).\n\
              FROM scratch\n\
              COPY rootfs/ /\n\
              # A volume mounted here inherits this ownership: the server runs unprivileged.\n\

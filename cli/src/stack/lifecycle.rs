@@ -16,12 +16,12 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::endpoint;
-use crate::docker::error::{EngineError, Result};
-use crate::docker::labels;
-use crate::docker::network;
-use crate::docker::spec::{Readiness, Restart, ServiceSpec, StackSpec};
-pub use crate::docker::teardown::{Removed, teardown, teardown_settled};
+use crate::engine::endpoint;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::labels;
+use crate::stack::private_network;
+use crate::stack::spec::{Readiness, Restart, ServiceSpec, StackSpec};
+pub use crate::stack::teardown::{Removed, teardown, teardown_settled};
 use crate::ui::Ui;
 
 /// Runs this process started and has not yet removed: torn down on any exit
@@ -38,7 +38,7 @@ pub fn register(run: &str) {
 /// Forgets a run: it was removed, or the user asked to keep it.
 pub fn release(run: &str) {
     ACTIVE.lock().expect("active runs").retain(|r| r != run);
-    crate::docker::reaper::forget(run);
+    crate::stack::reaper::forget(run);
 }
 
 pub fn active_runs() -> Vec<String> {
@@ -104,7 +104,7 @@ pub async fn start(
 ) -> Result<Stack> {
     let began = Instant::now();
     register(run_id);
-    let network = network::create(docker, run_id, spec.pinned_subnet).await?;
+    let network = private_network::create(docker, run_id, spec.pinned_subnet).await?;
 
     let mut running = Vec::new();
     for wave in spec.waves() {
@@ -550,8 +550,8 @@ pub async fn list_containers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::images::ImageSet;
-    use crate::docker::spec::{EnvFile, MIGRATE};
+    use crate::stack::images::ImageSet;
+    use crate::stack::spec::{EnvFile, MIGRATE};
 
     fn service(name: &str) -> ServiceSpec {
         let spec = StackSpec::build(&ImageSet::default(), &EnvFile::default());
@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn a_taken_port_is_recognised_from_the_engines_words() {
-        use crate::docker::error::engine_says;
+        use crate::engine::error::engine_says;
         assert!(port_taken(&engine_says(
             "Bind for 127.0.0.1:24000 failed: port is already allocated"
         )));

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::docker::error::{EngineError, Result};
-use crate::docker::{endpoint, ssh};
+use crate::engine::endpoint;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::ssh;
 
 /// How long connecting, negotiating and pinging may take together.
 const CONNECT_WITHIN: Duration = Duration::from_secs(2);

@@ -1,0 +1,19 @@
+//! A stack's life on the engine: its spec from the configuration, the images
+//! it needs, starting it in waves until every service is ready, the reaper
+//! that outlives us, faults on its links, attaching to one that runs, and
+//! teardown. The runner asks; nothing here knows about scenarios.
+
+pub mod attach;
+pub mod build_context;
+pub mod control;
+pub mod faults;
+pub mod images;
+pub mod lifecycle;
+pub mod postgres_image;
+pub mod private_network;
+pub mod reaper;
+pub mod spec;
+pub mod state;
+pub mod teardown;
+
+pub use lifecycle::*;
