@@ -3,6 +3,7 @@
 //! I/O lives here.
 
 pub mod exposition;
+pub mod format;
 pub mod model;
 pub mod openmetrics;
 pub mod value;
