@@ -2,7 +2,12 @@
 //! diagnostics, matchers, templates and series selectors. No engine, no network.
 
 pub mod capture;
+mod decode;
+mod decode_expect;
+mod decode_network;
+mod decode_step;
 pub mod diagnostic;
+pub mod error;
 pub mod expect;
 pub mod files;
 pub mod isolation;
@@ -13,4 +18,6 @@ pub mod network;
 pub mod references;
 pub mod selector;
 pub mod span;
+pub mod suggest;
 pub mod template;
+pub mod yaml;
