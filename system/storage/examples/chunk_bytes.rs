@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
             group.clear();
         };
+        let started = std::time::Instant::now();
         for row in &rows {
             let ts: DateTime<Utc> = row.get(2);
             let ts = ts.timestamp_micros();
@@ -85,6 +86,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         flush(key, &mut group);
         let payload: usize = chunks.iter().map(|c| c.5.len()).sum();
+        let encoding = started.elapsed();
+        let started = std::time::Instant::now();
+        let mut decoded = 0;
+        for c in &chunks {
+            decoded += chunk::decode(&c.5)?
+                .iter()
+                .map(|r| r.1.iter().flatten().count())
+                .sum::<usize>();
+        }
+        assert_eq!(decoded as i64, samples, "every sample decodes back");
+        println!(
+            "chunks of {span} s, {codecs:?}: grouping and encoding {:.1} ns/sample, decoding {:.1} ns/sample",
+            encoding.as_nanos() as f64 / samples as f64,
+            started.elapsed().as_nanos() as f64 / samples as f64,
+        );
         for storage in ["EXTENDED", "EXTERNAL"] {
             client
                 .batch_execute(&format!(
