@@ -270,3 +270,30 @@ fn every_step_matcher_and_capture_knows_its_line() {
     assert_eq!(spans, [11, 12, 14, 15]);
     assert_eq!(s.steps[0].capture[0].span.line, 17);
 }
+
+#[test]
+fn every_problem_is_returned_in_the_order_of_its_position() {
+    let text = "name: x\nsteps:\n  - http: { path: /a, methd: GET }\n  - sleep: soon\n  - sql: SELECT 1\n    expect: { stauts: 1 }\n";
+    let all = problems(text);
+    let at: Vec<(Option<usize>, Option<usize>)> = all.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(
+        at,
+        [
+            (Some(3), Some(23)),
+            (Some(4), Some(12)),
+            (Some(6), Some(15))
+        ],
+        "{all:?}"
+    );
+    assert_eq!(all[0].help.as_deref(), Some("did you mean `method`?"));
+    assert_eq!(all[2].help, None, "an sql step has no status: {all:?}");
+}
+
+#[test]
+fn a_misspelt_expectation_is_told_at_its_key_with_the_one_meant() {
+    let text =
+        "name: x\nsteps:\n  - name: a\n    http: { path: /a }\n    expect:\n      stauts: 200\n";
+    let all = problems(text);
+    assert_eq!((all[0].line, all[0].column), (Some(6), Some(7)), "{all:?}");
+    assert_eq!(all[0].help.as_deref(), Some("did you mean \"status\"?"));
+}
