@@ -41,21 +41,23 @@ use crate::model::Labels;
 
 /// Parses a whole OpenMetrics exposition; any violation rejects all of it.
 pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
-    let mut samples = Vec::new();
+    // One sample a line at most: one allocation instead of a doubling series.
+    let lines = text.bytes().filter(|&b| b == b'\n').count();
+    let mut samples = Vec::with_capacity(lines);
     scan::run(text, |found| {
+        if let Some(label) = found.labels.iter().find(|l| l.value.contains('\0')) {
+            return Err(ParseError {
+                line: found.line,
+                column: label.at + 1,
+                message: format!(
+                    "label {:?} holds a NUL byte, which cannot be stored",
+                    label.name
+                ),
+            });
+        }
         let mut labels = Labels::new();
         for label in found.labels {
-            if label.value.contains('\0') {
-                return Err(ParseError {
-                    line: found.line,
-                    column: label.at + 1,
-                    message: format!(
-                        "label {:?} holds a NUL byte, which cannot be stored",
-                        label.name
-                    ),
-                });
-            }
-            labels.insert(label.name.to_owned(), label.value.clone().into_owned());
+            labels.insert(label.name.to_owned(), label.value.as_ref().to_owned());
         }
         samples.push(ParsedSample {
             name: found.sample.name.to_owned(),

@@ -9,6 +9,35 @@ use crate::exposition::ParseError;
 /// Most label name and value characters an exemplar may carry.
 const EXEMPLAR_MAX_CHARS: usize = 128;
 
+const LABEL_FIRST: u8 = 1;
+const LABEL_REST: u8 = 2;
+const METRIC_FIRST: u8 = 4;
+const METRIC_REST: u8 = 8;
+
+/// Which bytes may start or continue a label or metric name: a table, as
+/// names are most of what a line holds.
+static NAME_CHARS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let letter = c.is_ascii_alphabetic() || c == b'_';
+        let mut bits = 0;
+        if letter {
+            bits |= LABEL_FIRST | LABEL_REST | METRIC_FIRST | METRIC_REST;
+        }
+        if c.is_ascii_digit() {
+            bits |= LABEL_REST | METRIC_REST;
+        }
+        if c == b':' {
+            bits |= METRIC_FIRST | METRIC_REST;
+        }
+        table[b] = bits;
+        b += 1;
+    }
+    table
+};
+
 /// A label as written, its value unescaped (borrowed when it had no escapes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Label<'a> {
@@ -127,18 +156,23 @@ impl<'a> Lexer<'a> {
     /// Reads a metric name (`allow_colon`) or a label name.
     fn name(&mut self, allow_colon: bool, what: &str) -> Result<&'a str, ParseError> {
         let start = self.pos;
-        let ok = |b: u8, first: bool| {
-            b.is_ascii_alphabetic()
-                || b == b'_'
-                || (allow_colon && b == b':')
-                || (!first && b.is_ascii_digit())
+        let (first, rest) = if allow_colon {
+            (METRIC_FIRST, METRIC_REST)
+        } else {
+            (LABEL_FIRST, LABEL_REST)
         };
-        while self.peek().is_some_and(|b| ok(b, self.pos == start)) {
-            self.pos += 1;
-        }
-        if self.pos == start {
+        if self
+            .peek()
+            .is_none_or(|b| NAME_CHARS[usize::from(b)] & first == 0)
+        {
             return Err(self.error(format!("expected {what}, found {}", self.found())));
         }
+        let tail = &self.bytes[start + 1..];
+        let len = tail
+            .iter()
+            .position(|&b| NAME_CHARS[usize::from(b)] & rest == 0)
+            .unwrap_or(tail.len());
+        self.pos = start + 1 + len;
         Ok(&self.text[start..self.pos])
     }
 
