@@ -139,4 +139,24 @@ mod tests {
             assert_eq!((err.line, err.column), (*line, *column), "{text:?}: {err}");
         }
     }
+
+    #[test]
+    fn a_histogram_may_show_several_points_each_checked_whole() {
+        let two_points = "# TYPE h histogram\n\
+h_bucket{le=\"1\"} 1 10\nh_bucket{le=\"+Inf\"} 2 10\nh_count 2 10\nh_sum 1 10\n\
+h_bucket{le=\"1\"} 3 20\nh_bucket{le=\"+Inf\"} 5 20\nh_count 5 20\nh_sum 4 20\n# EOF\n";
+        assert_eq!(parse(two_points).unwrap().len(), 8);
+        let second_broken = two_points.replace("h_count 5 20", "h_count 6 20");
+        let err = parse(&second_broken).unwrap_err();
+        assert_eq!(err.line, 8, "{err}");
+    }
+
+    #[test]
+    fn labels_in_another_order_are_the_same_metric() {
+        let text = "# TYPE h histogram\n\
+h_bucket{a=\"1\",b=\"2\",le=\"+Inf\"} 2\nh_count{b=\"2\",a=\"1\"} 2\nh_sum{a=\"1\",b=\"2\"} 1\n# EOF\n";
+        assert_eq!(parse(text).unwrap().len(), 3);
+        let interleaved = "a{x=\"1\"} 1\na{x=\"2\"} 1\na{x=\"1\"} 2\n# EOF\n";
+        assert_eq!(parse(interleaved).unwrap_err().line, 3);
+    }
 }
