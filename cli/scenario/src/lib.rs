@@ -2,6 +2,7 @@
 //! diagnostics, matchers, templates and series selectors. No engine, no network.
 
 pub mod capture;
+pub mod compare;
 mod decode;
 mod decode_expect;
 mod decode_network;

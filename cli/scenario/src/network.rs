@@ -183,15 +183,15 @@ mod tests {
     use crate::load::parse;
     use crate::references::Context;
 
-    fn step(yaml: &str) -> Result<NetworkAction, String> {
-        let node = crate::yaml::parse(yaml).map_err(|e| e.to_string())?;
+    /// The step's action, or every problem told, joined.
+    fn step(yaml: &str) -> Result<NetworkAction, Vec<String>> {
+        let node = crate::yaml::parse(yaml).map_err(|e| vec![e.to_string()])?;
         let context = Context::default();
         let mut decoder = crate::decode::Decoder::new(&context);
         let path = crate::span::NodePath::root().key("network");
-        decoder.network(&node, &path, node.span).ok_or_else(|| {
-            let all: Vec<String> = decoder.problems.iter().map(|p| p.to_string()).collect();
-            all.join("; ")
-        })
+        decoder
+            .network(&node, &path, node.span)
+            .ok_or_else(|| decoder.problems.iter().map(|p| p.to_string()).collect())
     }
 
     #[test]
@@ -279,7 +279,7 @@ mod tests {
                 "unknown field `loss`",
             ),
         ] {
-            let err = step(bad).expect_err(bad);
+            let err = step(bad).expect_err(bad).join("; ");
             assert!(err.contains(words), "{bad}: {err}");
         }
     }

@@ -118,8 +118,9 @@ pub fn parse(text: &str) -> Result<Node, Problem> {
 impl Builder {
     fn event(&mut self, event: Event<'_>, at: Span) -> Result<(), Problem> {
         match event {
-            Event::Scalar(text, style, anchor, _) => {
-                let plain = style == ScalarStyle::Plain;
+            Event::Scalar(text, style, anchor, tag) => {
+                // A tag (`!!str 5`) says what the scalar is: read it as written.
+                let plain = style == ScalarStyle::Plain && tag.is_none();
                 let text = text.into_owned();
                 self.add(
                     anchor,
