@@ -103,8 +103,13 @@ impl<'c> Decoder<'c> {
             entries: Vec::new(),
             unknown: false,
         };
-        for (key, value) in entries {
+        for (i, (key, value)) in entries.iter().enumerate() {
             let name = key.text().unwrap_or_default();
+            let repeated = entries[..i].iter().any(|(k, _)| k.kind == key.kind);
+            if repeated {
+                // Told as a duplicate key (see `yaml::duplicates`).
+                continue;
+            }
             if !allowed.contains(&name) {
                 let help = suggest::did_you_mean(name, allowed.iter().copied(), backticks);
                 let error = LoadError::UnknownField {
@@ -266,11 +271,11 @@ fn plain_scalar(text: &str) -> Value {
     if let Some(n) = integer(text) {
         return n;
     }
-    let numeric = text
-        .trim_start_matches(['+', '-'])
-        .starts_with(|c: char| c.is_ascii_digit() || c == '.');
+    let unsigned = text.trim_start_matches(['+', '-']);
+    let numeric = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+    // `.inf` and `.nan` stay text: JSON has neither (a matcher reads "+Inf").
     let special = matches!(
-        text.trim_start_matches(['+', '-']),
+        unsigned,
         ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
     );
     if numeric
@@ -279,10 +284,6 @@ fn plain_scalar(text: &str) -> Value {
         && let Some(n) = Number::from_f64(f)
     {
         return Value::Number(n);
-    }
-    if special {
-        // JSON has no infinity or NaN: they stay text, as a matcher's "+Inf" does.
-        return Value::String(text.to_owned());
     }
     Value::String(text.to_owned())
 }

@@ -163,10 +163,11 @@ impl Decoder<'_> {
         at: &StepAt,
         wrap: impl Fn(LoadError) -> LoadError,
     ) -> Option<crate::expect::Expect> {
-        if raw.broken {
-            return None;
-        }
+        // A part that could not be read is told already; what is left is
+        // still checked against the step's kind, but not built.
+        let broken = raw.broken;
         match decode_expect::typed(raw, action) {
+            Ok(_) if broken => None,
             Ok(e) => Some(e),
             Err(problems) => {
                 for (span, error, help) in problems {

@@ -297,3 +297,18 @@ fn a_misspelt_expectation_is_told_at_its_key_with_the_one_meant() {
     assert_eq!((all[0].line, all[0].column), (Some(6), Some(7)), "{all:?}");
     assert_eq!(all[0].help.as_deref(), Some("did you mean \"status\"?"));
 }
+
+#[test]
+fn a_part_that_cannot_be_read_does_not_hide_its_neighbours() {
+    let text = "name: x\nsteps:\n  - http: { path: /a }\n    expect: { status: { one_of: [200, ok] }, json: { \"$.a\": {} } }\n";
+    let all = problems(text);
+    let at: Vec<(Option<usize>, Option<usize>)> = all.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(at, [(Some(4), Some(15)), (Some(4), Some(61))], "{all:?}");
+}
+
+#[test]
+fn a_repeated_key_is_told_once() {
+    let all = problems("name: x\nsteps:\n  - sleep: 1s\nname: y\n");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].message.contains("duplicate key \"name\""), "{all:?}");
+}
