@@ -41,9 +41,7 @@ use crate::model::Labels;
 
 /// Parses a whole OpenMetrics exposition; any violation rejects all of it.
 pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
-    // One sample a line at most: one allocation instead of a doubling series.
-    let lines = text.bytes().filter(|&b| b == b'\n').count();
-    let mut samples = Vec::with_capacity(lines);
+    let mut samples = Vec::new();
     scan::run(text, |found| {
         if let Some(label) = found.labels.iter().find(|l| l.value.contains('\0')) {
             return Err(ParseError {
