@@ -169,23 +169,22 @@ impl Decoder<'_> {
     }
 }
 
-/// The expectations a step of `action`'s kind can have; another kind's key
-/// is a problem at that key.
-pub(crate) fn typed(
-    raw: RawExpect,
-    action: &Action,
-) -> Result<Expect, Vec<(Span, LoadError, Option<String>)>> {
-    let allowed: &[&str] = match action {
-        Action::Http(_) => HTTP_KEYS,
-        Action::Sql(_) => SQL_KEYS,
+/// A problem with its place and hint, before the step it is in is named.
+pub(crate) type Misplaced = (Span, LoadError, Option<String>);
+
+/// Every expectation written that a step of `kind` cannot check, at its key,
+/// and a `status` that no HTTP status can match.
+pub(crate) fn misplaced(raw: &RawExpect, kind: &'static str) -> Vec<Misplaced> {
+    let allowed: &[&str] = match kind {
+        "http" => HTTP_KEYS,
+        "sql" => SQL_KEYS,
         _ => &[],
     };
-    let kind = action.kind();
     let mut problems = Vec::new();
     for (key, at) in raw.keys.iter().filter(|(k, _)| !allowed.contains(k)) {
         problems.push((*at, LoadError::NotForKind { key, kind }, None));
     }
-    if !matches!(action, Action::Metrics(_)) {
+    if kind != "metrics" {
         for (key, at) in &raw.series_at {
             let help = suggest::did_you_mean(key, allowed.iter().copied(), quoted);
             let error = LoadError::SeriesOutsideMetrics {
@@ -200,10 +199,13 @@ pub(crate) fn typed(
     {
         problems.push((at, LoadError::Status(why), None));
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(match action {
+    problems
+}
+
+/// The expectations of a step of `action`'s kind, once [`misplaced`] found
+/// nothing wrong.
+pub(crate) fn typed(raw: RawExpect, action: &Action) -> Expect {
+    match action {
         _ if raw.is_empty() => Expect::Nothing,
         Action::Http(_) => Expect::Http(HttpExpect {
             status: raw.status,
@@ -219,7 +221,7 @@ pub(crate) fn typed(
         }),
         Action::Metrics(_) => Expect::Metrics(MetricsExpect { series: raw.series }),
         _ => Expect::Nothing,
-    })
+    }
 }
 
 /// Why a `status` expectation cannot match any HTTP status, if it cannot:

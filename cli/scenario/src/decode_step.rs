@@ -128,8 +128,14 @@ impl Decoder<'_> {
         }
         let expect = self.raw_expect(f.get("expect"), &f.path_of("expect"));
         let retry = f.given("retry").map(|n| self.raw_retry(n, &f));
-        let action = match actions.as_slice() {
-            [Some(action)] => action.clone(),
+        let action = match (actions.as_slice(), written.as_slice()) {
+            ([Some(action)], _) => action.clone(),
+            ([None], [kind]) => {
+                // The action is told already; its kind still says what the
+                // step may expect.
+                self.misplaced(&expect, kind, &at, |e| e);
+                return None;
+            }
             _ => return None,
         };
         let expect = self.typed_expect(expect, &action, &at, |e| e);
@@ -163,19 +169,26 @@ impl Decoder<'_> {
         at: &StepAt,
         wrap: impl Fn(LoadError) -> LoadError,
     ) -> Option<crate::expect::Expect> {
-        // A part that could not be read is told already; what is left is
-        // still checked against the step's kind, but not built.
-        let broken = raw.broken;
-        match decode_expect::typed(raw, action) {
-            Ok(_) if broken => None,
-            Ok(e) => Some(e),
-            Err(problems) => {
-                for (span, error, help) in problems {
-                    self.report(at.problem(span, wrap(error)).with_help(help));
-                }
-                None
-            }
+        let told = self.misplaced(&raw, action.kind(), at, wrap);
+        // A part that could not be read is told already; what is left was
+        // still checked against the step's kind, but is not built.
+        (!told && !raw.broken).then(|| decode_expect::typed(raw, action))
+    }
+
+    /// Tells what a step of `kind` cannot expect; whether anything was told.
+    fn misplaced(
+        &mut self,
+        raw: &RawExpect,
+        kind: &'static str,
+        at: &StepAt,
+        wrap: impl Fn(LoadError) -> LoadError,
+    ) -> bool {
+        let problems = decode_expect::misplaced(raw, kind);
+        let told = !problems.is_empty();
+        for (span, error, help) in problems {
+            self.report(at.problem(span, wrap(error)).with_help(help));
         }
+        told
     }
 
     fn action(&mut self, key: &str, f: &Fields<'_>, at: &StepAt) -> Option<Action> {

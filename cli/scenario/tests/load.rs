@@ -312,3 +312,15 @@ fn a_repeated_key_is_told_once() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert!(all[0].message.contains("duplicate key \"name\""), "{all:?}");
 }
+
+#[test]
+fn a_step_whose_action_cannot_be_read_still_has_its_expectations_checked() {
+    let text = "name: x\nsteps:\n  - sql: [SELECT 1]\n    expect: { status: 200 }\n";
+    let all = problems(text);
+    let at: Vec<(Option<usize>, Option<usize>)> = all.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(at, [(Some(3), Some(10)), (Some(4), Some(15))], "{all:?}");
+    assert!(
+        all[1].message.contains("does not apply to a sql step"),
+        "{all:?}"
+    );
+}
