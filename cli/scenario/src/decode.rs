@@ -185,7 +185,8 @@ impl<'c> Decoder<'c> {
         }
     }
 
-    /// A duration such as `30s`; refused under `parent`, the mapping holding it.
+    /// A duration such as `30s` at `path`; refused under the path of the
+    /// mapping that holds it, as serde_yaml showed a value read whole.
     pub fn interval(&mut self, node: &Node, path: &NodePath) -> Option<Interval> {
         let text = self.string(node, path)?;
         match humantime::parse_duration(&text) {

@@ -15,6 +15,7 @@ use crate::template::TemplateError;
 /// One problem of a scenario file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read at all (missing, not a regular file, too large).
     #[error("{0}")]
     Unreadable(String),
     #[error("the file is not UTF-8 text: the first bad byte is here")]

@@ -46,7 +46,9 @@ pub const MAX_SHOWN_PROBLEMS: usize = 20;
 pub fn load(file: &Path, context: &Context) -> Result<Loaded, Vec<Diagnostic>> {
     let text = files::read(file).map_err(|e| {
         vec![match e {
-            ReadError::Refused(why) => Diagnostic::at(file, "", None, None, why),
+            ReadError::Refused(why) => {
+                Diagnostic::at(file, "", None, None, LoadError::Unreadable(why).to_string())
+            }
             ReadError::NotUtf8 { line, column } => Diagnostic::at(
                 file,
                 "",
