@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ENV_FILE, EnvArgs};
 use crate::config::layers;
 use crate::exit::{Failure, Result};
-use crate::scenario::load::{self, Loaded};
+use crate::scenario::load::{self, Diagnostic, Loaded, MAX_SHOWN_PROBLEMS};
 use crate::scenario::references::Context;
 use crate::stack::spec::{self, EnvFile};
 use crate::ui::Ui;
@@ -180,10 +180,8 @@ pub fn load_all(
         match load::load(&file, &contexts[environments.index_of(&file)]) {
             Ok(l) => loaded.push(l),
             Err(diagnostics) => {
-                for d in diagnostics {
-                    problems += 1;
-                    ui.error(d.to_string());
-                }
+                problems += diagnostics.len();
+                tell(&file, &diagnostics, ui);
             }
         }
     }
@@ -193,6 +191,21 @@ pub fn load_all(
         )));
     }
     Ok((environments, loaded))
+}
+
+/// A file's problems, the first [`MAX_SHOWN_PROBLEMS`] in full and the
+/// rest counted, so one broken file cannot bury the others.
+fn tell(file: &Path, diagnostics: &[Diagnostic], ui: &Ui) {
+    for d in diagnostics.iter().take(MAX_SHOWN_PROBLEMS) {
+        ui.error(d.to_string());
+    }
+    let hidden = diagnostics.len().saturating_sub(MAX_SHOWN_PROBLEMS);
+    if hidden > 0 {
+        ui.error(format!(
+            "{}: … and {hidden} more problem(s) (showing the first {MAX_SHOWN_PROBLEMS})",
+            file.display()
+        ));
+    }
 }
 
 #[cfg(test)]

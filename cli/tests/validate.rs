@@ -222,6 +222,73 @@ fn a_missing_path_is_an_argument_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or folder"));
 }
 
+#[test]
+fn every_problem_of_a_file_is_told_at_its_own_position() {
+    let (code, stderr) = validate("several_problems.yaml");
+    assert_eq!(code, 2, "{stderr}");
+    let positions: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .filter_map(|l| l.split_once("several_problems.yaml:").map(|(_, rest)| rest))
+        .map(|l| l.split(": ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        positions,
+        ["4:35", "8:21", "10:12", "12:25", "19:7", "21:27"],
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `method`?"), "{stderr}");
+    assert!(stderr.contains("did you mean \"length\"?"), "{stderr}");
+    assert!(stderr.contains("did you mean \"checker\"?"), "{stderr}");
+    assert!(stderr.contains("error: 6 problem(s)"), "{stderr}");
+}
+
+#[test]
+fn past_twenty_problems_the_rest_are_counted_not_shown() {
+    let (code, stderr) = validate("too_many_problems.yaml");
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.matches("is not a duration").count(), 20, "{stderr}");
+    assert!(
+        stderr.contains("… and 5 more problem(s) (showing the first 20)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: 25 problem(s)"), "{stderr}");
+}
+
+#[test]
+fn a_misspelt_name_gets_the_nearest_known_one() {
+    for (file, position, hint) in [
+        ("misspelt_key.yaml", ":6:7:", "did you mean \"status\"?"),
+        (
+            "misspelt_matcher.yaml",
+            ":6:21:",
+            "did you mean \"length\"?",
+        ),
+        ("misspelt_step_kind.yaml", ":4:5:", "did you mean `http`?"),
+        (
+            "misspelt_service.yaml",
+            ":3:25:",
+            "did you mean \"checker\"?",
+        ),
+        (
+            "misspelt_link.yaml",
+            ":3:22:",
+            "did you mean 'checker->postgres'?",
+        ),
+    ] {
+        let (code, stderr) = validate(file);
+        assert_eq!(code, 2, "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}{position}")),
+            "{file}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("= help: {hint}")),
+            "{file}: {stderr}"
+        );
+    }
+}
+
 /// The whole of what `validate` prints for each broken file is kept beside it
 /// (`broken/x.yaml` → `broken/x.stderr`), so a change of wording or position
 /// shows in review. `METRTEST_BLESS=1` rewrites the files from the output.

@@ -1,8 +1,31 @@
 //! Captures: values a step saves for later steps' templates, typed by source.
 
-use crate::model::{Action, Path};
-use crate::selector::Selector;
+use crate::model::{Action, JsonPathError, Path};
+use crate::selector::{Selector, SelectorError};
 use crate::span::Span;
+
+/// Why a capture cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("a capture name is a plain word")]
+    NotAWord,
+    #[error("{0}")]
+    JsonPath(#[from] JsonPathError),
+    #[error("{0}")]
+    Selector(#[from] SelectorError),
+    #[error("a {0} step has nothing to capture")]
+    NothingToCapture(&'static str),
+}
+
+impl CaptureError {
+    /// Whether the capture's name, not its source, is at fault.
+    pub fn is_about_the_name(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::NotAWord | CaptureError::NothingToCapture(_)
+        )
+    }
+}
 
 /// Where a captured value comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,9 +49,14 @@ pub struct Capture {
 impl Capture {
     /// Parses a capture of a step of `action`'s kind: a JSONPath (http, sql),
     /// `header:NAME` (http), a selector (metrics).
-    pub(crate) fn parse(action: &Action, name: &str, source: &str) -> Result<Capture, String> {
+    pub(crate) fn parse(
+        action: &Action,
+        name: &str,
+        source: &str,
+        span: Span,
+    ) -> Result<Capture, CaptureError> {
         if name.is_empty() || name.contains(char::is_whitespace) || name.contains("{{") {
-            return Err("a capture name is a plain word".into());
+            return Err(CaptureError::NotAWord);
         }
         let source = match action {
             Action::Http(_) if source.starts_with("header:") => {
@@ -36,12 +64,12 @@ impl Capture {
             }
             Action::Http(_) | Action::Sql(_) => CaptureSource::Json(Path::parse(source)?),
             Action::Metrics(_) => CaptureSource::Series(Selector::parse(source)?),
-            other => return Err(format!("a {} step has nothing to capture", other.kind())),
+            other => return Err(CaptureError::NothingToCapture(other.kind())),
         };
         Ok(Capture {
             name: name.to_owned(),
             source,
-            span: Span::default(),
+            span,
         })
     }
 

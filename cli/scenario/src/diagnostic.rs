@@ -22,6 +22,9 @@ pub struct Diagnostic {
     /// Written after the caret: for a failed expectation, expected and actual.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// A hint shown last, rustc's way (`= help: did you mean …?`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -52,6 +55,13 @@ impl fmt::Display for Diagnostic {
             }
         } else if !label.is_empty() {
             write!(f, "\n  {label}")?;
+        }
+        if let Some(help) = &self.help {
+            let gutter = match (self.line, &self.source_line) {
+                (Some(line), Some(_)) => line.to_string().len(),
+                _ => 1,
+            };
+            write!(f, "\n{:gutter$} = help: {help}", "")?;
         }
         Ok(())
     }
@@ -128,6 +138,7 @@ impl Diagnostic {
             message,
             source_line,
             label: None,
+            help: None,
         }
     }
 

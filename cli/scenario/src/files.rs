@@ -56,7 +56,7 @@ struct Found {
 impl Found {
     fn add(&mut self, path: &Path, meta: &Metadata) {
         if let Err(why) = regular(path, meta) {
-            self.problems.push(why);
+            self.problems.push(why.to_string());
             return;
         }
         match path.canonicalize() {
@@ -105,8 +105,16 @@ fn is_scenario_name(path: &Path) -> bool {
         && path.file_name().is_some_and(|n| n != "metrtest.yaml")
 }
 
+/// A path that is not a regular file, and what it is instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: not a regular file ({kind}); scenario files must be regular files", .path.display())]
+pub struct NotRegular {
+    pub path: PathBuf,
+    pub kind: &'static str,
+}
+
 /// Devices and FIFOs never end or never start; only regular files are read.
-fn regular(path: &Path, meta: &Metadata) -> Result<(), String> {
+fn regular(path: &Path, meta: &Metadata) -> Result<(), NotRegular> {
     use std::os::unix::fs::FileTypeExt;
     if meta.is_file() {
         return Ok(());
@@ -121,10 +129,10 @@ fn regular(path: &Path, meta: &Metadata) -> Result<(), String> {
     } else {
         "not a file"
     };
-    Err(format!(
-        "{}: not a regular file ({kind}); scenario files must be regular files",
-        path.display()
-    ))
+    Err(NotRegular {
+        path: path.to_path_buf(),
+        kind,
+    })
 }
 
 /// Reads a scenario file as text, refusing what is not a regular file or is

@@ -2,7 +2,13 @@
 //! diagnostics, matchers, templates and series selectors. No engine, no network.
 
 pub mod capture;
+pub mod compare;
+mod decode;
+mod decode_expect;
+mod decode_network;
+mod decode_step;
 pub mod diagnostic;
+pub mod error;
 pub mod expect;
 pub mod files;
 pub mod isolation;
@@ -13,4 +19,6 @@ pub mod network;
 pub mod references;
 pub mod selector;
 pub mod span;
+pub mod suggest;
 pub mod template;
+pub mod yaml;

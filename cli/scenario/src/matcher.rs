@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer};
 use serde_json::Value;
 
+pub use crate::compare::{Unmeasurable, loosely_equal, scalar_text, short};
+use crate::compare::{compare, contains};
 use crate::span::Span;
-use crate::template::{self, Vars};
+use crate::template::{self, TemplateError, Vars};
 
 /// The matcher keywords, in the order the documentation lists them.
 pub const KEYWORDS: &[&str] = &[
@@ -28,6 +28,27 @@ pub const KEYWORDS: &[&str] = &[
     "type",
     "one_of",
 ];
+
+/// Why a matcher as written cannot check anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("unknown matcher {name:?}: expected one of {}", KEYWORDS.join(", "))]
+    Unknown { name: String },
+    #[error("empty matcher: expected a value or one of {}", KEYWORDS.join(", "))]
+    Empty,
+    #[error("{0} takes a number")]
+    NotANumber(String),
+    #[error("matches takes a regular expression string")]
+    PatternNotText,
+    #[error("matches: invalid regex: {0}")]
+    Regex(String),
+    #[error("exists takes true or false")]
+    ExistsNotBool,
+    #[error("type takes one of {}", JsonType::names())]
+    UnknownType,
+    #[error("one_of takes a list of values")]
+    OneOfNotList,
+}
 
 /// The value types `type:` can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +71,11 @@ impl JsonType {
         JsonType::Object,
     ];
 
+    fn names() -> String {
+        let names: Vec<&str> = JsonType::ALL.iter().map(|t| t.name()).collect();
+        names.join(", ")
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             JsonType::String => "string",
@@ -61,7 +87,7 @@ impl JsonType {
         }
     }
 
-    fn of(value: &Value) -> JsonType {
+    pub(crate) fn of(value: &Value) -> JsonType {
         match value {
             Value::Null => JsonType::Null,
             Value::Bool(_) => JsonType::Bool,
@@ -88,13 +114,13 @@ impl PartialEq for Pattern {
 }
 
 impl Pattern {
-    fn parse(text: &str) -> Result<Pattern, String> {
+    fn parse(text: &str) -> Result<Pattern, MatcherError> {
         if template::has_template(text) {
             return Ok(Pattern::Templated(text.to_owned()));
         }
         regex::Regex::new(text)
             .map(Pattern::Compiled)
-            .map_err(|e| format!("matches: invalid regex: {e}"))
+            .map_err(|e| MatcherError::Regex(e.to_string()))
     }
 
     fn text(&self) -> &str {
@@ -123,7 +149,7 @@ pub enum Order {
 }
 
 /// A check's rendered operand, and whether it held (`Err`: why it could not).
-type Decision = (Value, Result<bool, String>);
+type Decision = (Value, Result<bool, Unmeasurable>);
 
 /// One named check with its expected value (templates not yet rendered).
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +167,7 @@ pub enum Check {
 
 impl Check {
     /// Parses `op: expected`, validating the operand's type.
-    fn parse(op: &str, expected: Value) -> Result<Check, String> {
+    pub(crate) fn parse(op: &str, expected: Value) -> Result<Check, MatcherError> {
         let templated = expected.as_str().is_some_and(template::has_template);
         let numeric = |order, measure| {
             let ok = expected.is_number()
@@ -150,7 +176,7 @@ impl Check {
             if ok {
                 Ok(Check::Compare(measure, order, expected.clone()))
             } else {
-                Err(format!("{op} takes a number"))
+                Err(MatcherError::NotANumber(op.to_owned()))
             }
         };
         match op {
@@ -160,7 +186,7 @@ impl Check {
             "not_contains" => Ok(Check::NotContains(expected)),
             "matches" => match expected.as_str() {
                 Some(text) => Pattern::parse(text).map(Check::Matches),
-                None => Err("matches takes a regular expression string".into()),
+                None => Err(MatcherError::PatternNotText),
             },
             "gt" => numeric(Order::Gt, Measure::Value),
             "gte" => numeric(Order::Gte, Measure::Value),
@@ -172,23 +198,19 @@ impl Check {
             "exists" => expected
                 .as_bool()
                 .map(Check::Exists)
-                .ok_or_else(|| "exists takes true or false".into()),
+                .ok_or(MatcherError::ExistsNotBool),
             "type" => JsonType::ALL
                 .into_iter()
                 .find(|t| expected.as_str() == Some(t.name()))
                 .map(Check::Type)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = JsonType::ALL.iter().map(|t| t.name()).collect();
-                    format!("type takes one of {}", names.join(", "))
-                }),
+                .ok_or(MatcherError::UnknownType),
             "one_of" => match expected {
                 Value::Array(items) => Ok(Check::OneOf(items)),
-                _ => Err("one_of takes a list of values".into()),
+                _ => Err(MatcherError::OneOfNotList),
             },
-            other => Err(format!(
-                "unknown matcher {other:?}: expected one of {}",
-                KEYWORDS.join(", ")
-            )),
+            other => Err(MatcherError::Unknown {
+                name: other.to_owned(),
+            }),
         }
     }
 
@@ -231,7 +253,7 @@ impl Check {
 
     /// Renders the operand's templates, then decides; `Err` notes why the
     /// check could not hold. Returns the rendered operand for the report.
-    fn decide(&self, actual: Option<&Value>, vars: &Vars) -> Result<Decision, String> {
+    fn decide(&self, actual: Option<&Value>, vars: &Vars) -> Result<Decision, TemplateError> {
         let expected = template::render_value(&self.operand(), vars)?;
         let outcome = match (self, actual) {
             (Check::Exists(want), actual) => Ok(actual.is_some() == *want),
@@ -246,7 +268,7 @@ impl Check {
             (Check::Matches(Pattern::Templated(_)), Some(actual)) => {
                 regex::Regex::new(expected.as_str().unwrap_or_default())
                     .map(|re| re.is_match(&scalar_text(actual)))
-                    .map_err(|e| format!("invalid regex: {e}"))
+                    .map_err(|e| Unmeasurable::Regex(e.to_string()))
             }
             (Check::Compare(measure, order, _), Some(actual)) => {
                 compare(*measure, *order, actual, &expected)
@@ -273,7 +295,7 @@ pub struct Mismatch {
     pub op: &'static str,
     pub expected: Value,
     pub actual: Option<Value>,
-    pub note: Option<String>,
+    pub note: Option<Unmeasurable>,
 }
 
 impl fmt::Display for Mismatch {
@@ -295,20 +317,6 @@ impl fmt::Display for Mismatch {
     }
 }
 
-/// A value shown in a failure message, cut to a readable length.
-pub fn short(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 300 {
-        format!(
-            "{}… ({} chars)",
-            text.chars().take(300).collect::<String>(),
-            text.len()
-        )
-    } else {
-        text
-    }
-}
-
 impl Matcher {
     pub fn equals(value: Value) -> Matcher {
         Matcher {
@@ -319,15 +327,12 @@ impl Matcher {
 
     /// Builds a matcher from its YAML form, validating keywords and operand
     /// types and compiling regexes.
-    pub fn from_value(value: Value) -> Result<Matcher, String> {
+    pub fn from_value(value: Value) -> Result<Matcher, MatcherError> {
         let Value::Object(map) = value else {
             return Ok(Matcher::equals(value));
         };
         if map.is_empty() {
-            return Err(format!(
-                "empty matcher: expected a value or one of {}",
-                KEYWORDS.join(", ")
-            ));
+            return Err(MatcherError::Empty);
         }
         let checks = map
             .into_iter()
@@ -341,7 +346,11 @@ impl Matcher {
 
     /// Renders templates in the expected values, then checks `actual` (`None`
     /// when a JSONPath selected nothing). Returns every check that failed.
-    pub fn evaluate(&self, actual: Option<&Value>, vars: &Vars) -> Result<Vec<Mismatch>, String> {
+    pub fn evaluate(
+        &self,
+        actual: Option<&Value>,
+        vars: &Vars,
+    ) -> Result<Vec<Mismatch>, TemplateError> {
         let mut failed = Vec::new();
         for check in &self.checks {
             let (expected, outcome) = check.decide(actual, vars)?;
@@ -359,193 +368,5 @@ impl Matcher {
             }
         }
         Ok(failed)
-    }
-}
-
-impl<'de> Deserialize<'de> for Matcher {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Matcher::from_value(value).map_err(de::Error::custom)
-    }
-}
-
-/// A number from a JSON number or a numeric string (captures are often strings).
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "+Inf" => Some(f64::INFINITY),
-            "-Inf" => Some(f64::NEG_INFINITY),
-            s => s.trim().parse().ok(),
-        },
-        _ => None,
-    }
-}
-
-/// Equality that treats 1 and 1.0 (and "1" against a number) as equal.
-pub fn loosely_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(_), Value::String(_))
-        | (Value::String(_), Value::Number(_))
-        | (Value::Number(_), Value::Number(_)) => match (number(a), number(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| loosely_equal(a, b))
-        }
-        _ => a == b,
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    JsonType::of(value).name()
-}
-
-fn length(value: &Value) -> Result<f64, String> {
-    match value {
-        Value::String(s) => Ok(s.chars().count() as f64),
-        Value::Array(a) => Ok(a.len() as f64),
-        Value::Object(o) => Ok(o.len() as f64),
-        other => Err(format!("a {} has no length", type_name(other))),
-    }
-}
-
-fn compare(
-    measure: Measure,
-    order: Order,
-    actual: &Value,
-    expected: &Value,
-) -> Result<bool, String> {
-    let a = match measure {
-        Measure::Value => {
-            number(actual).ok_or_else(|| format!("a {} is not a number", type_name(actual)))?
-        }
-        Measure::Length => length(actual)?,
-    };
-    let e = number(expected).ok_or_else(|| format!("{} is not a number", short(expected)))?;
-    Ok(match order {
-        Order::Gt => a > e,
-        Order::Gte => a >= e,
-        Order::Lt => a < e,
-        Order::Lte => a <= e,
-        Order::Eq => a == e,
-    })
-}
-
-fn contains(actual: &Value, expected: &Value) -> Result<bool, String> {
-    match actual {
-        Value::String(s) => Ok(s.contains(&scalar_text(expected))),
-        Value::Array(items) => Ok(items.iter().any(|i| loosely_equal(i, expected))),
-        Value::Object(map) => Ok(expected.as_str().is_some_and(|k| map.contains_key(k))),
-        other => Err(format!(
-            "contains needs a string, array or object, not a {}",
-            type_name(other)
-        )),
-    }
-}
-
-/// Text of a scalar for substring and regex checks (strings without quotes).
-pub fn scalar_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn check(matcher: Value, actual: Option<Value>) -> Vec<Mismatch> {
-        let m = Matcher::from_value(matcher).unwrap();
-        m.evaluate(actual.as_ref(), &Vars::default()).unwrap()
-    }
-
-    fn holds(matcher: Value, actual: Value) -> bool {
-        check(matcher, Some(actual)).is_empty()
-    }
-
-    #[test]
-    fn a_plain_value_means_equals_with_numeric_tolerance() {
-        assert!(holds(json!("up"), json!("up")));
-        assert!(!holds(json!("up"), json!("down")));
-        assert!(holds(json!(1), json!(1.0)));
-        assert!(holds(json!(200), json!("200")));
-    }
-
-    #[test]
-    fn comparisons_and_lengths() {
-        assert!(holds(json!({"lt": 1000}), json!(3.5)));
-        assert!(!holds(json!({"gt": 5}), json!(5)));
-        assert!(holds(json!({"gte": 5, "lte": 5}), json!(5)));
-        assert!(holds(json!({"length_gte": 1}), json!([1])));
-        assert!(!holds(json!({"length": 2}), json!("abc")));
-        assert!(
-            holds(json!({"gt": "10"}), json!(11)),
-            "numeric strings from captures compare as numbers"
-        );
-    }
-
-    #[test]
-    fn contains_is_substring_on_strings_and_membership_on_arrays() {
-        assert!(holds(
-            json!({"contains": "json"}),
-            json!("application/json")
-        ));
-        assert!(holds(json!({"contains": "up"}), json!(["down", "up"])));
-        assert!(!holds(json!({"contains": "u"}), json!(["down", "up"])));
-        assert!(holds(json!({"not_contains": "x"}), json!("abc")));
-    }
-
-    #[test]
-    fn types_regexes_and_one_of() {
-        assert!(holds(json!({"type": "array"}), json!([])));
-        assert!(!holds(json!({"type": "number"}), json!("1")));
-        assert!(holds(json!({"matches": "^2\\d\\d$"}), json!(204)));
-        assert!(holds(json!({"one_of": ["up", "down"]}), json!("down")));
-    }
-
-    #[test]
-    fn nothing_selected_satisfies_only_exists_false() {
-        assert!(check(json!({"exists": false}), None).is_empty());
-        assert_eq!(check(json!({"exists": true}), None).len(), 1);
-        assert_eq!(check(json!("x"), None).len(), 1);
-        assert!(check(json!({"exists": true}), Some(json!(null))).is_empty());
-    }
-
-    #[test]
-    fn every_failed_check_is_reported_with_expected_and_actual() {
-        let failed = check(json!({"gt": 10, "lt": 5, "type": "number"}), Some(json!(7)));
-        let ops: Vec<_> = failed.iter().map(|m| m.op).collect();
-        assert_eq!(ops, ["gt", "lt"]);
-        assert_eq!(failed[0].to_string(), "expected gt 10, actual 7");
-    }
-
-    #[test]
-    fn bad_matchers_are_rejected_when_parsed() {
-        for (bad, word) in [
-            (json!({"greater": 1}), "unknown matcher"),
-            (json!({}), "empty matcher"),
-            (json!({"exists": "yes"}), "exists"),
-            (json!({"type": "int"}), "type"),
-            (json!({"matches": "("}), "regex"),
-            (json!({"gt": "many"}), "gt"),
-            (json!({"one_of": 1}), "one_of"),
-        ] {
-            let err = Matcher::from_value(bad.clone()).expect_err(&bad.to_string());
-            assert!(err.contains(word), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn templates_in_expected_values_are_rendered() {
-        let mut vars = Vars::default();
-        vars.set("before", json!(41));
-        let m = Matcher::from_value(json!({"gt": "{{ before }}"})).unwrap();
-        assert!(m.evaluate(Some(&json!(42)), &vars).unwrap().is_empty());
-        assert_eq!(m.evaluate(Some(&json!(41)), &vars).unwrap().len(), 1);
     }
 }

@@ -1,22 +1,16 @@
-//! The scenario format, as typed values. Deserialising validates: unknown keys,
-//! bad matchers, JSONPaths, selectors and durations are errors at their position.
+//! The scenario format, as typed values; [`crate::decode`] builds them from
+//! the parsed file, checking each node where it is written.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::capture::Capture;
-use crate::expect::{Expect, RawExpect};
-use crate::matcher::{Check, Matcher};
+use crate::expect::Expect;
 use crate::network::NetworkAction;
-use crate::selector::Selector;
-use crate::span::{NodePath, SourceMap, Span};
-use crate::template;
+use crate::span::Span;
 
 /// A map that keeps the file's order (assertions run and report in that order).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,40 +22,9 @@ impl<K, V> Default for Ordered<K, V> {
     }
 }
 
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered<K, V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OrderedVisitor<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for OrderedVisitor<K, V> {
-            type Value = Ordered<K, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry()? {
-                    out.push((k, v));
-                }
-                Ok(Ordered(out))
-            }
-        }
-        deserializer.deserialize_map(OrderedVisitor(PhantomData))
-    }
-}
-
 /// A duration written as `30s`, `500ms`, `2m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interval(pub Duration);
-
-impl<'de> Deserialize<'de> for Interval {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map(Interval).map_err(|e| {
-            de::Error::custom(format!(
-                "{text:?} is not a duration such as 30s or 500ms ({e})"
-            ))
-        })
-    }
-}
 
 /// A JSONPath (RFC 9535) with its source text.
 #[derive(Debug, Clone)]
@@ -76,15 +39,24 @@ impl PartialEq for Path {
     }
 }
 
+/// Why text is not a JSONPath.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a JSONPath (RFC 9535) such as $.data[0].status: {why}")]
+pub struct JsonPathError {
+    pub text: String,
+    pub why: String,
+}
+
 impl Path {
-    pub fn parse(text: &str) -> Result<Path, String> {
+    pub fn parse(text: &str) -> Result<Path, JsonPathError> {
         JsonPath::parse(text)
             .map(|path| Path {
                 text: text.to_owned(),
                 path,
             })
-            .map_err(|e| {
-                format!("{text:?} is not a JSONPath (RFC 9535) such as $.data[0].status: {e}")
+            .map_err(|e| JsonPathError {
+                text: text.to_owned(),
+                why: e.to_string(),
             })
     }
 
@@ -99,20 +71,6 @@ impl Path {
     }
 }
 
-impl<'de> Deserialize<'de> for Path {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Path::parse(&text).map_err(de::Error::custom)
-    }
-}
-
-impl<'de> Deserialize<'de> for Selector {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Selector::parse(&text).map_err(de::Error::custom)
-    }
-}
-
 /// `row.column` in an SQL expectation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -120,48 +78,33 @@ pub struct Cell {
     pub column: String,
 }
 
-impl<'de> Deserialize<'de> for Cell {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let parsed = text
-            .split_once('.')
+impl Cell {
+    /// Parses `ROW.COLUMN`; `None` when `text` is not one.
+    pub fn parse(text: &str) -> Option<Cell> {
+        text.split_once('.')
             .and_then(|(row, column)| {
                 Some(Cell {
                     row: row.parse().ok()?,
                     column: column.to_owned(),
                 })
             })
-            .filter(|c| !c.column.is_empty());
-        parsed.ok_or_else(|| de::Error::custom(format!("{text:?} is not ROW.COLUMN such as 0.n")))
+            .filter(|c| !c.column.is_empty())
     }
 }
 
 /// A scenario file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub tags: Vec<String>,
-    #[serde(default)]
     pub timeout: Option<Interval>,
     /// `isolated:` as written: `None` lets the steps decide (see [`crate::isolation`]).
-    #[serde(default)]
     pub isolated: Option<bool>,
     pub steps: Vec<Step>,
 }
 
 impl Scenario {
-    /// Gives every step, matcher and capture its position in the file.
-    pub(crate) fn place(&mut self, map: &SourceMap) {
-        let steps = NodePath::root().key("steps");
-        for (i, step) in self.steps.iter_mut().enumerate() {
-            step.place(map, &steps.index(i));
-        }
-    }
-
     /// The network steps, in order: what the stack must be prepared for.
     pub fn network_actions(&self) -> impl Iterator<Item = &NetworkAction> {
         self.steps.iter().filter_map(|s| match &s.action {
@@ -181,114 +124,32 @@ pub struct Retry {
     pub fail_if: Option<Expect>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    timeout: Interval,
-    #[serde(default = "default_interval")]
-    interval: Interval,
-    #[serde(default)]
-    fail_if: Option<RawExpect>,
-}
-
-impl RawRetry {
-    fn typed(self, action: &Action) -> Result<Retry, String> {
-        if self.interval.0 < MIN_RETRY_INTERVAL {
-            return Err(format!(
-                "retry \"interval\" must be at least {}, got {}",
-                humantime::format_duration(MIN_RETRY_INTERVAL),
-                humantime::format_duration(self.interval.0)
-            ));
-        }
-        let fail_if = match self.fail_if {
-            None => None,
-            Some(raw) => {
-                let expect = raw
-                    .typed(action)
-                    .map_err(|e| format!("retry.fail_if: {e}"))?;
-                if expect.is_empty() {
-                    return Err(format!(
-                        "retry \"fail_if\" needs at least one expectation a {} step can check",
-                        action.kind()
-                    ));
-                }
-                Some(expect)
-            }
-        };
-        Ok(Retry {
-            timeout: self.timeout,
-            interval: self.interval,
-            fail_if,
-        })
-    }
-}
-
-fn default_interval() -> Interval {
-    Interval(Duration::from_millis(500))
-}
+/// The retry interval when none is given.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The shortest retry interval: shorter ones only hammer the system under test.
 pub const MIN_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Why a `status` expectation cannot match any HTTP status, if it cannot.
-fn status_problem(matcher: &Matcher) -> Option<String> {
-    let is_status = |v: &Value| match v {
-        Value::Number(n) => n.as_u64().is_some_and(|n| (100..=599).contains(&n)),
-        Value::String(s) => {
-            template::has_template(s)
-                || s.trim()
-                    .parse::<u64>()
-                    .is_ok_and(|n| (100..=599).contains(&n))
-        }
-        _ => false,
-    };
-    for check in &matcher.checks {
-        let operands: Vec<&Value> = match check {
-            // Bounds of a comparison (`lt: 600`) need not be statuses themselves.
-            Check::Equals(v) | Check::NotEquals(v) => vec![v],
-            Check::OneOf(items) => items.iter().collect(),
-            _ => continue,
-        };
-        if let Some(bad) = operands.into_iter().find(|v| !is_status(v)) {
-            let shown = match bad {
-                Value::String(s) => format!("{s:?}"),
-                other => other.to_string(),
-            };
-            return Some(format!(
-                "{shown} is not an HTTP status code (a number from 100 to 599)"
-            ));
-        }
-    }
-    None
-}
-
 /// A query parameter value: one value or several (repeated parameter).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QueryValue {
     Many(Vec<Value>),
     One(Value),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpAction {
-    #[serde(default = "default_service")]
     pub service: String,
-    #[serde(default)]
     pub method: HttpMethod,
     pub path: String,
-    #[serde(default)]
     pub query: Ordered<String, QueryValue>,
-    #[serde(default)]
     pub headers: Ordered<String, String>,
-    #[serde(default)]
     pub json: Option<Value>,
 }
 
-fn default_service() -> String {
-    "api".into()
-}
+/// The service an `http` step calls when it names none.
+pub const DEFAULT_HTTP_SERVICE: &str = "api";
+
 /// The HTTP methods an `http` step can send; written in any case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HttpMethod {
@@ -313,6 +174,19 @@ impl HttpMethod {
         HttpMethod::Options,
     ];
 
+    /// The method written `text`, in any case.
+    pub fn parse(text: &str) -> Option<HttpMethod> {
+        HttpMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// Every method, as messages list them.
+    pub fn names() -> String {
+        let names: Vec<&str> = HttpMethod::ALL.iter().map(|m| m.as_str()).collect();
+        names.join(", ")
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             HttpMethod::Get => "GET",
@@ -332,22 +206,6 @@ impl fmt::Display for HttpMethod {
     }
 }
 
-impl<'de> Deserialize<'de> for HttpMethod {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        HttpMethod::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(&text))
-            .ok_or_else(|| {
-                let names: Vec<&str> = HttpMethod::ALL.iter().map(|m| m.as_str()).collect();
-                de::Error::custom(format!(
-                    "http.method {text:?} is not one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
-
 /// What a docker step does to a service's container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DockerVerb {
@@ -360,6 +218,16 @@ pub enum DockerVerb {
 }
 
 impl DockerVerb {
+    /// Every verb, in the order messages list them.
+    pub const ALL: [DockerVerb; 6] = [
+        DockerVerb::Stop,
+        DockerVerb::Start,
+        DockerVerb::Restart,
+        DockerVerb::Kill,
+        DockerVerb::Pause,
+        DockerVerb::Unpause,
+    ];
+
     /// The key that names this verb in a docker step.
     pub fn key(self) -> &'static str {
         match self {
@@ -373,63 +241,22 @@ impl DockerVerb {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDocker {
-    stop: Option<String>,
-    start: Option<String>,
-    restart: Option<String>,
-    kill: Option<String>,
-    pause: Option<String>,
-    unpause: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerAction {
     pub verb: DockerVerb,
     pub service: String,
 }
 
-impl<'de> Deserialize<'de> for DockerAction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawDocker::deserialize(deserializer)?;
-        let given: Vec<(DockerVerb, String)> = [
-            (DockerVerb::Stop, raw.stop),
-            (DockerVerb::Start, raw.start),
-            (DockerVerb::Restart, raw.restart),
-            (DockerVerb::Kill, raw.kill),
-            (DockerVerb::Pause, raw.pause),
-            (DockerVerb::Unpause, raw.unpause),
-        ]
-        .into_iter()
-        .filter_map(|(verb, service)| Some((verb, service?)))
-        .collect();
-        match given.as_slice() {
-            [(verb, service)] => Ok(DockerAction {
-                verb: *verb,
-                service: service.clone(),
-            }),
-            _ => Err(de::Error::custom(
-                "a docker step takes exactly one of stop, start, restart, kill, pause, unpause with a service name",
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricsAction {
     pub service: String,
-    #[serde(default = "default_metrics_path")]
     pub path: String,
 }
 
-fn default_metrics_path() -> String {
-    "/metrics".into()
-}
+/// The page a `metrics` step reads when it names none.
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogsAction {
     pub service: String,
     pub contains: Option<String>,
@@ -461,7 +288,8 @@ impl Action {
         }
     }
 
-    fn describe(&self) -> String {
+    /// How the step is shown when it has no name.
+    pub fn describe(&self) -> String {
         match self {
             Action::Http(h) => format!("{} {} on {}", h.method, h.path, h.service),
             Action::Docker(d) => format!("docker {:?} {}", d.verb, d.service).to_lowercase(),
@@ -475,8 +303,7 @@ impl Action {
 }
 
 /// One step: an action, what its result must show, what it saves for later.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawStep")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub name: String,
     pub action: Action,
@@ -485,121 +312,4 @@ pub struct Step {
     pub capture: Vec<Capture>,
     /// Where the step starts in its file.
     pub span: Span,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStep {
-    name: Option<String>,
-    http: Option<HttpAction>,
-    docker: Option<DockerAction>,
-    network: Option<NetworkAction>,
-    sql: Option<String>,
-    metrics: Option<MetricsAction>,
-    logs: Option<LogsAction>,
-    sleep: Option<Interval>,
-    retry: Option<RawRetry>,
-    #[serde(default)]
-    expect: RawExpect,
-    #[serde(default)]
-    capture: Ordered<String, String>,
-}
-
-impl RawStep {
-    fn actions(&mut self) -> Vec<Action> {
-        let mut actions = Vec::new();
-        actions.extend(self.http.take().map(Action::Http));
-        actions.extend(self.docker.take().map(Action::Docker));
-        actions.extend(self.network.take().map(Action::Network));
-        actions.extend(self.sql.take().map(Action::Sql));
-        actions.extend(self.metrics.take().map(Action::Metrics));
-        actions.extend(self.logs.take().map(Action::Logs));
-        actions.extend(self.sleep.take().map(|s| Action::Sleep(s.0)));
-        actions
-    }
-}
-
-impl TryFrom<RawStep> for Step {
-    type Error = String;
-
-    fn try_from(mut raw: RawStep) -> Result<Step, String> {
-        let label = match raw.name.as_deref() {
-            None | Some("") => String::new(),
-            Some(name) => format!("step {name:?}: "),
-        };
-        let mut actions = raw.actions();
-        if actions.len() != 1 {
-            return Err(format!(
-                "{label}a step needs exactly one action (http, docker, network, sql, metrics, logs or sleep), found {}",
-                actions.len()
-            ));
-        }
-        let action = actions.remove(0);
-        let labelled = |e: String| format!("{label}{e}");
-        check_action(&action).map_err(labelled)?;
-        if let Some(why) = raw.expect.status.as_ref().and_then(status_problem) {
-            return Err(format!("{label}expectation \"status\": {why}"));
-        }
-        let expect = raw.expect.typed(&action).map_err(labelled)?;
-        let retry = raw
-            .retry
-            .map(|r| r.typed(&action))
-            .transpose()
-            .map_err(labelled)?;
-        let capture = raw
-            .capture
-            .0
-            .iter()
-            .map(|(name, source)| {
-                Capture::parse(&action, name, source)
-                    .map_err(|e| format!("{label}capture.{name}: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        let name = raw.name.unwrap_or_else(|| action.describe());
-        Ok(Step {
-            name,
-            action,
-            retry,
-            expect,
-            capture,
-            span: Span::default(),
-        })
-    }
-}
-
-/// Checks of an action that need more than its own fields' types.
-fn check_action(action: &Action) -> Result<(), String> {
-    match action {
-        Action::Logs(l) => match (&l.contains, &l.matches) {
-            (None, None) | (Some(_), Some(_)) => {
-                Err("a logs step takes one of contains or matches".into())
-            }
-            (_, Some(re)) if !template::has_template(re) => regex::Regex::new(re)
-                .map(|_| ())
-                .map_err(|e| format!("logs.matches: invalid regex: {e}")),
-            _ => Ok(()),
-        },
-        Action::Http(h) if !h.path.starts_with('/') && !template::has_template(&h.path) => {
-            Err(format!("http.path {:?} must start with /", h.path))
-        }
-        _ => Ok(()),
-    }
-}
-
-impl Step {
-    /// Gives the step, its matchers and its captures their positions; `at` is
-    /// the step's path in the document.
-    pub(crate) fn place(&mut self, map: &SourceMap, at: &NodePath) {
-        self.span = map.key(at);
-        self.expect.place(map, &at.key("expect"));
-        if let Some(retry) = &mut self.retry
-            && let Some(fail_if) = &mut retry.fail_if
-        {
-            fail_if.place(map, &at.key("retry").key("fail_if"));
-        }
-        let captures = at.key("capture");
-        for (i, capture) in self.capture.iter_mut().enumerate() {
-            capture.span = map.entry(&captures, i);
-        }
-    }
 }

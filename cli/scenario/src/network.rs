@@ -2,12 +2,8 @@
 //! a service cut off the stack's network and reconnected.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer};
-
-use crate::model::Interval;
 
 /// Said of a link cut short at `-`: unquoted, `checker->postgres` is
 /// `checker-` with its output redirected to a file `postgres`.
@@ -21,9 +17,20 @@ pub struct Link {
     pub server: String,
 }
 
-impl Link {
+/// Why text is not a link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a link 'CLIENT->SERVER' such as 'checker->postgres'{}", if *.cut_short { REDIRECT_HINT } else { "" })]
+pub struct LinkError {
+    pub text: String,
+    /// Ends at `-` with no `->`: what a shell redirect leaves.
+    pub cut_short: bool,
+}
+
+impl FromStr for Link {
+    type Err = LinkError;
+
     /// Parses `CLIENT->SERVER`; both names are plain words.
-    pub fn parse(text: &str) -> Result<Link, String> {
+    fn from_str(text: &str) -> Result<Link, LinkError> {
         let plain = |s: &str| {
             !s.is_empty()
                 && s.chars()
@@ -36,14 +43,18 @@ impl Link {
                 client: client.to_owned(),
                 server: server.to_owned(),
             })
-            .ok_or_else(|| {
-                let mut why =
-                    format!("{text:?} is not a link 'CLIENT->SERVER' such as 'checker->postgres'");
-                if text.trim_end().ends_with('-') && !text.contains("->") {
-                    why.push_str(REDIRECT_HINT);
-                }
-                why
+            .ok_or_else(|| LinkError {
+                text: text.to_owned(),
+                cut_short: text.trim_end().ends_with('-') && !text.contains("->"),
             })
+    }
+}
+
+impl Link {
+    /// [`Link::from_str`] with its reason as text, for clap's value parsers
+    /// (`up --faults` declares its parser with a `String` error).
+    pub fn parse(text: &str) -> Result<Link, String> {
+        text.parse().map_err(|e: LinkError| e.to_string())
     }
 }
 
@@ -53,25 +64,31 @@ impl fmt::Display for Link {
     }
 }
 
-impl<'de> Deserialize<'de> for Link {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Link::parse(&text).map_err(de::Error::custom)
-    }
+/// A link no fault may be put on: not between services of the stack that talk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown link '{link}': a link is 'CLIENT->SERVER' between services of the stack \
+     that talk to each other: {known}"
+)]
+pub struct UnknownLink {
+    pub link: Link,
+    /// The links there are, quoted and listed.
+    pub known: String,
 }
 
 /// A rate in bytes per second, written `2KB/s`, `512B/s`, `1MiB/s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate(pub u64);
 
+/// Why text is not a rate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a rate such as 2KB/s (units: B, KB, MB, KiB, MiB per second, above 0)")]
+pub struct RateError(pub String);
+
 impl Rate {
     /// Parses `NUMBER UNIT/s`; KB and MB are powers of 1000, KiB and MiB of 1024.
-    pub fn parse(text: &str) -> Result<Rate, String> {
-        let bad = || {
-            format!(
-                "{text:?} is not a rate such as 2KB/s (units: B, KB, MB, KiB, MiB per second, above 0)"
-            )
-        };
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
+        let bad = || RateError(text.to_owned());
         let size = text.trim().strip_suffix("/s").ok_or_else(bad)?;
         let digits = size
             .find(|c: char| !c.is_ascii_digit())
@@ -91,13 +108,6 @@ impl Rate {
             .filter(|&n| n > 0)
             .map(Rate)
             .ok_or_else(bad)
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Rate::parse(&text).map_err(de::Error::custom)
     }
 }
 
@@ -165,84 +175,6 @@ impl NetworkAction {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNetwork {
-    link: Option<Link>,
-    partition: Option<String>,
-    heal: Option<String>,
-    latency: Option<Interval>,
-    jitter: Option<Interval>,
-    timeout: Option<bool>,
-    down: Option<bool>,
-    reset: Option<bool>,
-    bandwidth: Option<Rate>,
-    limit_data: Option<u64>,
-    clear: Option<bool>,
-}
-
-const TARGETS: &str = "a network step takes exactly one of link, partition or heal";
-
-impl TryFrom<RawNetwork> for NetworkAction {
-    type Error = String;
-
-    fn try_from(raw: RawNetwork) -> Result<NetworkAction, String> {
-        if raw.clear == Some(false) {
-            return Err("\"clear\" is either true or left out".into());
-        }
-        if raw.limit_data == Some(0) {
-            return Err("\"limit_data\" must be a byte count above 0".into());
-        }
-        let faults = Faults {
-            latency: raw.latency.map(|s| s.0),
-            jitter: raw.jitter.map(|s| s.0),
-            timeout: raw.timeout,
-            down: raw.down,
-            reset: raw.reset,
-            bandwidth: raw.bandwidth,
-            limit_data: raw.limit_data,
-            clear: raw.clear == Some(true),
-        };
-        let keys = faults.keys();
-        match (raw.link, raw.partition, raw.heal) {
-            (Some(link), None, None) => {
-                if keys.is_empty() {
-                    return Err(format!(
-                        "a network step on link \"{link}\" takes at least one of latency, jitter, \
-                         timeout, down, reset, bandwidth, limit_data or clear"
-                    ));
-                }
-                if faults.clear && keys.len() > 1 {
-                    return Err(format!(
-                        "\"{}\" cannot go with clear, which removes every fault on the link",
-                        keys.iter().find(|k| **k != "clear").unwrap_or(&"clear")
-                    ));
-                }
-                if faults.jitter.is_some() && faults.latency.is_none() {
-                    return Err("\"jitter\" varies a latency: give latency in the same step".into());
-                }
-                Ok(NetworkAction::Link { link, faults })
-            }
-            (None, Some(service), None) | (None, None, Some(service)) if !keys.is_empty() => {
-                Err(format!(
-                    "\"{}\" is a fault of a link; partition and heal take only a service ({service:?})",
-                    keys[0]
-                ))
-            }
-            (None, Some(service), None) => Ok(NetworkAction::Partition(service)),
-            (None, None, Some(service)) => Ok(NetworkAction::Heal(service)),
-            _ => Err(TARGETS.into()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for NetworkAction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawNetwork::deserialize(deserializer)?;
-        NetworkAction::try_from(raw).map_err(de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -251,8 +183,15 @@ mod tests {
     use crate::load::parse;
     use crate::references::Context;
 
-    fn step(yaml: &str) -> Result<NetworkAction, String> {
-        serde_yaml::from_str::<NetworkAction>(yaml).map_err(|e| e.to_string())
+    /// The step's action, or every problem told, joined.
+    fn step(yaml: &str) -> Result<NetworkAction, Vec<String>> {
+        let node = crate::yaml::parse(yaml).map_err(|e| vec![e.to_string()])?;
+        let context = Context::default();
+        let mut decoder = crate::decode::Decoder::new(&context);
+        let path = crate::span::NodePath::root().key("network");
+        decoder
+            .network(&node, &path, node.span)
+            .ok_or_else(|| decoder.problems.iter().map(|p| p.to_string()).collect())
     }
 
     #[test]
@@ -340,7 +279,7 @@ mod tests {
                 "unknown field `loss`",
             ),
         ] {
-            let err = step(bad).expect_err(bad);
+            let err = step(bad).expect_err(bad).join("; ");
             assert!(err.contains(words), "{bad}: {err}");
         }
     }

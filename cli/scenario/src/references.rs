@@ -1,12 +1,12 @@
-//! Checks of what a scenario refers to: template names and services. Both are
-//! only known outside the file (the stack, `--var`), so they come in a [`Context`].
+//! What a scenario may refer to besides itself — the stack's services and
+//! links, `--var` names — in a [`Context`], and the check of its template
+//! names. (Services and links are checked where they are read, in
+//! [`crate::decode`].)
 
-use std::path::Path;
-
-use crate::load::Diagnostic;
-use crate::model::{Action, Scenario};
-use crate::network::{Link, NetworkAction};
-use crate::span::{NodePath, SourceMap, Span};
+use crate::error::{LoadError, Problem};
+use crate::model::Scenario;
+use crate::network::{Link, UnknownLink};
+use crate::span::Span;
 
 /// What a scenario may name besides its own captures.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +56,7 @@ impl Context {
     /// Whether `link` is one a fault may be put on, and if not, why, listing
     /// the links there are: the same words for `validate`, `run` and `up --faults`.
     /// Unchecked (`Ok`) when the services are not known.
-    pub fn check_link(&self, link: &Link) -> Result<(), String> {
+    pub fn check_link(&self, link: &Link) -> Result<(), UnknownLink> {
         let Some(known) = self.links() else {
             return Ok(());
         };
@@ -64,35 +64,16 @@ impl Context {
             return Ok(());
         }
         let listed: Vec<String> = known.iter().map(|l| format!("'{l}'")).collect();
-        Err(format!(
-            "unknown link '{link}': a link is 'CLIENT->SERVER' between services of the stack \
-             that talk to each other: {}",
-            listed.join(", ")
-        ))
-    }
-
-    fn services_list(&self) -> String {
-        self.services
-            .as_ref()
-            .map(|l| l.join(", "))
-            .unwrap_or_default()
+        Err(UnknownLink {
+            link: link.clone(),
+            known: listed.join(", "),
+        })
     }
 }
 
-/// Every unknown template name and service in the scenario, at its position.
-pub fn problems(
-    file: &Path,
-    text: &str,
-    map: &SourceMap,
-    scenario: &Scenario,
-    context: &Context,
-) -> Vec<Diagnostic> {
-    let mut out = templates(file, text, scenario, context);
-    out.extend(services(file, text, map, scenario, context));
-    out
-}
-
-fn templates(file: &Path, text: &str, scenario: &Scenario, context: &Context) -> Vec<Diagnostic> {
+/// Every template name in `text` that neither a `--var`, the run nor an
+/// earlier step's capture sets, at its `{{`.
+pub(crate) fn templates(text: &str, scenario: &Scenario, context: &Context) -> Vec<Problem> {
     let outside = |name: &str| {
         name == "run.id"
             || name.starts_with("env.")
@@ -126,26 +107,16 @@ fn templates(file: &Path, text: &str, scenario: &Scenario, context: &Context) ->
                 continue;
             }
             let used_in = step_at(i + 1);
-            let message = match first_capture(name) {
+            let error = match first_capture(name) {
                 Some(by) if by < used_in => continue,
-                Some(by) => format!(
-                    "template variable {name:?} is used before it is captured: step {} ({:?}) \
-                     captures it, and a capture is only set for the steps after its own",
-                    by + 1,
-                    scenario.steps[by].name
-                ),
-                None => format!(
-                    "unknown template variable {name:?}: no step captures it, and it is not \
-                     run.id, env.NAME, services.<service>.url or a --var"
-                ),
+                Some(by) => LoadError::UsedBeforeCaptured {
+                    name: name.to_owned(),
+                    step: by + 1,
+                    step_name: scenario.steps[by].name.clone(),
+                },
+                None => LoadError::UnknownVariable(name.to_owned()),
             };
-            out.push(Diagnostic::at(
-                file,
-                text,
-                Some(i + 1),
-                Some(column),
-                message,
-            ));
+            out.push(Problem::new(Span::new(i + 1, column), error));
         }
     }
     out
@@ -167,62 +138,6 @@ fn template_names(line: &str) -> Vec<(usize, &str)> {
         from = end + 2;
     }
     out
-}
-
-fn services(
-    file: &Path,
-    text: &str,
-    map: &SourceMap,
-    scenario: &Scenario,
-    context: &Context,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (i, step) in scenario.steps.iter().enumerate() {
-        let at = NodePath::root()
-            .key("steps")
-            .index(i)
-            .key(step.action.kind());
-        let (key, service) = match &step.action {
-            Action::Http(h) => ("service", h.service.as_str()),
-            Action::Docker(d) => (d.verb.key(), d.service.as_str()),
-            Action::Network(NetworkAction::Partition(s)) => ("partition", s.as_str()),
-            Action::Network(NetworkAction::Heal(s)) => ("heal", s.as_str()),
-            Action::Network(NetworkAction::Link { link, .. }) => {
-                let span = map.value(&at.key("link"));
-                out.extend(unknown_link(file, text, span, link, context));
-                continue;
-            }
-            Action::Metrics(m) => ("service", m.service.as_str()),
-            Action::Logs(l) => ("service", l.service.as_str()),
-            Action::Sql(_) | Action::Sleep(_) => continue,
-        };
-        if context.knows_service(service) {
-            continue;
-        }
-        out.push(Diagnostic::spanned(
-            file,
-            text,
-            map.value(&at.key(key)),
-            format!(
-                "unknown service {service:?} (the stack has {})",
-                context.services_list()
-            ),
-        ));
-    }
-    out
-}
-
-/// A link no network step may name: not between services of the stack that talk.
-fn unknown_link(
-    file: &Path,
-    text: &str,
-    span: Span,
-    link: &Link,
-    context: &Context,
-) -> Option<Diagnostic> {
-    let message = context.check_link(link).err()?;
-    let (line, column) = (Some(span.line), Some(span.column));
-    Some(Diagnostic::at(file, text, line, column, message))
 }
 
 #[cfg(test)]

@@ -5,6 +5,17 @@ use std::fmt;
 
 use metr_domain::exposition::ParsedSample;
 
+use crate::suggest::distance;
+
+/// Why text is not a selector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("{0:?} is not a series selector")]
+    NotOne(String),
+    #[error("{text:?} is not a series selector such as name{{label=\"value\"}}: {why}")]
+    Syntax { text: String, why: String },
+}
+
 /// A metric name with required label values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
@@ -30,7 +41,7 @@ impl fmt::Display for Selector {
 impl Selector {
     /// Parses a selector with the project's exposition parser (a selector is a
     /// sample line without its value), so quoting rules are the same.
-    pub fn parse(text: &str) -> Result<Selector, String> {
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
         let line = format!("{} 0", text.trim());
         match metr_domain::exposition::parse(&line) {
             Ok(mut samples) if samples.len() == 1 => {
@@ -40,11 +51,11 @@ impl Selector {
                     labels: s.labels,
                 })
             }
-            Ok(_) => Err(format!("{text:?} is not a series selector")),
-            Err(e) => Err(format!(
-                "{text:?} is not a series selector such as name{{label=\"value\"}}: {}",
-                e.message
-            )),
+            Ok(_) => Err(SelectorError::NotOne(text.to_owned())),
+            Err(e) => Err(SelectorError::Syntax {
+                text: text.to_owned(),
+                why: e.message,
+            }),
         }
     }
 
@@ -106,22 +117,6 @@ impl Selector {
             )
         }
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -8,6 +8,26 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+/// Why a template cannot be read or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed template in {0:?}")]
+    Unclosed(String),
+    #[error("empty template in {0:?}")]
+    Empty(String),
+    #[error("environment variable {0} is not set")]
+    UnsetEnv(String),
+    #[error("unknown template variable {name:?} (known: {known})")]
+    Unknown { name: String, known: String },
+}
+
+/// The runner keeps a failure's reason as text.
+impl From<TemplateError> for String {
+    fn from(e: TemplateError) -> String {
+        e.to_string()
+    }
+}
+
 /// Values templates can refer to.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
@@ -19,22 +39,22 @@ impl Vars {
         self.values.insert(name.into(), value);
     }
 
-    pub fn get(&self, name: &str) -> Result<Value, String> {
+    pub fn get(&self, name: &str) -> Result<Value, TemplateError> {
         if let Some(var) = name.strip_prefix("env.") {
             return std::env::var(var)
                 .map(Value::String)
-                .map_err(|_| format!("environment variable {var} is not set"));
+                .map_err(|_| TemplateError::UnsetEnv(var.to_owned()));
         }
         self.values.get(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
-            format!(
-                "unknown template variable {name:?} (known: {})",
-                if known.is_empty() {
+            TemplateError::Unknown {
+                name: name.to_owned(),
+                known: if known.is_empty() {
                     "none".into()
                 } else {
                     known.join(", ")
-                }
-            )
+                },
+            }
         })
     }
 }
@@ -45,7 +65,7 @@ pub fn has_template(text: &str) -> bool {
 }
 
 /// Splits `text` into literal and `{{ name }}` parts.
-fn parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
+fn parts(text: &str) -> Result<Vec<(bool, &str)>, TemplateError> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -53,10 +73,10 @@ fn parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
-            .ok_or_else(|| format!("unclosed template in {text:?}"))?;
+            .ok_or_else(|| TemplateError::Unclosed(text.to_owned()))?;
         let name = after[..end].trim();
         if name.is_empty() {
-            return Err(format!("empty template in {text:?}"));
+            return Err(TemplateError::Empty(text.to_owned()));
         }
         out.push((true, name));
         rest = &after[end + 2..];
@@ -69,12 +89,12 @@ fn parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
 }
 
 /// Checks template syntax without rendering (for `metrtest validate`).
-pub fn check_syntax(text: &str) -> Result<(), String> {
+pub fn check_syntax(text: &str) -> Result<(), TemplateError> {
     parts(text).map(|_| ())
 }
 
 /// Renders every template of `text` as text.
-pub fn render_str(text: &str, vars: &Vars) -> Result<String, String> {
+pub fn render_str(text: &str, vars: &Vars) -> Result<String, TemplateError> {
     if !has_template(text) {
         return Ok(text.to_owned());
     }
@@ -93,7 +113,7 @@ pub fn render_str(text: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// Renders templates in every string of a JSON value.
-pub fn render_value(value: &Value, vars: &Vars) -> Result<Value, String> {
+pub fn render_value(value: &Value, vars: &Vars) -> Result<Value, TemplateError> {
     Ok(match value {
         Value::String(s) if has_template(s) => {
             let parts = parts(s)?;
@@ -111,7 +131,7 @@ pub fn render_value(value: &Value, vars: &Vars) -> Result<Value, String> {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((render_str(k, vars)?, render_value(v, vars)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, TemplateError>>()?,
         ),
         other => other.clone(),
     })
@@ -146,9 +166,14 @@ mod tests {
     #[test]
     fn unknown_names_and_bad_syntax_are_errors_that_say_why() {
         let v = vars();
-        let err = render_str("{{ nope }}", &v).unwrap_err();
+        let err = render_str("{{ nope }}", &v).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("known: n"), "{err}");
-        assert!(render_str("{{ open", &v).unwrap_err().contains("unclosed"));
+        assert!(
+            render_str("{{ open", &v)
+                .unwrap_err()
+                .to_string()
+                .contains("unclosed")
+        );
         assert!(check_syntax("{{ }}").is_err());
     }
 

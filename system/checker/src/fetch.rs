@@ -47,10 +47,32 @@ pub async fn get(
     timeout: Duration,
     limit: usize,
 ) -> Result<Fetched, FetchError> {
+    read(client.get(url), timeout, limit).await
+}
+
+/// GETs an exposition as [`get`] does, asking for OpenMetrics first, then
+/// Prometheus text, as Prometheus does; the response's `content_type` says
+/// which one came.
+pub async fn get_exposition(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Fetched, FetchError> {
+    let request = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, metr_domain::format::SCRAPE_ACCEPT);
+    read(request, timeout, limit).await
+}
+
+async fn read(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Fetched, FetchError> {
     let start = Instant::now();
     let work = async {
-        let mut response = client
-            .get(url)
+        let mut response = request
             .send()
             .await
             .map_err(|e| FetchError::Request(describe(&e)))?;

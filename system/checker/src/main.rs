@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -7,6 +8,8 @@ use clap::Parser;
 use metr_storage::PgRepository;
 use metr_storage::postgres::PoolOptions;
 use metr_storage::startup::{self, DbCommand};
+
+mod check_exposition;
 
 /// The checker: polls targets and writes samples and checks to PostgreSQL.
 #[derive(Parser)]
@@ -26,21 +29,39 @@ struct Args {
     #[command(flatten)]
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
-    command: Option<DbCommand>,
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Db(DbCommand),
+    /// Check exposition files with the parsers the checker scrapes with, like
+    /// `promtool check metrics`.
+    ///
+    /// Prints nothing and exits 0 when every file parses; otherwise prints
+    /// FILE:LINE:COLUMN: REASON for the first error of each file that does
+    /// not, and exits 1 (2 for a usage error).
+    CheckExposition(check_exposition::Args),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     metr_service::logging::init(&args.log);
+    let db_command = match &args.command {
+        Some(Command::CheckExposition(check)) => return Ok(check_exposition::run(check)),
+        Some(Command::Db(command)) => Some(*command),
+        None => None,
+    };
     let mut settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
     settings.shard = args.shard;
-    if args.command == Some(DbCommand::Migrate) {
-        startup::open(&settings.database_url, true, args.command)
+    if db_command == Some(DbCommand::Migrate) {
+        startup::open(&settings.database_url, true, db_command)
             .await
             .context("cannot migrate")?;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     // Migrating scrapes nothing: only a checker that will check must fit.
     refuse_what_cannot_fit(&settings);
@@ -55,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     app.run_until(ready, metr_service::shutdown::signal())
         .await
         .context("cannot start")?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exits 2, naming the settings, when the most memory they let the checker

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use metr_domain::exposition::{self, ParseError, RawSample};
+use metr_domain::exposition::{ParseError, RawSample};
+use metr_domain::format::Format;
 use metr_domain::{Check, CheckStatus, Labels};
 use metr_storage::{DuplicateSample, Recorder, ScrapeSamples, TargetRef};
 
@@ -43,6 +44,8 @@ pub struct SampleLimits {
 enum Rejected {
     #[error("malformed exposition at {0}")]
     Parse(#[from] ParseError),
+    #[error("malformed OpenMetrics exposition at {0}")]
+    OpenMetrics(ParseError),
     #[error("{0}")]
     Duplicate(#[from] DuplicateSample),
     #[error("more than {0} samples (the sample limit)")]
@@ -85,7 +88,10 @@ impl PrometheusTarget {
         let now = started.timestamp_micros();
         let oldest = now - micros(self.limits.max_age);
         let newest = now + micros(self.limits.max_ahead);
-        exposition::scan(text, |raw: RawSample<'_>| {
+        // The Content-Type picks the parser: strict for OpenMetrics, lenient
+        // for Prometheus text and anything unlabelled, as Prometheus does.
+        let format = Format::from_content_type(fetched.content_type.as_deref());
+        let scanned = format.scan(text, |raw: RawSample<'_>| {
             if recorder.len() >= self.limits.max_samples {
                 return Err(Rejected::TooMany(self.limits.max_samples));
             }
@@ -111,8 +117,13 @@ impl PrometheusTarget {
                 }
                 Ok::<_, Rejected>((name, labels))
             })
+        });
+        scanned.map_err(|e| match (format, e) {
+            (Format::OpenMetrics, Rejected::Parse(e)) => {
+                format!("scrape: {}", Rejected::OpenMetrics(e))
+            }
+            (_, e) => format!("scrape: {e}"),
         })
-        .map_err(|e| format!("scrape: {e}"))
     }
 
     /// Adds the series Prometheus adds to every scrape.
@@ -183,7 +194,7 @@ impl Checkable for PrometheusTarget {
         let metrics_url = self.endpoint("/metrics");
         let health_url = self.endpoint("/health");
         let (metrics, health) = tokio::join!(
-            fetch::get(
+            fetch::get_exposition(
                 &self.client,
                 &metrics_url,
                 self.timeout,

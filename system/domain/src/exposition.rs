@@ -61,7 +61,25 @@ pub struct RawSample<'a> {
     start: usize,
 }
 
-impl RawSample<'_> {
+impl<'a> RawSample<'a> {
+    /// A sample whose series text starts its line.
+    pub(crate) fn new(
+        series: &'a str,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        line_text: &'a str,
+        line: usize,
+    ) -> Self {
+        RawSample {
+            series,
+            value,
+            timestamp_ms,
+            line_text,
+            line,
+            start: 0,
+        }
+    }
+
     /// Parses the series into its name and labels, rejecting what cannot be
     /// stored (duplicate labels, NUL bytes) with the position of the problem.
     pub fn parse_series(&self) -> Result<(String, Labels), ParseError> {

@@ -95,6 +95,18 @@ proptest! {
     }
 
     #[test]
+    fn the_strict_parser_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+        let _ = metr_domain::openmetrics::parse(&text);
+    }
+
+    #[test]
+    fn the_strict_parser_never_panics_on_near_valid_expositions(
+        body in r#"(# (TYPE|HELP|UNIT) [a-z_]{1,3} [a-z ]{0,6}\n)?([a-z_]{1,6}(\{([a-z]{1,3}="[^"\n]{0,5}",?){0,3}\})? [0-9eE.+\-NaInf]{1,6}( [0-9.]{1,4})?( # \{[a-z]{0,2}="[a-z]{0,2}"\} [0-9]{1,2})?\n){0,4}"#
+    ) {
+        let _ = metr_domain::openmetrics::parse(&format!("{body}# EOF\n"));
+    }
+
+    #[test]
     fn never_panics_on_near_valid_lines(
         text in r#"[a-z_:]{1,5}(\{([a-z]{1,3}=("[^"\n]{0,5}"|[^\n]{0,3}),?){0,3}\}?)? ?[0-9eE.+\-NaInf]{0,6} ?[0-9]{0,4}"#
     ) {

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod blocks;
+pub mod chunk;
 pub mod cursor;
 pub mod error;
 pub mod memory;

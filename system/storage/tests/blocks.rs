@@ -443,3 +443,35 @@ async fn a_label_value_too_big_for_an_index_row_is_stored_and_found_again() {
     let (series, samples, length): (i64, i64, Option<i32>) = (row.get(0), row.get(1), row.get(2));
     assert_eq!((series, samples, length), (1, 2, Some(4096)));
 }
+
+#[tokio::test]
+async fn usage_counts_the_head_exactly_or_estimates_old_partitions_closely() {
+    let (repo, client) = migrated().await;
+    let table = Arc::new(SeriesTable::new());
+    let day = 86_400;
+    for (days_ago, second) in [(2, 0), (2, 1), (0, 0)] {
+        repo.write(&batch(vec![scrape(
+            &table,
+            "a",
+            300,
+            -days_ago * day + second,
+            1.0,
+        )]))
+        .await
+        .unwrap();
+    }
+    let usage = repo.usage().await.unwrap();
+    assert_eq!(usage.head.samples, 900);
+    assert_eq!(usage.compressed, metr_storage::StoragePart::default());
+    let partitions = count(
+        &client,
+        "SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('sample_blocks')",
+    )
+    .await;
+    assert_eq!(usage.head.bytes, partitions as u64);
+    client.batch_execute("ANALYZE sample_blocks").await.unwrap();
+    // No exact budget: every analysed partition is estimated, and rows of
+    // equal width make the estimate exact.
+    let estimated = repo.read_usage_counting_up_to(0.0).await.unwrap();
+    assert_eq!(estimated.head.samples, 900);
+}
