@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bollard::models::NetworkCreateRequest;
 use metrtest::containers::{self, container_name, database_url};
-use metrtest::docker::{engine, labels, stack};
+use metrtest::engine;
+use metrtest::engine::labels;
+use metrtest::stack;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 
@@ -28,7 +30,7 @@ async fn start(
 /// Starts the four services and returns gometr's last status as the API
 /// serves it; every container is removed before this returns.
 async fn last_gometr_status(
-    images: &metrtest::docker::images::ImageSet,
+    images: &metrtest::stack::images::ImageSet,
     run: &str,
     network: &str,
 ) -> Result<String, String> {

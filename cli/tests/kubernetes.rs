@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use checker::memory::MemoryBudget;
 use checker::shard::Shard;
-use metrtest::docker::images::{SERVICE_USER, SERVICES};
-use metrtest::docker::postgres_image;
+use metrtest::stack::images::{SERVICE_USER, SERVICES};
+use metrtest::stack::postgres_image;
 use serde::Deserialize;
 use serde_yaml::Value;
 

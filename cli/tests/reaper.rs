@@ -154,7 +154,7 @@ fn a_bad_ttl_is_exit_2_naming_the_flag() {
 fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
     let set = with_engine(async |docker| {
         let ui = metrtest::ui::Ui::new(metrtest::ui::Verbosity::Quiet);
-        metrtest::docker::images::ensure(docker, &Default::default(), &ui)
+        metrtest::stack::images::ensure(docker, &Default::default(), &ui)
             .await
             .expect("images")
     });

@@ -30,7 +30,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Runs `work` with a client of the engine metrtest uses, from a blocking test.
 pub fn with_engine<T>(work: impl AsyncFnOnce(&bollard::Docker) -> T) -> T {
     block_on(async {
-        let docker = metrtest::docker::engine::connect().await.expect("engine");
+        let docker = metrtest::engine::connect().await.expect("engine");
         work(&docker).await
     })
 }
@@ -64,8 +64,8 @@ pub fn leftovers(run: &str) -> (usize, usize, usize) {
 
 /// A run's labelled containers, networks and volumes on `docker`.
 pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, usize) {
-    let filter = metrtest::docker::labels::run_filter(Some(run));
-    let containers = metrtest::docker::stack::list_containers(docker, Some(run))
+    let filter = metrtest::engine::labels::run_filter(Some(run));
+    let containers = metrtest::stack::list_containers(docker, Some(run))
         .await
         .unwrap()
         .len();
