@@ -10,6 +10,7 @@ use crate::config::layers;
 use crate::exit::{Failure, Result};
 use crate::scenario::load::{self, Diagnostic, Loaded, MAX_SHOWN_PROBLEMS};
 use crate::scenario::references::Context;
+use crate::stack::images::ImageChoice;
 use crate::stack::spec::{self, EnvFile};
 use crate::ui::Ui;
 
@@ -63,6 +64,11 @@ impl Environments {
     /// The index of a scenario file's environment.
     pub fn index_of(&self, file: &Path) -> usize {
         self.by_file.get(file).copied().unwrap_or(0)
+    }
+
+    /// The images each environment chooses, in the same order.
+    pub fn image_choices(&self) -> Vec<&ImageChoice> {
+        self.list.iter().map(|e| &e.file.images).collect()
     }
 
     /// A scenario file's environment.

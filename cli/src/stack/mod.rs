@@ -11,6 +11,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod postgres_image;
 pub mod private_network;
+pub mod provision;
 pub mod reaper;
 pub mod spec;
 pub mod state;
