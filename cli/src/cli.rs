@@ -6,12 +6,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::commands;
+use crate::config::envfile::EnvFile;
 use crate::engine;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::scenario::network::Link;
 use crate::stack;
-use crate::stack::spec::EnvFile;
 use crate::ui::{Ui, Verbosity};
 
 /// Integration tests for the metr system on Docker: build, start, run YAML

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ENV_FILE, EnvArgs};
+use crate::config::envfile::EnvFile;
 use crate::config::layers;
 use crate::exit::{Failure, Result};
 use crate::scenario::load::{self, Diagnostic, Loaded, MAX_SHOWN_PROBLEMS};
 use crate::scenario::references::Context;
 use crate::stack::images::ImageChoice;
-use crate::stack::spec::{self, EnvFile};
+use crate::stack::spec;
 use crate::ui::Ui;
 
 /// The folders among `paths`: where the default environment file is looked for.

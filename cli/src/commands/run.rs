@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::EnvArgs;
+use crate::config::envfile::EnvFile;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::end::{EndOfRun, EndSettings};
@@ -17,7 +18,6 @@ use crate::runner::select::{self, Partition};
 use crate::runner::suite::{self, SuiteOptions};
 use crate::scenario::load::Loaded;
 use crate::scenarios;
-use crate::stack::spec::EnvFile;
 use crate::ui::{self, Ui};
 
 /// Output format of the final report on stdout.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::config::envfile::EnvFile;
 use crate::engine;
 use crate::engine::EngineError;
 use crate::engine::labels;
@@ -12,7 +13,7 @@ use crate::scenario::network::Link;
 use crate::stack::faults;
 use crate::stack::images;
 use crate::stack::reaper::{self, Owner};
-use crate::stack::spec::{EnvFile, Restart, StackSpec, UP_RESTARTS};
+use crate::stack::spec::{Restart, StackSpec, UP_RESTARTS};
 use crate::stack::{self, Stack};
 use crate::ui::{self, Ui};
 

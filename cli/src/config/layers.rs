@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
-use crate::stack::spec::{EnvFile, EnvFileError};
+use crate::config::envfile::{EnvFile, EnvFileError};
 
 /// The environment of `files`, each laid over those before it; none is the default.
 pub fn layered(files: &[PathBuf]) -> Result<EnvFile, EnvFileError> {

@@ -1,4 +1,5 @@
-//! Configuration that is not Docker: environment files (`metrtest.yaml`)
-//! laid one over another.
+//! Configuration that is not Docker: the environment file (`metrtest.yaml`)
+//! and files laid one over another.
 
+pub mod envfile;
 pub mod layers;

@@ -2,10 +2,10 @@
 //! links its network steps put faults on, whether it cuts services off, and
 //! whether PostgreSQL's data must outlive a stop of its container.
 
+use crate::config::envfile::DataStore;
 use crate::scenario::load::Loaded;
 use crate::scenario::model::{Action, DockerVerb};
 use crate::scenario::network::{Link, NetworkAction};
-use crate::stack::spec::DataStore;
 
 /// What a scenario asks of a stack of its own.
 #[derive(Debug, Default)]

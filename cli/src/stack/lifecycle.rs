@@ -550,8 +550,9 @@ pub async fn list_containers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::envfile::EnvFile;
     use crate::stack::images::ImageSet;
-    use crate::stack::spec::{EnvFile, MIGRATE};
+    use crate::stack::spec::MIGRATE;
 
     fn service(name: &str) -> ServiceSpec {
         let spec = StackSpec::build(&ImageSet::default(), &EnvFile::default());

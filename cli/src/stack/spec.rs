@@ -1,182 +1,11 @@
-//! What a stack is made of: the default services and targets, and the
-//! environment file (`metrtest.yaml` or `--env FILE`) that overrides them.
+//! What a stack is made of: the default services and targets, with what the
+//! environment file ([`crate::config::envfile`]) overrides.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::stack::images::{ImageChoice, ImageSet, SERVICE_USER};
+use crate::config::envfile::{DataStore, EnvFile};
+use crate::stack::images::{ImageSet, SERVICE_USER};
 use crate::stack::postgres_image;
-
-/// The environment file: every key optional, unknown keys are errors.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvFile {
-    #[serde(default)]
-    pub images: ImageChoice,
-    /// Extra environment variables per service name (postgres, gometr, checker, api).
-    #[serde(default)]
-    pub env: BTreeMap<String, BTreeMap<String, String>>,
-    #[serde(default)]
-    pub gometr: GometrOptions,
-    #[serde(default)]
-    pub checker: CheckerOptions,
-    #[serde(default)]
-    pub postgres: PostgresOptions,
-    /// How long each service may take to become ready.
-    #[serde(default, with = "humantime_serde_opt")]
-    pub readiness_timeout: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GometrOptions {
-    #[serde(default = "one")]
-    pub replicas: u32,
-}
-
-impl Default for GometrOptions {
-    fn default() -> Self {
-        GometrOptions { replicas: 1 }
-    }
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// Where PostgreSQL keeps its data during a run (`postgres: { data: ... }`).
-/// When the environment file says nothing, `metrtest run` chooses for each
-/// stack (`runner::suite::Needs`) and everything else takes a volume.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataStore {
-    /// A volume of the run: survives `docker: { restart: postgres }`.
-    #[default]
-    Volume,
-    /// Memory only: lost when the container stops.
-    Tmpfs,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresOptions {
-    #[serde(default)]
-    pub data: Option<DataStore>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckerOptions {
-    pub interval: Option<String>,
-    pub timeout: Option<String>,
-    /// Replaces the default targets; the checker validates each entry.
-    pub targets: Option<Vec<serde_json::Value>>,
-}
-
-mod humantime_serde_opt {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| {
-            humantime::parse_duration(&t)
-                .map_err(|e| serde::de::Error::custom(format!("{t:?}: {e}")))
-        })
-        .transpose()
-    }
-}
-
-/// A problem in the environment file, with its position.
-#[derive(Debug, thiserror::Error)]
-#[error("{location}: {message}")]
-pub struct EnvFileError {
-    pub location: String,
-    pub message: String,
-}
-
-impl EnvFile {
-    pub fn load(path: &Path) -> Result<EnvFile, EnvFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| EnvFileError {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    pub fn parse(text: &str, name: &str) -> Result<EnvFile, EnvFileError> {
-        if text.trim().is_empty() {
-            return Ok(EnvFile::default());
-        }
-        let de = serde_yaml::Deserializer::from_str(text);
-        let file: EnvFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let location = match e.inner().location() {
-                Some(l) => format!("{name}:{}:{}", l.line(), l.column()),
-                None => name.to_owned(),
-            };
-            let path = e.path().to_string();
-            let message = if path == "." {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
-            };
-            EnvFileError { location, message }
-        })?;
-        file.validate(name)?;
-        Ok(file)
-    }
-
-    /// An environment from YAML already read (layered files, see
-    /// [`crate::config::layers`]); `name` says where it came from.
-    pub fn from_value(value: serde_yaml::Value, name: &str) -> Result<EnvFile, EnvFileError> {
-        let file: EnvFile = serde_path_to_error::deserialize(value).map_err(|e| EnvFileError {
-            location: name.to_owned(),
-            message: format!("{}: {}", e.path(), e.inner()),
-        })?;
-        file.validate(name)?;
-        Ok(file)
-    }
-
-    fn validate(&self, name: &str) -> Result<(), EnvFileError> {
-        let bad = |message: String| {
-            Err(EnvFileError {
-                location: name.to_owned(),
-                message,
-            })
-        };
-        if self.gometr.replicas == 0 || self.gometr.replicas > 20 {
-            return bad(format!(
-                "gometr.replicas: must be from 1 to 20, got {}",
-                self.gometr.replicas
-            ));
-        }
-        for (key, value) in [
-            ("checker.interval", &self.checker.interval),
-            ("checker.timeout", &self.checker.timeout),
-        ] {
-            if let Some(v) = value
-                && humantime::parse_duration(v).is_err()
-            {
-                return bad(format!(
-                    "{key}: {v:?} is not a duration such as 1s or 500ms"
-                ));
-            }
-        }
-        for service in self.env.keys() {
-            let known = ["postgres", "gometr", "migrate", "checker", "api"];
-            if !known.contains(&service.as_str()) && !service.starts_with("gometr-") {
-                return bad(format!(
-                    "env.{service}: unknown service (expected one of {})",
-                    known.join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// How a service proves it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,193 +202,25 @@ impl StackSpec {
 
     /// The default stack with the environment file's overrides applied.
     pub fn build(images: &ImageSet, file: &EnvFile) -> StackSpec {
-        let db_user = "metr".to_owned();
-        let db_name = "metr".to_owned();
-        let db_password = random_password();
-        let db_url = postgres_url(&db_user, &db_password, "postgres", 5432, &db_name);
-        let extra = |service: &str| -> Vec<(String, String)> {
-            let base = service.strip_prefix("gometr-").map(|_| "gometr");
-            let mut env: Vec<(String, String)> = Vec::new();
-            for key in [base, Some(service)].into_iter().flatten() {
-                if let Some(vars) = file.env.get(key) {
-                    env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-            env
+        let parts = Parts {
+            images,
+            file,
+            db_user: "metr".to_owned(),
+            db_name: "metr".to_owned(),
+            db_password: random_password(),
         };
-        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-
-        let host_pg = postgres_image::is_host_assembled(&images.postgres);
-        let mut postgres = ServiceSpec {
-            name: "postgres".into(),
-            image: images.postgres.clone(),
-            env: vec![
-                kv("POSTGRES_USER", &db_user),
-                kv("POSTGRES_PASSWORD", &db_password),
-                kv("POSTGRES_DB", &db_name),
-            ],
-            // Test mode: durability off; the stack is thrown away.
-            cmd: [
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ]
-            .map(String::from)
-            .to_vec(),
-            port: 5432,
-            user: None,
-            read_only: host_pg,
-            tmpfs: vec![],
-            volumes: vec![],
-            after: vec![],
-            joins: None,
-            readiness: Readiness::Postgres,
-            limits: Limits::POSTGRES,
-        };
-        // Data on a volume of the run (fsync off): it survives `docker restart`
-        // in fault-injection scenarios, which a tmpfs would not.
-        let data_dir = if host_pg {
-            "/var/lib/postgresql"
-        } else {
-            "/var/lib/postgresql/data"
-        };
-        match file.postgres.data.unwrap_or_default() {
-            DataStore::Volume => postgres.volumes = vec![("pgdata".into(), data_dir.into())],
-            DataStore::Tmpfs if host_pg => {
-                let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
-                postgres
-                    .tmpfs
-                    .push((data_dir.into(), format!("rw,mode=0700,{owner}")));
-            }
-            DataStore::Tmpfs => postgres.tmpfs.push((data_dir.into(), "rw".into())),
-        }
-        if host_pg {
-            let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
-            postgres
-                .tmpfs
-                .push(("/tmp".into(), format!("rw,mode=1777,{owner}")));
-        }
-        postgres.env.extend(extra("postgres"));
-
-        let mut services = vec![postgres];
         let gometrs = gometr_names(file.gometr.replicas);
-        for name in &gometrs {
-            let mut env = vec![kv("GOMETR_LISTEN", "0.0.0.0:8080")];
-            env.extend(extra(name));
-            services.push(ServiceSpec {
-                name: name.clone(),
-                image: images.gometr.clone(),
-                env,
-                cmd: vec![],
-                port: 8080,
-                user: Some(SERVICE_USER.into()),
-                read_only: true,
-                tmpfs: vec![],
-                volumes: vec![],
-                after: vec![],
-                joins: None,
-                // gometr may be told to fail its health at start-up; answering is enough.
-                readiness: Readiness::Http { success: false },
-                limits: Limits::SERVICE,
-            });
-        }
-
-        // Migrations run once, as a one-shot container that must exit 0 before
-        // the checker and the API start (the Kubernetes deploy's migrate Job),
-        // in PostgreSQL's network namespace.
-        let local_db_url = postgres_url(&db_user, &db_password, "127.0.0.1", 5432, &db_name);
-        let mut migrate_env = vec![kv("API_DATABASE_URL", &local_db_url)];
-        migrate_env.extend(extra("migrate"));
-        services.push(ServiceSpec {
-            name: MIGRATE.into(),
-            image: images.api.clone(),
-            env: migrate_env,
-            cmd: vec!["migrate".into()],
-            port: 0,
-            user: Some(SERVICE_USER.into()),
-            read_only: true,
-            tmpfs: vec![],
-            volumes: vec![],
-            after: vec!["postgres".into()],
-            joins: Some("postgres".into()),
-            readiness: Readiness::Exit,
-            limits: Limits::SERVICE,
-        });
-
-        let targets = file
-            .checker
-            .targets
-            .clone()
-            .unwrap_or_else(|| default_targets(file.gometr.replicas));
-        let mut checker_env = vec![
-            kv("CHECKER_DATABASE_URL", &db_url),
-            kv("CHECKER_LISTEN", "0.0.0.0:9090"),
-            kv(
-                "CHECKER_INTERVAL",
-                file.checker.interval.as_deref().unwrap_or(DEFAULT_INTERVAL),
-            ),
-            kv(
-                "CHECKER_TIMEOUT",
-                file.checker.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
-            ),
-            kv("CHECKER_WRITER__FLUSH_INTERVAL", "200ms"),
-            kv("CHECKER_WRITER__MAX_BACKOFF", "1s"),
-            kv("CHECKER_WRITER__SHUTDOWN_TIMEOUT", CHECKER_SHUTDOWN_TIMEOUT),
-            kv(
-                "CHECKER_TARGETS",
-                &serde_json::Value::Array(targets).to_string(),
-            ),
-        ];
-        checker_env.extend(extra("checker"));
-        let checker_limits = Limits::for_checker(&checker_env);
-        let mut after = vec!["postgres".to_owned(), MIGRATE.to_owned()];
-        after.extend(gometrs.iter().cloned());
-        services.push(ServiceSpec {
-            name: "checker".into(),
-            image: images.checker.clone(),
-            env: checker_env,
-            cmd: vec![],
-            port: 9090,
-            user: Some(SERVICE_USER.into()),
-            read_only: true,
-            tmpfs: vec![],
-            volumes: vec![],
-            after: after.clone(),
-            joins: None,
-            readiness: Readiness::Http { success: true },
-            limits: checker_limits,
-        });
-
-        let mut api_env = vec![
-            kv("API_DATABASE_URL", &db_url),
-            kv("API_LISTEN", "0.0.0.0:8080"),
-        ];
-        api_env.extend(extra("api"));
-        services.push(ServiceSpec {
-            name: "api".into(),
-            image: images.api.clone(),
-            env: api_env,
-            cmd: vec![],
-            port: 8080,
-            user: Some(SERVICE_USER.into()),
-            read_only: true,
-            tmpfs: vec![],
-            volumes: vec![],
-            after: vec!["postgres".into(), MIGRATE.into()],
-            joins: None,
-            readiness: Readiness::Http { success: true },
-            limits: Limits::SERVICE,
-        });
-
+        let mut services = vec![parts.postgres()];
+        services.extend(gometrs.iter().map(|name| parts.gometr(name)));
+        services.push(parts.migrate());
+        services.push(parts.checker(&gometrs));
+        services.push(parts.api());
         StackSpec {
             services,
-            db_user,
-            db_name,
-            db_password,
             readiness_timeout: file.readiness_timeout.unwrap_or(Duration::from_secs(60)),
+            db_user: parts.db_user,
+            db_name: parts.db_name,
+            db_password: parts.db_password,
             pinned_subnet: false,
             restart: Restart::Never,
         }
@@ -580,6 +241,180 @@ impl StackSpec {
             left = blocked;
         }
         waves
+    }
+}
+
+fn kv(k: &str, v: &str) -> (String, String) {
+    (k.to_owned(), v.to_owned())
+}
+
+impl ServiceSpec {
+    /// One of our services: as a non-root user on a read-only root, ready
+    /// when its health answers success, within the services' limits.
+    fn ours(name: &str, image: &str, port: u16, env: Vec<(String, String)>) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_owned(),
+            image: image.to_owned(),
+            env,
+            cmd: vec![],
+            port,
+            user: Some(SERVICE_USER.into()),
+            read_only: true,
+            tmpfs: vec![],
+            volumes: vec![],
+            after: vec![],
+            joins: None,
+            readiness: Readiness::Http { success: true },
+            limits: Limits::SERVICE,
+        }
+    }
+}
+
+/// What every service of one stack is built from.
+struct Parts<'a> {
+    images: &'a ImageSet,
+    file: &'a EnvFile,
+    db_user: String,
+    db_name: String,
+    db_password: String,
+}
+
+impl Parts<'_> {
+    /// The environment file's variables for `service`; a gometr replica
+    /// (`gometr-2`) gets gometr's, then its own.
+    fn extra(&self, service: &str) -> Vec<(String, String)> {
+        let base = service.strip_prefix("gometr-").map(|_| "gometr");
+        let mut env: Vec<(String, String)> = Vec::new();
+        for key in [base, Some(service)].into_iter().flatten() {
+            if let Some(vars) = self.file.env.get(key) {
+                env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        env
+    }
+
+    fn db_url(&self, host: &str) -> String {
+        postgres_url(&self.db_user, &self.db_password, host, 5432, &self.db_name)
+    }
+
+    fn postgres(&self) -> ServiceSpec {
+        let host_pg = postgres_image::is_host_assembled(&self.images.postgres);
+        let mut env = vec![
+            kv("POSTGRES_USER", &self.db_user),
+            kv("POSTGRES_PASSWORD", &self.db_password),
+            kv("POSTGRES_DB", &self.db_name),
+        ];
+        env.extend(self.extra("postgres"));
+        let mut postgres = ServiceSpec {
+            // Test mode: durability off; the stack is thrown away.
+            cmd: [
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ]
+            .into_iter()
+            .flat_map(|setting| ["-c".to_owned(), setting.to_owned()])
+            .collect(),
+            user: None,
+            read_only: host_pg,
+            readiness: Readiness::Postgres,
+            limits: Limits::POSTGRES,
+            ..ServiceSpec::ours("postgres", &self.images.postgres, 5432, env)
+        };
+        // Data on a volume of the run (fsync off): it survives `docker restart`
+        // in fault-injection scenarios, which a tmpfs would not.
+        let data_dir = if host_pg {
+            "/var/lib/postgresql"
+        } else {
+            "/var/lib/postgresql/data"
+        };
+        let owner = format!("uid={0},gid={0}", postgres_image::HOST_UID);
+        match self.file.postgres.data.unwrap_or_default() {
+            DataStore::Volume => postgres.volumes = vec![("pgdata".into(), data_dir.into())],
+            DataStore::Tmpfs if host_pg => postgres
+                .tmpfs
+                .push((data_dir.into(), format!("rw,mode=0700,{owner}"))),
+            DataStore::Tmpfs => postgres.tmpfs.push((data_dir.into(), "rw".into())),
+        }
+        if host_pg {
+            postgres
+                .tmpfs
+                .push(("/tmp".into(), format!("rw,mode=1777,{owner}")));
+        }
+        postgres
+    }
+
+    fn gometr(&self, name: &str) -> ServiceSpec {
+        let mut env = vec![kv("GOMETR_LISTEN", "0.0.0.0:8080")];
+        env.extend(self.extra(name));
+        ServiceSpec {
+            // gometr may be told to fail its health at start-up; answering is enough.
+            readiness: Readiness::Http { success: false },
+            ..ServiceSpec::ours(name, &self.images.gometr, 8080, env)
+        }
+    }
+
+    /// Migrations run once, as a one-shot container that must exit 0 before
+    /// the checker and the API start (the Kubernetes deploy's migrate Job),
+    /// in PostgreSQL's network namespace.
+    fn migrate(&self) -> ServiceSpec {
+        let mut env = vec![kv("API_DATABASE_URL", &self.db_url("127.0.0.1"))];
+        env.extend(self.extra(MIGRATE));
+        ServiceSpec {
+            cmd: vec!["migrate".into()],
+            after: vec!["postgres".into()],
+            joins: Some("postgres".into()),
+            readiness: Readiness::Exit,
+            ..ServiceSpec::ours(MIGRATE, &self.images.api, 0, env)
+        }
+    }
+
+    fn checker(&self, gometrs: &[String]) -> ServiceSpec {
+        let checker = &self.file.checker;
+        let targets = checker
+            .targets
+            .clone()
+            .unwrap_or_else(|| default_targets(self.file.gometr.replicas));
+        let mut env = vec![
+            kv("CHECKER_DATABASE_URL", &self.db_url("postgres")),
+            kv("CHECKER_LISTEN", "0.0.0.0:9090"),
+            kv(
+                "CHECKER_INTERVAL",
+                checker.interval.as_deref().unwrap_or(DEFAULT_INTERVAL),
+            ),
+            kv(
+                "CHECKER_TIMEOUT",
+                checker.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
+            ),
+            kv("CHECKER_WRITER__FLUSH_INTERVAL", "200ms"),
+            kv("CHECKER_WRITER__MAX_BACKOFF", "1s"),
+            kv("CHECKER_WRITER__SHUTDOWN_TIMEOUT", CHECKER_SHUTDOWN_TIMEOUT),
+            kv(
+                "CHECKER_TARGETS",
+                &serde_json::Value::Array(targets).to_string(),
+            ),
+        ];
+        env.extend(self.extra("checker"));
+        let limits = Limits::for_checker(&env);
+        let mut after = vec!["postgres".to_owned(), MIGRATE.to_owned()];
+        after.extend(gometrs.iter().cloned());
+        ServiceSpec {
+            after,
+            limits,
+            ..ServiceSpec::ours("checker", &self.images.checker, 9090, env)
+        }
+    }
+
+    fn api(&self) -> ServiceSpec {
+        let mut env = vec![
+            kv("API_DATABASE_URL", &self.db_url("postgres")),
+            kv("API_LISTEN", "0.0.0.0:8080"),
+        ];
+        env.extend(self.extra("api"));
+        ServiceSpec {
+            after: vec!["postgres".into(), MIGRATE.into()],
+            ..ServiceSpec::ours("api", &self.images.api, 8080, env)
+        }
     }
 }
 
@@ -752,38 +587,5 @@ mod tests {
                 .iter()
                 .any(|(path, _)| path == "/var/lib/postgresql")
         );
-    }
-
-    #[test]
-    fn env_file_errors_name_the_key_and_position() {
-        let cases = [
-            ("imagez: {}\n", "imagez", "metrtest.yaml:1:1"),
-            ("gometr:\n  replica: 2\n", "replica", "metrtest.yaml:2:3"),
-            (
-                "gometr: { replicas: 0 }\n",
-                "gometr.replicas",
-                "metrtest.yaml",
-            ),
-            (
-                "checker: { interval: soon }\n",
-                "checker.interval",
-                "metrtest.yaml",
-            ),
-            ("env: { gomtr: { A: b } }\n", "env.gomtr", "metrtest.yaml"),
-            (
-                "readiness_timeout: forever\n",
-                "readiness_timeout",
-                "metrtest.yaml",
-            ),
-        ];
-        for (text, key, location) in cases {
-            let err = EnvFile::parse(text, "metrtest.yaml")
-                .expect_err(text)
-                .to_string();
-            assert!(
-                err.contains(key) && err.starts_with(location),
-                "{text:?} gave {err:?}"
-            );
-        }
     }
 }

@@ -130,8 +130,8 @@ fn redirect(value: &str, from: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::envfile::EnvFile;
     use crate::stack::images::ImageSet;
-    use crate::stack::spec::EnvFile;
 
     fn spec(env_file: &str) -> StackSpec {
         let images = ImageSet {
