@@ -5,16 +5,22 @@
 
 pub mod attach;
 pub mod build_context;
+pub mod containers;
 pub mod control;
 pub mod faults;
 pub mod images;
 pub mod lifecycle;
+pub mod limits;
 pub mod postgres_image;
 pub mod private_network;
 pub mod provision;
+pub mod readiness;
 pub mod reaper;
+pub mod services;
 pub mod spec;
 pub mod state;
 pub mod teardown;
 
+pub use containers::{container_body, inspect_container, list_containers, tail_logs, volume_name};
 pub use lifecycle::*;
+pub use readiness::{published_port, wait_ready};
