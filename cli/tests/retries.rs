@@ -6,28 +6,17 @@
 mod support;
 
 use serde_json::Value;
-use support::{fixtures, metrtest};
+use support::{Ran, RunExt, fixtures, metrtest};
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// `run fixtures/flaky --retries 1 EXTRA`, outside GitHub Actions.
 fn run_flaky(extra: &[&str]) -> Ran {
-    let out = metrtest()
+    metrtest()
         .arg("run")
         .arg(fixtures("flaky"))
         .args(["--retries", "1"])
         .args(extra)
         .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("run metrtest");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .ran()
 }
 
 #[test]
@@ -42,9 +31,7 @@ fn a_scenario_passing_on_its_second_attempt_is_flaky_everywhere_and_exits_0() {
         "--junit",
         junit.to_str().unwrap(),
     ]);
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
-
-    let doc: Value = serde_json::from_str(&ran.stdout).expect("a JSON document on stdout");
+    let doc: Value = ran.assert_code(0).json();
     assert_eq!(doc["totals"]["flaky"], 1, "{doc:#}");
     assert_eq!(doc["totals"]["failed"], 0);
     let scenario = &doc["scenarios"][0];
@@ -85,7 +72,7 @@ fn a_scenario_passing_on_its_second_attempt_is_flaky_everywhere_and_exits_0() {
 #[test]
 fn with_flaky_fails_a_flaky_scenario_exits_1() {
     let ran = run_flaky(&["--flaky-fails"]);
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    ran.assert_code(1);
     assert!(
         ran.stdout.contains("0 passed, 0 failed, 1 flaky"),
         "{}",
