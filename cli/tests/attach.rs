@@ -30,82 +30,65 @@ fn run_on_an_existing_stack_leaves_it_up_and_says_when_a_scenario_needs_its_own(
     let (run, _) = up_detached(&["--ttl".as_ref(), "10m".as_ref()]);
 
     let started = Instant::now();
-    let warm = metrtest()
-        .args(["run", "--stack", &run])
-        .arg(fixtures("passing"))
-        .output()
-        .unwrap();
+    let on_stack = |stack: &str, fixture: &str| {
+        metrtest()
+            .args(["run", "--stack", stack])
+            .arg(fixtures(fixture))
+            .ran()
+    };
+    let warm = on_stack(&run, "passing");
     let took = started.elapsed();
-    let mixed = metrtest()
-        .args(["run", "--stack", &run])
-        .arg(fixtures("own_stack"))
-        .output()
-        .unwrap();
-    let unknown = metrtest()
-        .args(["run", "--stack", "nosuchrun"])
-        .arg(fixtures("passing"))
-        .output()
-        .unwrap();
+    let mixed = on_stack(&run, "own_stack");
+    let unknown = on_stack("nosuchrun", "passing");
     pause(&format!("metrtest-{run}-api"), true);
-    let paused = metrtest()
-        .args(["run", "--stack", &run])
-        .arg(fixtures("passing"))
-        .output()
-        .unwrap();
+    let paused = on_stack(&run, "passing");
     pause(&format!("metrtest-{run}-api"), false);
     let still_up = leftovers(&run).0;
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    let down = down(&run);
 
-    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(warm.status.code(), Some(0), "{}", stderr(&warm));
+    warm.assert_code(0);
     eprintln!(
         "run --stack on a warm stack: {:.2} s in all",
         took.as_secs_f64()
     );
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(
-        run_ids_started(&stderr(&warm)).is_empty(),
+        run_ids_started(&warm.stderr).is_empty(),
         "no stack was started: {}",
-        stderr(&warm)
+        warm.stderr
     );
-    assert_eq!(mixed.status.code(), Some(0), "{}", stderr(&mixed));
+    let stderr = &mixed.assert_code(0).stderr;
     assert!(
-        stderr(&mixed)
-            .contains("scenario \"fixture - needs a stack of its own\" needs a stack of its own"),
-        "{}",
-        stderr(&mixed)
+        stderr.contains("scenario \"fixture - needs a stack of its own\" needs a stack of its own"),
+        "{stderr}"
     );
-    let fresh = run_ids_started(&stderr(&mixed));
-    assert_eq!(fresh.len(), 1, "one fresh stack: {}", stderr(&mixed));
+    let fresh = run_ids_started(stderr);
+    assert_eq!(fresh.len(), 1, "one fresh stack: {stderr}");
     assert_eq!(leftovers(&fresh[0]), (0, 0, 0), "the fresh one is removed");
-    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = &unknown.assert_code(2).stderr;
     assert!(
-        stderr(&unknown).contains("--stack nosuchrun: no such stack; running stacks:")
-            && stderr(&unknown).contains(&run),
-        "{}",
-        stderr(&unknown)
+        stderr.contains("--stack nosuchrun: no such stack; running stacks:")
+            && stderr.contains(&run),
+        "{stderr}"
     );
-    assert_eq!(paused.status.code(), Some(3), "{}", stderr(&paused));
+    let stderr = &paused.assert_code(3).stderr;
     assert!(
-        stderr(&paused).contains(&format!("service api of stack {run} is not ready")),
-        "{}",
-        stderr(&paused)
+        stderr.contains(&format!("service api of stack {run} is not ready")),
+        "{stderr}"
     );
     assert_eq!(still_up, 5, "the attached stack stayed up");
-    assert_eq!(down.status.code(), Some(0));
+    down.assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
 }
 
 #[test]
 fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
-    let out = metrtest()
+    let ran = metrtest()
         .args(["run", "--keep-failed", "--jobs", "1"])
         .arg(fixtures("keep_failed"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let started = run_ids_started(&stderr);
+        .ran();
+    let (stdout, stderr) = (&ran.stdout, &ran.stderr);
+    let started = run_ids_started(stderr);
     let kept: Vec<String> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("kept stack "))
@@ -115,12 +98,12 @@ fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
         .iter()
         .map(|r| (r.clone(), leftovers(r).0))
         .collect();
-    let ps = metrtest().arg("ps").output().unwrap();
+    let ps = ps();
     for run in &kept {
-        metrtest().args(["down", "--run", run]).output().unwrap();
+        down(run);
     }
 
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    ran.assert_code(1);
     assert_eq!(started.len(), 3, "shared + two isolated: {stderr}");
     assert_eq!(kept.len(), 1, "{stdout}");
     assert!(
@@ -135,7 +118,6 @@ fn keep_failed_keeps_exactly_the_failed_scenarios_stack() {
         let expected = if run == kept[0] { 5 } else { 0 };
         assert_eq!(count, expected, "run {run}");
     }
-    let ps = String::from_utf8_lossy(&ps.stdout);
     let row = ps.lines().find(|l| l.contains(&kept[0])).expect("ps row");
     assert!(
         row.contains("fixture - fails on a stack of its own") && row.contains("run"),
@@ -182,7 +164,7 @@ fn up_with_faults_puts_a_proxy_on_the_links_that_its_control_api_drives() {
         Some(r#"{"enabled": true}"#),
     );
     let back = until_status(&format!("{api}/health"), 200);
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
+    let down = down(&run);
 
     assert!(
         table.contains("fault proxy (Toxiproxy's control API)"),
@@ -196,18 +178,16 @@ fn up_with_faults_puts_a_proxy_on_the_links_that_its_control_api_drives() {
     assert!(cut_off, "with api->postgres down the API's health is 503");
     assert_eq!(enabled.0, 200, "{enabled:?}");
     assert!(back, "enabled again, the API recovers");
-    assert!(down.status.success());
+    down.assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
 }
 
 #[test]
 fn up_refuses_a_fault_link_to_a_service_the_stack_lacks_before_starting_anything() {
-    let out = metrtest()
+    let ran = metrtest()
         .args(["up", "--faults", "checker->nowhere"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+        .ran();
+    let stderr = &ran.assert_code(2).stderr;
     assert!(
         stderr.contains("--faults: unknown link 'checker->nowhere'"),
         "{stderr}"
@@ -218,14 +198,9 @@ fn up_refuses_a_fault_link_to_a_service_the_stack_lacks_before_starting_anything
 #[test]
 fn a_faults_link_cut_short_by_a_shell_redirect_is_refused_with_a_hint_to_quote_it() {
     // Typed unquoted, `--faults checker->postgres` reaches metrtest as `checker-`.
-    let out = metrtest()
-        .args(["up", "--faults", "checker-"])
-        // Refused while parsing arguments: no engine is reached.
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // Refused while parsing arguments: no engine is reached.
+    let ran = without_engine().args(["up", "--faults", "checker-"]).ran();
+    let stderr = &ran.assert_code(2).stderr;
     assert!(
         stderr.contains(
             "\"checker-\" is not a link 'CLIENT->SERVER' such as 'checker->postgres'; \
@@ -239,12 +214,8 @@ fn a_faults_link_cut_short_by_a_shell_redirect_is_refused_with_a_hint_to_quote_i
 #[test]
 fn up_and_validate_refuse_a_link_no_service_uses_with_the_same_words() {
     // api never talks to gometr: up used to start a proxy nobody used.
-    let up = metrtest()
-        .args(["up", "--faults", "api->gometr"])
-        .output()
-        .unwrap();
-    let up_err = String::from_utf8_lossy(&up.stderr);
-    assert_eq!(up.status.code(), Some(2), "{up_err}");
+    let up = metrtest().args(["up", "--faults", "api->gometr"]).ran();
+    let up_err = &up.assert_code(2).stderr;
     assert!(!up_err.contains("starting stack"), "{up_err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -254,9 +225,8 @@ fn up_and_validate_refuse_a_link_no_service_uses_with_the_same_words() {
         "name: cut api from gometr\nsteps:\n  - name: cut\n    network: { link: api->gometr, down: true }\n",
     )
     .unwrap();
-    let validate = metrtest().arg("validate").arg(&scenario).output().unwrap();
-    let validate_err = String::from_utf8_lossy(&validate.stderr);
-    assert_ne!(validate.status.code(), Some(0), "{validate_err}");
+    let validate = metrtest().arg("validate").arg(&scenario).ran();
+    let validate_err = &validate.assert_failed().stderr;
     let words = "unknown link 'api->gometr': a link is 'CLIENT->SERVER' between services of the stack that talk to each other: 'checker->postgres', 'api->postgres', 'checker->gometr'";
     assert!(up_err.contains(words), "up: {up_err}");
     assert!(validate_err.contains(words), "validate: {validate_err}");

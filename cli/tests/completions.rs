@@ -3,21 +3,13 @@
 
 mod support;
 
-use support::metrtest;
+use support::{Ran, RunExt, metrtest, without_engine};
 
+/// What `metrtest ARGS` prints on stdout, run with no engine; it must exit 0.
 fn output(args: &[&str]) -> String {
-    let out = metrtest()
-        .args(args)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("run metrtest");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    let ran = without_engine().args(args).ran();
+    ran.assert_code_for(0, format!("{args:?}"));
+    ran.stdout
 }
 
 #[test]
@@ -71,9 +63,8 @@ fn a_reader_that_stops_early_is_no_crash() {
             .unwrap();
         // Close the read end before metrtest writes: its write meets a closed pipe.
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let ran = Ran::from(child.wait_with_output().unwrap());
+        ran.assert_code_for(0, format!("{args:?}"));
+        assert!(!ran.stderr.contains("panicked"), "{args:?}: {}", ran.stderr);
     }
 }

@@ -104,10 +104,8 @@ fn an_up_stack_restarts_a_crashed_checker_and_ps_counts_the_restart() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let ps = metrtest().arg("ps").output().unwrap();
-    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    let ps = ps();
+    down(&run).assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
     assert!(restarted, "the checker was not restarted once within 30 s");
     let row = ps

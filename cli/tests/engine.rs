@@ -11,16 +11,14 @@ use support::*;
 fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("report.xml");
-    let out = metrtest()
+    let ran = metrtest()
         .arg("run")
         .arg(fixtures("failing"))
         .args(["--format", "json", "--junit"])
         .arg(&junit)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        .ran();
+    let stderr = &ran.assert_code(1).stderr;
+    let report = ran.json();
     assert_eq!(report["totals"]["failed"], 8, "{report:#}");
     assert_eq!(report["totals"]["passed"], 0);
     let text_of = |name_part: &str| -> String {
@@ -124,7 +122,7 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     assert!(xml.contains("<system-out>"), "logs in system-out");
     assert!(
         stderr.contains("0 passed, 8 failed")
-            || String::from_utf8_lossy(&out.stdout).contains("0 passed, 8 failed")
+            || ran.stdout.contains("0 passed, 8 failed")
             || stderr.contains("8 failed")
     );
 }
@@ -136,10 +134,8 @@ fn up_detach_then_down_leaves_nothing() {
     let health = get_status(&format!("{api}/health"));
     assert_eq!(health, 200, "the printed URL works");
     assert_eq!(leftovers(&run).0, 5, "four services and the reaper");
-    let ps = metrtest().arg("ps").output().unwrap();
-    assert!(String::from_utf8_lossy(&ps.stdout).contains(&run));
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    assert!(ps().contains(&run));
+    down(&run).assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
 }
 
@@ -167,18 +163,13 @@ fn ctrl_c_on_a_running_up_tears_down_and_exits_zero() {
 #[test]
 fn no_engine_is_exit_3_within_two_seconds_with_a_hint() {
     let started = Instant::now();
-    let out = metrtest()
-        .arg("ps")
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    let ran = without_engine().arg("ps").ran();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &ran.assert_code(3).stderr;
     assert!(
         stderr.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
         "{stderr}"
@@ -228,8 +219,7 @@ fn an_env_file_sets_replicas_their_env_and_the_targets() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    down(&run).assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
     let names: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -255,13 +245,8 @@ fn a_bad_env_file_is_exit_2_naming_the_key_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("metrtest.yaml");
     std::fs::write(&file, "gometr:\n  replica: 2\n").unwrap();
-    let out = metrtest()
-        .args(["up", "--env"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ran = metrtest().args(["up", "--env"]).arg(&file).ran();
+    let stderr = &ran.assert_code(2).stderr;
     assert!(
         stderr.contains("metrtest.yaml:2:3") && stderr.contains("replica"),
         "{stderr}"
@@ -270,7 +255,7 @@ fn a_bad_env_file_is_exit_2_naming_the_key_and_position() {
 
 #[test]
 fn fail_fast_stops_the_other_scenarios_and_filter_selects() {
-    let out = metrtest()
+    let ran = metrtest()
         .arg("run")
         .arg(fixtures("failing"))
         .args([
@@ -282,15 +267,8 @@ fn fail_fast_stops_the_other_scenarios_and_filter_selects() {
             "--format",
             "json",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .ran();
+    let report = ran.assert_code(1).json();
     let names: Vec<&str> = report["scenarios"]
         .as_array()
         .unwrap()
@@ -308,27 +286,20 @@ fn fail_fast_stops_the_other_scenarios_and_filter_selects() {
         "the rest never ran: {report:#}"
     );
 
-    let none = metrtest()
+    metrtest()
         .arg("run")
         .arg(fixtures("failing"))
         .args(["--tag", "no-such-tag"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        none.status.code(),
-        Some(2),
-        "an empty selection is an argument error"
-    );
+        .ran()
+        .assert_code_for(2, "an empty selection is an argument error");
 }
 
 #[test]
 fn a_failed_query_shows_postgres_hint_and_position_under_its_step() {
     let fixture = fixtures("sql_error").join("wrong_column.yaml");
-    let out = metrtest().arg("run").arg(&fixture).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let shown = format!("{stdout}{stderr}");
+    let ran = metrtest().arg("run").arg(&fixture).ran();
+    ran.assert_code(1);
+    let shown = format!("{}{}", ran.stdout, ran.stderr);
     // The expected lines are kept beside the fixture, in the order they appear.
     let expected = std::fs::read_to_string(fixture.with_extension("err")).unwrap();
     let mut rest = shown.as_str();

@@ -9,37 +9,28 @@ use support::*;
 
 #[test]
 fn validate_reads_a_folders_own_environment_for_its_scenarios() {
-    let out = metrtest()
-        .arg("validate")
-        .arg(fixtures("own_env"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let ran = metrtest().arg("validate").arg(fixtures("own_env")).ran();
+    ran.assert_code(0);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("2 scenario(s), 3 step(s): valid"),
+        ran.stdout.contains("2 scenario(s), 3 step(s): valid"),
         "{}",
-        String::from_utf8_lossy(&out.stdout)
+        ran.stdout
     );
     // Given alone, a file takes the run's environment, which has no gometr-2.
     let alone = fixtures("own_env").join("gometr_failing/second_replica_fails.yaml");
-    let out = metrtest().arg("validate").arg(&alone).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let ran = metrtest().arg("validate").arg(&alone).ran();
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("unknown service \"gometr-2\""), "{stderr}");
 }
 
 #[test]
 fn a_folders_own_environment_is_laid_over_the_runs_on_a_stack_of_its_own() {
-    let out = metrtest()
+    let ran = metrtest()
         .arg("run")
         .arg(fixtures("own_env"))
         .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .ran();
+    let report = ran.assert_code(0).json();
     assert_eq!(report["totals"]["passed"], 2, "{report:#}");
     let stacks: Vec<&str> = report["scenarios"]
         .as_array()

@@ -7,39 +7,27 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-/// `metrtest ARGS` with no engine reachable: exit code, stdout, stderr.
-fn without_engine(args: &[&str]) -> (i32, String, String) {
-    let out = metrtest()
-        .args(args)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("run metrtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// `metrtest ARGS` with no engine reachable.
+fn without_engine_ran(args: &[&str]) -> Ran {
+    without_engine().args(args).ran()
 }
 
-/// `run FIXTURE --jobs 4 --format json` on the engine: exit code, the JSON
-/// report, stderr; and nothing of any of its stacks is left.
-fn run_together(fixture: &str) -> (i32, Value, String) {
-    let out = metrtest()
+/// `run FIXTURE --jobs 4 --format json` on the engine: how it ended and the
+/// JSON report; and nothing of any of its stacks is left.
+fn run_together(fixture: &str) -> (Ran, Value) {
+    let ran = metrtest()
         .arg("run")
         .arg(fixtures(fixture))
         .args(["--jobs", "4", "--format", "json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("JSON on stdout ({e}); stderr:\n{stderr}"));
+        .ran();
+    let report = ran.json();
     for scenario in report["scenarios"].as_array().unwrap() {
         let run = scenario["stack"]
             .as_str()
             .expect("every scenario ran on a stack");
         assert_eq!(leftovers(run), (0, 0, 0), "stack {run} was left behind");
     }
-    (out.status.code().unwrap_or(-1), report, stderr)
+    (ran, report)
 }
 
 fn scenario<'a>(report: &'a Value, name_part: &str) -> &'a Value {
@@ -55,8 +43,8 @@ fn scenario<'a>(report: &'a Value, name_part: &str) -> &'a Value {
 fn list_says_which_stack_each_scenario_gets_and_why() {
     let dir = fixtures("neighbours");
     let dir = dir.to_str().unwrap();
-    let (code, stdout, stderr) = without_engine(&["run", dir, "--list"]);
-    assert_eq!(code, 0, "{stderr}");
+    let ran = without_engine_ran(&["run", dir, "--list"]);
+    let (stdout, stderr) = (&ran.assert_code(0).stdout, &ran.stderr);
     // stdout keeps one `FILE: NAME` line per scenario, as scripts read it.
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     assert!(
@@ -70,9 +58,8 @@ fn list_says_which_stack_each_scenario_gets_and_why() {
         "{stderr}"
     );
 
-    let (code, stdout, stderr) = without_engine(&["run", dir, "--list", "--format", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let listed: Value = serde_json::from_str(&stdout).expect("a JSON list");
+    let ran = without_engine_ran(&["run", dir, "--list", "--format", "json"]);
+    let listed = ran.assert_code(0).json();
     let stacks: Vec<(&str, &str)> = listed
         .as_array()
         .unwrap()
@@ -98,8 +85,9 @@ fn list_says_which_stack_each_scenario_gets_and_why() {
 #[test]
 fn validate_warns_when_isolated_false_keeps_a_changing_step_on_the_shared_stack() {
     let dir = fixtures("neighbours_opted_out");
-    let (code, stdout, stderr) = without_engine(&["validate", dir.to_str().unwrap()]);
-    assert_eq!(code, 0, "a warning is not an error: {stderr}");
+    let ran = without_engine_ran(&["validate", dir.to_str().unwrap()]);
+    let (stdout, stderr) = (&ran.stdout, &ran.stderr);
+    ran.assert_code_for(0, "a warning is not an error");
     assert!(
         stdout.contains("2 scenario(s), 6 step(s): valid"),
         "{stdout}"
@@ -116,8 +104,8 @@ fn validate_warns_when_isolated_false_keeps_a_changing_step_on_the_shared_stack(
 
 #[test]
 fn a_scenario_that_changes_gometr_runs_apart_and_its_neighbour_passes() {
-    let (code, report, stderr) = run_together("neighbours");
-    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let (ran, report) = run_together("neighbours");
+    ran.assert_code(0);
     assert_eq!(report["totals"]["passed"], 2, "{report:#}");
     let breaker = scenario(&report, "breaks gometr");
     let reader = scenario(&report, "reads gometr");
@@ -133,8 +121,8 @@ fn a_scenario_that_changes_gometr_runs_apart_and_its_neighbour_passes() {
 
 #[test]
 fn a_scenario_failing_on_a_shared_stack_names_the_scenario_that_ran_beside_it() {
-    let (code, report, stderr) = run_together("neighbours_opted_out");
-    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    let (ran, report) = run_together("neighbours_opted_out");
+    let stderr = &ran.assert_code(1).stderr;
     let breaker = scenario(&report, "breaks gometr");
     let reader = scenario(&report, "reads gometr");
     assert_eq!(reader["outcome"], "failed", "{reader:#}");

@@ -1,38 +1,19 @@
 //! `metrtest validate` on hostile files: huge, endless, looping, binary. Each is
 //! refused promptly with exit 2 and a message, never a hang or a crash.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::{Ran, RunExt, without_engine};
+
 /// Runs `metrtest validate PATH...`, killing it if it takes more than 20 s.
-fn validate(paths: &[&Path]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metrtest"))
+fn validate(paths: &[&Path]) -> Ran {
+    without_engine()
         .arg("validate")
         .args(paths)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run metrtest");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().expect("wait for metrtest").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("metrtest validate {paths:?} hung for 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("metrtest output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .ran_within(Duration::from_secs(20))
 }
 
 const GOOD: &str = "name: fine\nsteps:\n  - sleep: 1ms\n";
@@ -47,8 +28,8 @@ fn a_mistake_past_column_65535_is_shown_without_a_crash() {
         format!("name: wide\nsteps:\n  - {{ name: \"{long}\", sleep: 1s, bogus: 1 }}\n"),
     )
     .unwrap();
-    let (code, _, stderr) = validate(&[&file]);
-    assert_eq!(code, 2, "{}", &stderr[..stderr.len().min(2000)]);
+    let ran = validate(&[&file]);
+    let stderr = &ran.assert_code(2).stderr;
     assert!(
         !stderr.contains("panicked"),
         "{}",
@@ -78,8 +59,8 @@ fn a_file_over_the_size_limit_is_refused_naming_the_limit() {
     let steps = "  - sleep: 1ms\n".repeat(80_000);
     std::fs::write(&file, format!("name: huge\nsteps:\n{steps}")).unwrap();
     let started = Instant::now();
-    let (code, _, stderr) = validate(&[&file]);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate(&[&file]);
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("huge.yaml"), "{stderr}");
     assert!(stderr.contains("1 MiB"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -95,15 +76,15 @@ fn devices_and_fifos_named_yaml_are_refused_without_reading_them() {
     // SAFETY: mkfifo(3) with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
 
-    let (code, _, stderr) = validate(&[dir.path()]);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate(&[dir.path()]);
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("zero.yaml"), "{stderr}");
     assert!(stderr.contains("fifo.yaml"), "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 
     for named in [&fifo, &dir.path().join("zero.yaml")] {
-        let (code, _, stderr) = validate(&[named]);
-        assert_eq!(code, 2, "{named:?}: {stderr}");
+        let ran = validate(&[named]);
+        let stderr = &ran.assert_code_for(2, named.display()).stderr;
         assert!(stderr.contains("not a regular file"), "{stderr}");
     }
 }
@@ -117,9 +98,9 @@ fn symlink_loops_and_repeated_paths_load_each_file_once() {
     std::os::unix::fs::symlink(&scenarios, scenarios.join("loop")).unwrap();
     std::os::unix::fs::symlink(scenarios.join("good.yaml"), scenarios.join("alias.yaml")).unwrap();
 
-    let (code, stdout, stderr) = validate(&[&scenarios, &scenarios.join("good.yaml"), &scenarios]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("1 scenario(s)"), "{stdout}");
+    let ran = validate(&[&scenarios, &scenarios.join("good.yaml"), &scenarios]);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("1 scenario(s)"), "{}", ran.stdout);
 }
 
 #[test]
@@ -133,11 +114,11 @@ fn binary_and_invalid_utf8_files_are_errors_with_a_position() {
     .unwrap();
     let latin1 = dir.path().join("latin1.yaml");
     std::fs::write(&latin1, b"name: caf\xe9\nsteps:\n  - sleep: 1ms\n").unwrap();
-    let (code, _, stderr) = validate(&[&binary]);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate(&[&binary]);
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("binary.yaml:1:"), "{stderr}");
-    let (code, _, stderr) = validate(&[&latin1]);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate(&[&latin1]);
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("latin1.yaml:1:10"), "{stderr}");
     assert!(stderr.contains("UTF-8"), "{stderr}");
 }

@@ -10,16 +10,13 @@ use support::*;
 fn a_failing_migrate_step_ends_the_start_with_its_logs_in_every_report_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = metrtest()
+    let ran = metrtest()
         .arg("run")
         .arg(fixtures("bad_migrate"))
         .args(["--format", "json", "--junit"])
         .arg(&junit)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+        .ran();
+    let stderr = &ran.assert_code(3).stderr;
     let lines: Vec<String> = stderr.lines().map(str::to_owned).collect();
     let run = run_id_in(&lines);
 
@@ -31,7 +28,7 @@ fn a_failing_migrate_step_ends_the_start_with_its_logs_in_every_report_and_leave
     assert!(stderr.contains(cause), "{stderr}");
 
     // JSON: the scenario failed, with the migrate logs under its name.
-    let json: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let json = ran.json();
     let scenario = &json["scenarios"][0];
     assert_eq!(scenario["outcome"], "failed", "{json}");
     assert!(
@@ -69,8 +66,7 @@ fn the_services_start_on_a_migrated_database_and_the_migrate_container_is_gone()
         .config
         .and_then(|c| c.cmd)
         .unwrap_or_default();
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    down(&run).assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
 
     assert_eq!(status, 200, "the API serves a migrated database");

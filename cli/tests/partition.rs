@@ -6,30 +6,18 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use support::metrtest;
+use support::{Ran, RunExt, without_engine};
 
-/// `run ARGS --list` with no engine reachable: exit code, stdout lines, stderr.
-fn list(args: &[&str]) -> (i32, Vec<String>, String) {
-    let out = metrtest()
-        .arg("run")
-        .args(args)
-        .arg("--list")
-        // Proves no engine is needed: any attempt to reach one would fail.
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("run metrtest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    (
-        out.status.code().unwrap_or(-1),
-        stdout.lines().map(str::to_owned).collect(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// `run ARGS --list` with no engine reachable.
+fn list(args: &[&str]) -> Ran {
+    without_engine().arg("run").args(args).arg("--list").ran()
 }
 
+/// The stdout lines of `run ARGS --list`, which must exit 0.
 fn listed(args: &[&str]) -> Vec<String> {
-    let (code, lines, stderr) = list(args);
-    assert_eq!(code, 0, "{args:?}: {stderr}");
-    lines
+    let ran = list(args);
+    ran.assert_code_for(0, format!("{args:?}"));
+    ran.stdout.lines().map(str::to_owned).collect()
 }
 
 /// The scenario names of `path: name` lines.
@@ -178,9 +166,9 @@ fn bad_run_flags_are_usage_errors_naming_the_flag_and_the_problem() {
     for (flags, flag, problem) in cases {
         let mut args = vec!["scenarios/"];
         args.extend(flags.iter().copied());
-        let (code, lines, stderr) = list(&args);
-        assert_eq!(code, 2, "{flags:?}: {stderr}");
-        assert!(lines.is_empty(), "{flags:?} listed {lines:?}");
+        let ran = list(&args);
+        let stderr = &ran.assert_code_for(2, format!("{flags:?}")).stderr;
+        assert!(ran.stdout.is_empty(), "{flags:?} listed {}", ran.stdout);
         assert!(stderr.contains(flag), "{flags:?}: {stderr}");
         assert!(stderr.contains(problem), "{flags:?}: {stderr}");
     }

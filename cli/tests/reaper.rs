@@ -74,31 +74,14 @@ fn a_run_killed_during_teardown_leaves_nothing() {
 
 #[test]
 fn a_finished_run_removes_its_reaper_too() {
-    let out = metrtest()
-        .args(["up", "--detach", "--ttl", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let run = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .expect("run id")
-        .trim()
-        .to_owned();
+    let (run, _) = up_detached(&["--ttl".as_ref(), "0".as_ref()]);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
         leftovers(&run).0,
         5,
         "--ttl 0: the detached stack stays after its owner exited"
     );
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    down(&run).assert_code(0);
     assert_eq!(
         leftovers(&run),
         (0, 0, 0),
@@ -109,8 +92,7 @@ fn a_finished_run_removes_its_reaper_too() {
 #[test]
 fn a_detached_stack_is_removed_when_its_ttl_expires_and_ps_shows_it() {
     let (run, _) = up_detached(&["--ttl".as_ref(), "8s".as_ref()]);
-    let ps = metrtest().arg("ps").output().unwrap();
-    let ps = String::from_utf8_lossy(&ps.stdout);
+    let ps = ps();
     let row = ps
         .lines()
         .find(|l| l.contains(&run) && l.contains(" up "))
@@ -140,12 +122,8 @@ fn a_detached_stack_is_removed_when_its_ttl_expires_and_ps_shows_it() {
 #[test]
 fn a_bad_ttl_is_exit_2_naming_the_flag() {
     for bad in ["soon", "-1h"] {
-        let out = metrtest()
-            .args(["up", "--detach", "--ttl", bad])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "--ttl {bad}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let ran = metrtest().args(["up", "--detach", "--ttl", bad]).ran();
+        let stderr = &ran.assert_code_for(2, format!("--ttl {bad}")).stderr;
         assert!(stderr.contains("--ttl"), "--ttl {bad}: {stderr}");
     }
 }
@@ -168,21 +146,20 @@ fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
         ),
     )
     .unwrap();
-    let out = metrtest()
+    let ran = metrtest()
         .args(["up", "--detach", "--env"])
         .arg(&file)
         .env("METRTEST_WORKSPACE", dir.path().join("no-workspace"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let run = String::from_utf8_lossy(&out.stdout)
+        .ran();
+    let run = ran
+        .stdout
         .lines()
         .find_map(|l| l.strip_prefix("run id: ").map(|r| r.trim().to_owned()));
     let count = run.as_deref().map(|r| leftovers(r).0);
     if let Some(run) = &run {
-        metrtest().args(["down", "--run", run]).output().unwrap();
+        down(run);
     }
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = &ran.assert_code(0).stderr;
     assert!(stderr.contains("cannot build the reaper image"), "{stderr}");
     assert!(stderr.contains("this run has no reaper"), "{stderr}");
     assert_eq!(count, Some(4), "four services, no reaper");
@@ -194,7 +171,7 @@ fn a_reaper_removes_only_its_own_run() {
     let (child, _lines, run) = up_until("press Ctrl-C");
     kill_and_count(child, &run, "beside another run");
     let other_left = leftovers(&other);
-    metrtest().args(["down", "--run", &other]).output().unwrap();
+    down(&other);
     assert_eq!(
         other_left,
         (5, 1, 1),

@@ -321,21 +321,14 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_by_conte
     let scratch = tempfile::tempdir().unwrap();
 
     // DOCKER_HOST=tcp://…: images built there, ports reached at its address.
-    let out = metrtest()
+    let up = metrtest()
         .args(["up", "--detach", "--ttl", "10m"])
         .env("DOCKER_HOST", engine.host())
         .env_remove("METRTEST_HOST")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stderr}\ndockerd:\n{}",
-        engine.log()
-    );
-    let run = run_id_printed(&stdout);
+        .ran();
+    up.assert_code_for(0, format_args!("up (dockerd:\n{})", engine.log()));
+    let (stdout, stderr) = (&up.stdout, &up.stderr);
+    let run = run_id_printed(stdout);
     assert!(
         stderr.contains("no reaper"),
         "a tcp engine runs without a reaper, and says so: {stderr}"
@@ -355,12 +348,10 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_by_conte
             .env_remove("DOCKER_CONTEXT")
             .env_remove("METRTEST_HOST")
             .env("DOCKER_CONFIG", &config)
-            .output()
-            .unwrap()
+            .ran()
     };
     let passing = fixtures("passing").display().to_string();
     let ran = with_context(&["run", "--stack", &run, &passing]);
-    let ran_err = String::from_utf8_lossy(&ran.stderr).into_owned();
 
     // DOCKER_HOST=ssh://user@host:port: through an ssh server on the engine's
     // address (cli/tests/support/sshd.py) that runs `docker system dial-stdio`.
@@ -371,8 +362,7 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_by_conte
             .env("DOCKER_HOST", sshd.url())
             .env("METRTEST_SSH_OPTS", sshd.client_options())
             .env_remove("METRTEST_HOST")
-            .output()
-            .unwrap()
+            .ran()
     };
     let ps_ssh = over_ssh(&["ps"]);
     let ran_ssh = over_ssh(&["run", "--stack", &run, &passing]);
@@ -380,28 +370,14 @@ fn a_stack_on_a_remote_engine_is_reached_at_the_engines_address_by_host_by_conte
     let down = with_context(&["down", "--run", &run]);
     let left = engine.leftovers(&run);
 
-    assert_eq!(
-        ran.status.code(),
-        Some(0),
-        "run --stack by context: {ran_err}"
-    );
-    assert_eq!(
-        ran_ssh.status.code(),
-        Some(0),
-        "run --stack over ssh with a port: {}",
-        String::from_utf8_lossy(&ran_ssh.stderr)
-    );
+    ran.assert_code_for(0, "run --stack by context");
+    ran_ssh.assert_code_for(0, "run --stack over ssh with a port");
     assert!(
-        String::from_utf8_lossy(&ps_ssh.stdout).contains(&run),
+        ps_ssh.stdout.contains(&run),
         "ps over ssh lists the run: {}",
-        String::from_utf8_lossy(&ps_ssh.stdout)
+        ps_ssh.stdout
     );
-    assert_eq!(
-        down.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    down.assert_code(0);
     assert_eq!(
         left,
         (0, 0, 0),

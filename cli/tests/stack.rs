@@ -62,8 +62,7 @@ fn containers_have_limits_and_keep_their_port_across_stop_and_start() {
         status = get_status(&format!("{gometr}/health"));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let down = metrtest().args(["down", "--run", &run]).output().unwrap();
-    assert_eq!(down.status.code(), Some(0));
+    down(&run).assert_code(0);
     assert_eq!(leftovers(&run), (0, 0, 0));
     assert_eq!(status, 200, "the URL `up` printed works after a restart");
 }

@@ -1,24 +1,20 @@
 //! `metrtest validate` on broken files: each mistake is named at file:line:column,
 //! exit code 2, with no engine involved.
 
-use std::path::Path;
-use std::process::Command;
+mod support;
 
-fn validate(file: &str) -> (i32, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/broken")
-        .join(file);
-    let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
-        .arg("validate")
-        .arg(&path)
-        // Proves no engine is needed: any attempt to reach one would fail.
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("run metrtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+use std::path::Path;
+
+use support::{Ran, RunExt, fixtures, metrtest, without_engine};
+
+/// `validate broken/FILE` with no engine reachable.
+fn validate(file: &str) -> Ran {
+    validate_path(&fixtures("broken").join(file))
+}
+
+/// `validate PATH` with no engine reachable.
+fn validate_path(path: &Path) -> Ran {
+    without_engine().arg("validate").arg(path).ran()
 }
 
 #[test]
@@ -130,8 +126,9 @@ fn every_kind_of_mistake_is_named_at_its_position() {
         ),
     ];
     for (file, position, words) in cases {
-        let (code, stderr) = validate(file);
-        assert_eq!(code, 2, "{file}: {stderr}");
+        let ran = validate(file);
+        ran.assert_code_for(2, file);
+        let stderr = &ran.stderr;
         assert!(
             stderr.contains(position),
             "{file}: expected {position:?} in\n{stderr}"
@@ -150,47 +147,22 @@ fn every_kind_of_mistake_is_named_at_its_position() {
 #[test]
 fn valid_files_pass_and_say_how_many() {
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
-        .arg("validate")
-        .arg(&scenarios)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
-}
-
-fn validate_path(path: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
-        .arg("validate")
-        .arg(path)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("run metrtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = metrtest().arg("validate").arg(&scenarios).ran();
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("valid"));
 }
 
 #[test]
 fn a_byte_order_mark_and_known_references_are_valid() {
-    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
-    let (code, stdout, stderr) = validate_path(&valid);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("3 scenario(s)"), "{stdout}");
+    let ran = validate_path(&fixtures("valid"));
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("3 scenario(s)"), "{}", ran.stdout);
 }
 
 #[test]
 fn with_gometr_replicas_a_network_link_names_one_replica() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network_replicas");
-    let (code, _, stderr) = validate_path(&folder);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate_path(&fixtures("network_replicas"));
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("links.yaml:4:22"), "{stderr}");
     assert!(
         stderr.contains("unknown link 'checker->gometr'"),
@@ -205,27 +177,23 @@ fn with_gometr_replicas_a_network_link_names_one_replica() {
 
 #[test]
 fn a_broken_environment_file_fails_validate_as_it_fails_run() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken_env");
-    let (code, _, stderr) = validate_path(&folder);
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate_path(&fixtures("broken_env"));
+    let stderr = &ran.assert_code(2).stderr;
     assert!(stderr.contains("metrtest.yaml:2:"), "{stderr}");
     assert!(stderr.contains("replicas"), "{stderr}");
 }
 
 #[test]
 fn a_missing_path_is_an_argument_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
-        .args(["validate", "/no/such/place"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or folder"));
+    let ran = metrtest().args(["validate", "/no/such/place"]).ran();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("no such file or folder"));
 }
 
 #[test]
 fn every_problem_of_a_file_is_told_at_its_own_position() {
-    let (code, stderr) = validate("several_problems.yaml");
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate("several_problems.yaml");
+    let stderr = &ran.assert_code(2).stderr;
     let positions: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("error: "))
@@ -245,8 +213,8 @@ fn every_problem_of_a_file_is_told_at_its_own_position() {
 
 #[test]
 fn past_twenty_problems_the_rest_are_counted_not_shown() {
-    let (code, stderr) = validate("too_many_problems.yaml");
-    assert_eq!(code, 2, "{stderr}");
+    let ran = validate("too_many_problems.yaml");
+    let stderr = &ran.assert_code(2).stderr;
     assert_eq!(stderr.matches("is not a duration").count(), 20, "{stderr}");
     assert!(
         stderr.contains("… and 5 more problem(s) (showing the first 20)"),
@@ -276,8 +244,8 @@ fn a_misspelt_name_gets_the_nearest_known_one() {
             "did you mean 'checker->postgres'?",
         ),
     ] {
-        let (code, stderr) = validate(file);
-        assert_eq!(code, 2, "{file}: {stderr}");
+        let ran = validate(file);
+        let stderr = &ran.assert_code_for(2, file).stderr;
         assert!(
             stderr.contains(&format!("{file}{position}")),
             "{file}: {stderr}"
@@ -294,7 +262,7 @@ fn a_misspelt_name_gets_the_nearest_known_one() {
 /// shows in review. `METRTEST_BLESS=1` rewrites the files from the output.
 #[test]
 fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
+    let dir = fixtures("broken");
     let bless = std::env::var_os("METRTEST_BLESS").is_some();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -306,24 +274,20 @@ fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
     let mut differ = Vec::new();
     for file in files {
         let name = file.file_name().unwrap().to_str().unwrap().to_owned();
-        let out = Command::new(env!("CARGO_BIN_EXE_metrtest"))
+        let ran = without_engine()
             .arg("validate")
             .arg(&name)
             .current_dir(&dir)
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run metrtest");
-        assert_eq!(out.status.code(), Some(2), "{name} is rejected");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            .ran();
+        let stderr = &ran.assert_code_for(2, format!("{name} is rejected")).stderr;
         let expected_path = file.with_extension("stderr");
         if bless {
-            std::fs::write(&expected_path, &stderr).unwrap();
+            std::fs::write(&expected_path, stderr).unwrap();
             continue;
         }
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
-        if expected != stderr {
+        if &expected != stderr {
             differ.push(format!(
                 "{name}:\n--- expected\n{expected}--- actual\n{stderr}"
             ));

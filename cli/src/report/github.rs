@@ -2,7 +2,7 @@
 //! so that it shows on the pull request's line; each flaky scenario as a
 //! `::warning`.
 
-use crate::runner::report::{Outcome, ScenarioReport};
+use crate::runner::report::{Outcome, ScenarioReport, run_name};
 
 /// `--annotations`: which workflow commands to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +34,36 @@ fn escape_data(text: &str) -> String {
 /// A property value: the data escapes, plus `:` and `,`, which end a property.
 fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `failed on its first run, passed on retry 1:` and the failure; with
+/// several failed runs, each failure under its run's name.
+fn flaky_message(r: &ScenarioReport) -> String {
+    let failed: Vec<String> = r
+        .earlier_attempts
+        .iter()
+        .map(|run| match run.attempt {
+            1 => "its first run".to_owned(),
+            n => run_name(n),
+        })
+        .collect();
+    let failed = match failed.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let failures: Vec<String> = match r.earlier_attempts.as_slice() {
+        [only] => vec![only.failure.clone()],
+        runs => runs
+            .iter()
+            .map(|run| format!("{}: {}", run_name(run.attempt), run.failure))
+            .collect(),
+    };
+    format!(
+        "failed on {failed}, passed on {}:\n{}",
+        run_name(r.attempts),
+        failures.join("\n")
+    )
 }
 
 /// One workflow command.
@@ -118,15 +148,7 @@ pub fn render(reports: &[ScenarioReport]) -> Vec<String> {
                     line: r.line,
                     column: None,
                     title: format!("{} is flaky", r.name),
-                    message: format!(
-                        "passed on attempt {} after failing:\n{}",
-                        r.attempts,
-                        r.earlier_attempts
-                            .iter()
-                            .map(|a| a.failure.as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ),
+                    message: flaky_message(r),
                 }
                 .render(),
             );
@@ -246,7 +268,29 @@ mod tests {
         let lines = render(&[passed, flaky]);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].starts_with("::warning file="), "{}", lines[0]);
-        assert!(lines[0].ends_with("::passed on attempt 2 after failing:%0Astep 1 failed"));
+        assert!(
+            lines[0].ends_with("::failed on its first run, passed on retry 1:%0Astep 1 failed"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn a_scenario_flaky_twice_names_each_failed_run() {
+        let mut flaky = scenario(Outcome::Passed, vec![step(Outcome::Passed, Some(3))]);
+        flaky.attempts = 3;
+        flaky.earlier_attempts = (1..=2)
+            .map(|run| Attempt {
+                attempt: run,
+                outcome: Outcome::Failed,
+                duration: Duration::ZERO,
+                failure: format!("step {run} failed"),
+            })
+            .collect();
+        assert_eq!(
+            flaky_message(&flaky),
+            "failed on its first run and retry 1, passed on retry 2:\nfirst run: step 1 failed\nretry 1: step 2 failed"
+        );
     }
 
     #[test]

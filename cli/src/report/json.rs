@@ -1,6 +1,11 @@
 //! `--format json`: the whole run as one JSON document on stdout, for tools.
 //! Each failed step carries the `file`, `line` and `column` it is written at
-//! (the last two when known); each flaky scenario its failed attempts.
+//! (the last two when known); each scenario its `retries` (`--retries`: runs
+//! after the first), and one retried after a failure its failed runs in
+//! `earlier_attempts`, each with its `run` number (1 the first run, 2 retry 1).
+//! The older keys keep their names: `attempts` counts a scenario's runs (the
+//! first run plus its retries) and an earlier run's `attempt` is its `run`;
+//! a failed step's `attempts` counts its polls under `retry:`.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -29,6 +34,27 @@ fn locate_failed_steps(document: &mut Value) {
     }
 }
 
+/// Adds `retries` to each scenario and `run` to each of its earlier runs:
+/// the words the other reports use, beside the keys named before them.
+fn name_runs(document: &mut Value) {
+    let Some(scenarios) = document["scenarios"].as_array_mut() else {
+        return;
+    };
+    for scenario in scenarios {
+        let runs = scenario["attempts"].as_u64().unwrap_or(0);
+        scenario["retries"] = runs.saturating_sub(1).into();
+        let Some(earlier) = scenario
+            .get_mut("earlier_attempts")
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for run in earlier {
+            run["run"] = run["attempt"].clone();
+        }
+    }
+}
+
 pub fn render(reports: &[ScenarioReport]) -> String {
     let document = Document {
         totals: Totals::of(reports),
@@ -36,6 +62,7 @@ pub fn render(reports: &[ScenarioReport]) -> String {
     };
     let mut value = serde_json::to_value(&document).unwrap_or_default();
     locate_failed_steps(&mut value);
+    name_runs(&mut value);
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
@@ -78,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flaky_scenario_lists_its_failed_attempts_and_counts_as_flaky() {
+    fn a_flaky_scenario_lists_its_failed_runs_and_counts_as_flaky() {
         let mut r = scenario(Outcome::Passed, vec![step(Outcome::Passed)]);
         r.attempts = 2;
         r.earlier_attempts = vec![Attempt {
@@ -92,6 +119,9 @@ mod tests {
         assert_eq!(doc["totals"]["passed"], 0);
         let scenario = &doc["scenarios"][0];
         assert_eq!(scenario["attempts"], 2);
+        assert_eq!(scenario["retries"], 1);
+        assert_eq!(scenario["earlier_attempts"][0]["attempt"], 1);
+        assert_eq!(scenario["earlier_attempts"][0]["run"], 1);
         assert_eq!(scenario["earlier_attempts"][0]["outcome"], "failed");
         assert_eq!(scenario["earlier_attempts"][0]["failure"], "step 1 failed");
     }

@@ -1,14 +1,15 @@
 //! JUnit XML as GitLab, GitHub and Jenkins read it: a testsuite per file, a
 //! testcase per scenario (with `file` and, when known, `line` attributes), the
-//! failure text, service logs in system-out, and the failed attempts of a
-//! flaky scenario as Surefire's `flakyFailure` elements.
+//! failure text, service logs in system-out, and the failed runs of a flaky
+//! scenario (`--retries`) as Surefire's `flakyFailure` elements, each message
+//! naming its run (`first run: …`, `retry 1: …`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use crate::runner::report::{Attempt, Outcome, ScenarioReport, StepReport};
+use crate::runner::report::{Attempt, Outcome, ScenarioReport, StepReport, run_name};
 
 /// The message attribute: the failure text's first line and, when that line
 /// only says where (`step 2 ... at FILE:20:15 failed:`), its first failed
@@ -31,17 +32,18 @@ fn headline(text: &str) -> String {
     }
 }
 
-fn flaky_failure(attempt: &Attempt) -> TestRerun {
+/// A failed run before the passing one, as `<flakyFailure>`.
+fn flaky_failure(run: &Attempt) -> TestRerun {
     let mut rerun = TestRerun::new(NonSuccessKind::Failure);
     rerun
         .set_message(format!(
-            "attempt {}: {}",
-            attempt.attempt,
-            headline(&attempt.failure)
+            "{}: {}",
+            run_name(run.attempt),
+            headline(&run.failure)
         ))
         .set_type("assertion")
-        .set_time(attempt.duration)
-        .set_description(attempt.failure.clone());
+        .set_time(run.duration)
+        .set_description(run.failure.clone());
     rerun
 }
 
@@ -198,22 +200,26 @@ mod tests {
     }
 
     #[test]
-    fn a_flaky_scenario_passes_with_one_flaky_failure_per_failed_attempt() {
+    fn a_flaky_scenario_passes_with_one_flaky_failure_per_failed_run() {
         let mut flaky = scenario("a.yaml", "flaky", Outcome::Passed);
         flaky.attempts = 3;
         flaky.earlier_attempts = (1..=2)
-            .map(|attempt| Attempt {
-                attempt,
+            .map(|run| Attempt {
+                attempt: run,
                 outcome: Outcome::Failed,
                 duration: Duration::from_millis(200),
-                failure: format!("step 1 \"s\" (http) failed:\n  ✗ try {attempt}"),
+                failure: format!("step 1 \"s\" (http) failed:\n  ✗ try {run}"),
             })
             .collect();
         let xml = render(&[flaky]);
         assert!(!xml.contains("<failure"), "the case passed: {xml}");
         assert_eq!(xml.matches("<flakyFailure").count(), 2, "{xml}");
         assert!(
-            xml.contains(r#"message="attempt 1: step 1 &quot;s&quot; (http) failed:""#),
+            xml.contains(r#"message="first run: step 1 &quot;s&quot; (http) failed:""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"message="retry 1: step 1 &quot;s&quot; (http) failed:""#),
             "{xml}"
         );
         assert!(xml.contains("✗ try 2"), "the failure text is kept: {xml}");

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::runner::event::{Event, Level, Reporter};
-use crate::runner::report::Outcome;
+use crate::runner::report::{Outcome, run_name};
 use crate::ui::{Task, Ui};
 
 /// Prints a run's progress through [`Ui`].
 pub struct Live {
     ui: Ui,
-    /// The open task line of each running scenario attempt.
+    /// The open task line of each scenario's running run (first run or retry).
     tasks: Mutex<HashMap<(String, u32), Task>>,
 }
 
@@ -23,19 +23,35 @@ impl Live {
         }
     }
 
-    fn take_task(&self, name: &str, attempt: u32) -> Option<Task> {
+    fn take_task(&self, name: &str, run: u32) -> Option<Task> {
         self.tasks
             .lock()
             .expect("task lines")
-            .remove(&(name.to_owned(), attempt))
+            .remove(&(name.to_owned(), run))
     }
 }
 
-fn label(name: &str, attempt: u32) -> String {
-    if attempt > 1 {
-        format!("scenario {name} (attempt {attempt})")
+/// `scenario NAME`, and on a retry (`--retries`) `scenario NAME (retry 1)`.
+fn label(name: &str, run: u32) -> String {
+    if run > 1 {
+        format!("scenario {name} ({})", run_name(run))
     } else {
         format!("scenario {name}")
+    }
+}
+
+/// What follows `failed` in a scenario's failure: on which run, and whether
+/// it runs again; nothing when it ran once and for all.
+fn which_run(run: u32, retrying: bool) -> String {
+    match (run, retrying) {
+        (1, false) => String::new(),
+        (1, true) => " on its first run; running it again as retry 1".into(),
+        (run, true) => format!(
+            " on {}; running it again as {}",
+            run_name(run),
+            run_name(run + 1)
+        ),
+        (run, false) => format!(" on {} too", run_name(run)),
     }
 }
 
@@ -100,11 +116,7 @@ impl Reporter for Live {
                             "scenario {:?} ({}) failed{}\n{}",
                             report.name,
                             report.file.display(),
-                            if *retrying {
-                                format!(" on attempt {attempt}; it will be retried")
-                            } else {
-                                String::new()
-                            },
+                            which_run(*attempt, *retrying),
                             report.failure_text(),
                         );
                         if !report.logs.is_empty() {
@@ -146,11 +158,11 @@ mod tests {
         lines.lock().unwrap().clone()
     }
 
-    fn started(attempt: u32) -> Event<'static> {
+    fn started(run: u32) -> Event<'static> {
         Event::ScenarioStarted {
             name: "x",
             file: Path::new("scenarios/x.yaml"),
-            attempt,
+            attempt: run,
         }
     }
 
@@ -180,7 +192,7 @@ mod tests {
         assert_eq!(lines[1], "✗ scenario x failed, retrying");
         assert!(
             lines[2].starts_with(
-                "error: scenario \"x\" (scenarios/x.yaml) failed on attempt 1; it will be retried\n"
+                "error: scenario \"x\" (scenarios/x.yaml) failed on its first run; running it again as retry 1\n"
             ),
             "{lines:?}"
         );
@@ -188,8 +200,8 @@ mod tests {
             lines[2].contains("status: expected 200, actual 503"),
             "{lines:?}"
         );
-        assert_eq!(lines[3], "scenario x (attempt 2) ...");
-        assert_eq!(lines[4], "✓ scenario x (attempt 2) passed in 0.0 s (flaky)");
+        assert_eq!(lines[3], "scenario x (retry 1) ...");
+        assert_eq!(lines[4], "✓ scenario x (retry 1) passed in 0.0 s (flaky)");
         assert_eq!(lines.len(), 5);
     }
 
@@ -225,5 +237,16 @@ mod tests {
         let quiet = replay(Verbosity::Quiet, &events);
         assert_eq!(quiet.len(), 1, "{quiet:?}");
         assert!(quiet[0].starts_with("error: scenario \"x\""));
+    }
+
+    #[test]
+    fn a_failure_names_its_run_as_first_run_or_retry() {
+        assert_eq!(which_run(1, false), "");
+        assert_eq!(
+            which_run(2, true),
+            " on retry 1; running it again as retry 2"
+        );
+        assert_eq!(which_run(3, false), " on retry 2 too");
+        assert_eq!(label("x", 3), "scenario x (retry 2)");
     }
 }

@@ -2,7 +2,7 @@
 
 use comfy_table::{Cell, Color, Table};
 
-use crate::runner::report::{Outcome, ScenarioReport, Totals};
+use crate::runner::report::{Outcome, ScenarioReport, Totals, retries, run_name};
 
 /// Scenario, steps passed/total, result, duration.
 pub fn render(reports: &[ScenarioReport], color: bool) -> String {
@@ -14,13 +14,15 @@ pub fn render(reports: &[ScenarioReport], color: bool) -> String {
     table.set_header(["scenario", "steps", "result", "duration"]);
     for r in reports {
         let (word, tint) = match r.outcome {
-            Outcome::Passed if r.is_flaky() => {
-                (format!("flaky ({} attempts)", r.attempts), Color::Yellow)
-            }
+            Outcome::Passed if r.is_flaky() => (
+                format!("flaky (passed on {})", run_name(r.attempts)),
+                Color::Yellow,
+            ),
             Outcome::Passed => ("passed".into(), Color::Green),
-            Outcome::Failed if r.attempts > 1 => {
-                (format!("FAILED ({} attempts)", r.attempts), Color::Red)
-            }
+            Outcome::Failed if r.attempts > 1 => (
+                format!("FAILED (after {})", retries(r.attempts - 1)),
+                Color::Red,
+            ),
             Outcome::Failed => ("FAILED".into(), Color::Red),
             Outcome::Skipped => ("skipped".into(), Color::Yellow),
         };
@@ -79,13 +81,21 @@ mod tests {
     }
 
     #[test]
-    fn a_flaky_scenario_shows_as_flaky_with_its_attempts() {
+    fn a_flaky_scenario_shows_the_retry_it_passed_on() {
         let mut flaky = crate::runner::report::tests::report(Outcome::Passed);
         flaky.attempts = 2;
         flaky.earlier_attempts = vec![crate::runner::report::tests::failed_attempt(1)];
         let text = render(&[flaky], false);
-        assert!(text.contains("flaky (2 attempts)"), "{text}");
+        assert!(text.contains("flaky (passed on retry 1)"), "{text}");
         assert!(text.ends_with("0 passed, 0 failed, 1 flaky"), "{text}");
+    }
+
+    #[test]
+    fn a_scenario_failing_on_every_run_says_how_many_retries() {
+        let mut failed = crate::runner::report::tests::report(Outcome::Failed);
+        failed.attempts = 3;
+        let text = render(&[failed], false);
+        assert!(text.contains("FAILED (after 2 retries)"), "{text}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct FailureDetail {
     /// An error that prevented checking (connection refused, bad template, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Attempts made, for retried steps.
+    /// Attempts the step made: polls under its `retry:` (1 without one).
     pub attempts: u32,
 }
 
@@ -89,10 +89,12 @@ pub struct StepReport {
     pub failure: Option<FailureDetail>,
 }
 
-/// A failed attempt of a scenario that was run again (`--retries`).
+/// A failed run of a scenario that was run again (`--retries`). The type and
+/// its `attempt` key keep their first names (JSON readers rely on the key);
+/// the reports call it a run: the first run, then retry 1, retry 2, ….
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
-    /// Its number, from 1.
+    /// Which run it was, from 1: 1 the first run, 2 retry 1, ….
     pub attempt: u32,
     pub outcome: Outcome,
     #[serde(serialize_with = "millis")]
@@ -102,7 +104,7 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// The attempt a report describes.
+    /// The run a report describes.
     pub fn of(report: &ScenarioReport) -> Attempt {
         Attempt {
             attempt: report.attempts,
@@ -113,7 +115,25 @@ impl Attempt {
     }
 }
 
-/// A scenario's last attempt, with the failed ones before it.
+/// The name of a scenario's run `number` (from 1): `first run`, then
+/// `retry 1`, `retry 2`, …: "attempt" is kept for a step's polls under `retry:`.
+pub fn run_name(number: u32) -> String {
+    match number {
+        0 | 1 => "first run".into(),
+        n => format!("retry {}", n - 1),
+    }
+}
+
+/// `1 retry`, `2 retries`.
+pub fn retries(count: u32) -> String {
+    if count == 1 {
+        "1 retry".into()
+    } else {
+        format!("{count} retries")
+    }
+}
+
+/// A scenario's last run, with the failed runs before it (`--retries`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
     pub file: PathBuf,
@@ -147,15 +167,16 @@ pub struct ScenarioReport {
     /// Last log lines of every service, kept when the scenario failed.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub logs: BTreeMap<String, String>,
-    /// Attempts made (1 without retries; 0 when it never ran).
+    /// Runs made: the first run plus its retries (`--retries`); 0 when it
+    /// never ran. The JSON report adds `retries`, this less one.
     pub attempts: u32,
-    /// The failed attempts before this one (`--retries`), oldest first.
+    /// The failed runs before the last one (`--retries`), oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub earlier_attempts: Vec<Attempt>,
 }
 
 impl ScenarioReport {
-    /// Passed after failing: on an attempt after the first.
+    /// Passed after failing: on a retry.
     pub fn is_flaky(&self) -> bool {
         self.outcome == Outcome::Passed && !self.earlier_attempts.is_empty()
     }
@@ -242,7 +263,7 @@ impl ScenarioReport {
 pub struct Totals {
     pub passed: usize,
     pub failed: usize,
-    /// Passed on a later attempt (`--retries`).
+    /// Passed on a retry (`--retries`) after failing.
     pub flaky: usize,
     pub skipped: usize,
 }
@@ -313,10 +334,10 @@ pub(crate) mod tests {
         }
     }
 
-    /// A failed attempt numbered `attempt`.
-    pub(crate) fn failed_attempt(attempt: u32) -> Attempt {
+    /// The failed run numbered `run` (1 the first run).
+    pub(crate) fn failed_attempt(run: u32) -> Attempt {
         let mut failed = report(Outcome::Failed);
-        failed.attempts = attempt;
+        failed.attempts = run;
         Attempt::of(&failed)
     }
 
@@ -342,7 +363,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_failed_attempt_keeps_its_number_and_failure_text_with_the_steps_line() {
+    fn a_failed_run_keeps_its_number_and_failure_text_with_the_steps_line() {
         let attempt = failed_attempt(2);
         assert_eq!(attempt.attempt, 2);
         assert_eq!(attempt.outcome, Outcome::Failed);
@@ -353,10 +374,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_a_pass_after_failed_attempts_is_flaky() {
+    fn only_a_pass_after_failed_runs_is_flaky() {
         let mut failed_again = report(Outcome::Failed);
         failed_again.earlier_attempts = vec![failed_attempt(1)];
         assert!(!failed_again.is_flaky());
         assert!(!report(Outcome::Passed).is_flaky());
+    }
+
+    #[test]
+    fn a_scenario_has_runs_and_retries_while_a_step_has_attempts() {
+        assert_eq!(run_name(1), "first run");
+        assert_eq!(run_name(3), "retry 2");
+        assert_eq!(retries(1), "1 retry");
+        assert_eq!(retries(2), "2 retries");
+        let polled = FailureDetail {
+            mismatches: vec!["status: expected 200, actual 503".into()],
+            attempts: 22,
+            ..Default::default()
+        };
+        assert!(polled.render().ends_with("(last of 22 attempts)"));
     }
 }

@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod ran;
+
+pub use ran::{Ran, RunExt};
+
+/// The metrtest binary under test, run from the workspace root without colour.
 pub fn metrtest() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_metrtest"));
     c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
@@ -12,6 +17,25 @@ pub fn metrtest() -> Command {
     c
 }
 
+/// [`metrtest`] with no engine reachable: proves a command needs none, as any
+/// attempt to reach one would fail.
+pub fn without_engine() -> Command {
+    let mut c = metrtest();
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    c
+}
+
+/// `metrtest down --run RUN`.
+pub fn down(run: &str) -> Ran {
+    metrtest().args(["down", "--run", run]).ran()
+}
+
+/// What `metrtest ps` prints on stdout.
+pub fn ps() -> String {
+    metrtest().arg("ps").ran().stdout
+}
+
+/// A folder of `cli/tests/fixtures`.
 pub fn fixtures(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -88,6 +112,7 @@ pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, us
     (containers, networks, volumes)
 }
 
+/// Sends `sig` to a child process.
 pub fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -95,6 +120,7 @@ pub fn signal(child: &Child, sig: i32) {
     }
 }
 
+/// Waits for a child's exit code, panicking past `limit`.
 pub fn wait(child: &mut Child, limit: Duration) -> i32 {
     let deadline = Instant::now() + limit;
     loop {
@@ -151,6 +177,7 @@ pub fn read_until(
     panic!("stream ended before {needle:?}; saw:\n{}", seen.join("\n"));
 }
 
+/// The run id of the first `starting stack ID` line.
 pub fn run_id_in(lines: &[String]) -> String {
     lines
         .iter()
@@ -163,19 +190,9 @@ pub fn run_id_in(lines: &[String]) -> String {
 
 /// `metrtest up --detach ARGS`: the run id and the printed table.
 pub fn up_detached(args: &[&std::ffi::OsStr]) -> (String, String) {
-    let out = metrtest()
-        .args(["up", "--detach"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (run_id_printed(&stdout), stdout)
+    let up = metrtest().args(["up", "--detach"]).args(args).ran();
+    up.assert_code(0);
+    (run_id_printed(&up.stdout), up.stdout)
 }
 
 /// The run id `up --detach` printed (`run id: …`).

@@ -71,15 +71,15 @@ impl Trouble {
 
 type Captures = Vec<(String, serde_json::Value)>;
 
-/// A failed attempt, and whether retrying can still help.
+/// A failed attempt, and whether another attempt can still help.
 struct Failed {
     detail: FailureDetail,
-    /// `fail_if` held: stop retrying.
+    /// `fail_if` held: make no more attempts.
     final_: bool,
 }
 
-/// Runs a step, repeating it under `retry` until its expectations hold, the
-/// retry times out, or its `fail_if` holds.
+/// Runs a step, attempting it again under `retry:` until its expectations
+/// hold, `retry.timeout` passes, or its `fail_if` holds.
 pub async fn run(step: &Step, ctx: &mut StepContext<'_>) -> StepReport {
     let started = Instant::now();
     let deadline = step.retry.as_ref().map(|r| started + r.timeout.0);
