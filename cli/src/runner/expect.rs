@@ -8,7 +8,22 @@ use crate::scenario::capture::{Capture, CaptureSource};
 use crate::scenario::expect::{Expect, HttpExpect, MetricsExpect, SqlExpect};
 use crate::scenario::matcher::Matcher;
 use crate::scenario::span::Span;
-use crate::scenario::template::Vars;
+use crate::scenario::template::{TemplateError, Vars};
+
+/// Why expectations could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectError {
+    /// A template in a matcher names a value that does not exist.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("json_schema {file}: not compiled at load")]
+    SchemaNotCompiled { file: String },
+    /// A `logs` step's `matches`, once its templates are rendered.
+    #[error("invalid regex: {0}")]
+    Regex(#[from] regex::Error),
+    #[error("a logs step takes contains or matches")]
+    NoLogsPattern,
+}
 
 /// An expectation that did not hold, or a capture that found nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +53,11 @@ impl Finding {
 
 /// Every expectation of `expect` that `seen` does not meet. `Err` is a problem
 /// that prevented checking (a template naming an unknown value).
-pub fn check(expect: &Expect, seen: &Observation, vars: &Vars) -> Result<Vec<Finding>, String> {
+pub fn check(
+    expect: &Expect,
+    seen: &Observation,
+    vars: &Vars,
+) -> Result<Vec<Finding>, ExpectError> {
     let mut out = Vec::new();
     match (expect, seen) {
         (Expect::Nothing, _) => {}
@@ -63,7 +82,7 @@ fn matcher(
     actual: Option<&Value>,
     vars: &Vars,
     out: &mut Vec<Finding>,
-) -> Result<(), String> {
+) -> Result<(), ExpectError> {
     for mismatch in m.evaluate(actual, vars)? {
         out.push(Finding::new(what, mismatch.to_string(), m.span));
     }
@@ -75,7 +94,7 @@ fn http(
     h: &HttpObservation,
     vars: &Vars,
     out: &mut Vec<Finding>,
-) -> Result<(), String> {
+) -> Result<(), ExpectError> {
     if let Some(m) = &e.status {
         matcher("status", m, Some(&Value::from(h.status)), vars, out)?;
     }
@@ -97,7 +116,7 @@ fn http(
         Ok(doc) => doc,
         Err(why) => {
             let span = e.json.0.first().map(|(_, m)| m.span).unwrap_or_default();
-            out.push(Finding::new("json", why, span));
+            out.push(Finding::new("json", why.to_string(), span));
             return Ok(());
         }
     };
@@ -108,7 +127,9 @@ fn http(
     if let Some(schema) = &e.json_schema {
         let validator = schema
             .validator()
-            .ok_or_else(|| format!("json_schema {}: not compiled at load", schema.file))?;
+            .ok_or_else(|| ExpectError::SchemaNotCompiled {
+                file: schema.file.clone(),
+            })?;
         for problem in validator.iter_errors(&doc).take(5) {
             let text = format!("{problem} at {}", problem.instance_path);
             out.push(Finding::new(
@@ -121,7 +142,12 @@ fn http(
     Ok(())
 }
 
-fn sql(e: &SqlExpect, table: &Value, vars: &Vars, out: &mut Vec<Finding>) -> Result<(), String> {
+fn sql(
+    e: &SqlExpect,
+    table: &Value,
+    vars: &Vars,
+    out: &mut Vec<Finding>,
+) -> Result<(), ExpectError> {
     if let Some(m) = &e.row_count {
         let count = table.as_array().map_or(0, Vec::len);
         matcher("row_count", m, Some(&Value::from(count)), vars, out)?;
@@ -144,7 +170,7 @@ fn metrics(
     samples: &[metr_domain::exposition::ParsedSample],
     vars: &Vars,
     out: &mut Vec<Finding>,
-) -> Result<(), String> {
+) -> Result<(), ExpectError> {
     for (selector, m) in &e.series {
         let what = selector.to_string();
         match selector.sum(samples) {
@@ -165,7 +191,7 @@ pub fn capture(captures: &[Capture], seen: &Observation) -> Result<Vec<(String, 
                 h.header(name).map(|v| Value::String(v.to_owned()))
             }
             (CaptureSource::Json(path), Observation::Http(h)) => {
-                path.select(&h.json().map_err(nothing)?)
+                path.select(&h.json().map_err(|e| nothing(e.to_string()))?)
             }
             (CaptureSource::Json(path), Observation::Sql(table)) => path.select(table),
             (CaptureSource::Series(selector), Observation::Metrics(samples)) => {

@@ -23,10 +23,15 @@ impl HttpObservation {
     }
 
     /// The body as JSON, or why it is not.
-    pub fn json(&self) -> Result<Value, String> {
-        serde_json::from_str(&self.body).map_err(|e| format!("the body is not JSON ({e})"))
+    pub fn json(&self) -> Result<Value, NotJson> {
+        serde_json::from_str(&self.body).map_err(NotJson)
     }
 }
+
+/// A response body that a JSON expectation or capture could not read.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is not JSON ({0})")]
+pub struct NotJson(serde_json::Error);
 
 /// What a step saw; steps that only act (docker, network, sleep) see nothing.
 #[derive(Debug, Clone)]

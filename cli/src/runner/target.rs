@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use bollard::Docker;
 
 use crate::engine::endpoint;
+use crate::engine::error::EngineError;
 use crate::runner::watch::{Death, Watch};
 use crate::scenario::model::{DockerAction, DockerVerb};
 use crate::scenario::template::Vars;
@@ -13,6 +14,38 @@ use crate::stack::faults::partition::{self, Endpoint};
 use crate::stack::spec::{Readiness, StackSpec};
 use crate::stack::state;
 use crate::stack::{self, Stack};
+
+/// Why an action on the stack could not be done; a step shows it as its error.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("this stack has no service {name:?} (it has: {known})")]
+    NoService { name: String, known: String },
+    #[error("{name} is already partitioned; heal it first")]
+    AlreadyPartitioned { name: String },
+    #[error("heal {name}: no partition step cut it off")]
+    NotPartitioned { name: String },
+    #[error("no spec for {name}")]
+    NoSpec { name: String },
+    #[error("{name} did not become ready again: {why}")]
+    NotReadyAgain { name: String, why: String },
+    /// The engine refused `what` (`partition gometr`, `heal gometr`, or
+    /// the docker step itself).
+    #[error("{what}{}{source}", if what.is_empty() { "" } else { ": " })]
+    Engine {
+        what: String,
+        source: Box<EngineError>,
+    },
+}
+
+impl TargetError {
+    fn engine(what: impl Into<String>) -> impl FnOnce(EngineError) -> TargetError {
+        let what = what.into();
+        move |source| TargetError::Engine {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
 
 /// A stack with what is needed to act on it.
 #[derive(Clone)]
@@ -74,7 +107,7 @@ impl StackHandle {
         }
         deaths
     }
-    fn service(&self, name: &str) -> Result<&stack::RunningService, String> {
+    fn service(&self, name: &str) -> Result<&stack::RunningService, TargetError> {
         self.stack.service(name).ok_or_else(|| {
             let known: Vec<&str> = self
                 .stack
@@ -82,19 +115,19 @@ impl StackHandle {
                 .iter()
                 .map(|s| s.name.as_str())
                 .collect();
-            format!(
-                "this stack has no service {name:?} (it has: {})",
-                known.join(", ")
-            )
+            TargetError::NoService {
+                name: name.to_owned(),
+                known: known.join(", "),
+            }
         })
     }
 
     /// Base URL of a service from the host.
-    pub fn url_of(&self, name: &str) -> Result<String, String> {
+    pub fn url_of(&self, name: &str) -> Result<String, TargetError> {
         self.service(name).map(|s| s.url.clone())
     }
 
-    pub fn container_of(&self, name: &str) -> Result<String, String> {
+    pub fn container_of(&self, name: &str) -> Result<String, TargetError> {
         self.service(name).map(|s| s.container.clone())
     }
 
@@ -114,7 +147,7 @@ impl StackHandle {
     /// Applies a docker step. After start, restart and unpause the service must
     /// be ready again; its published port is read anew, though it is published
     /// on a fixed host port and normally stays the same.
-    pub async fn apply(&mut self, action: &DockerAction) -> Result<(), String> {
+    pub async fn apply(&mut self, action: &DockerAction) -> Result<(), TargetError> {
         let container = self.container_of(&action.service)?;
         // Whatever a docker step does to its service was asked for: it is let
         // go first, and watched again once a start, restart or unpause made
@@ -122,7 +155,7 @@ impl StackHandle {
         self.watch.let_go(&action.service);
         control::apply(&self.docker, action.verb, &action.service, &container)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(TargetError::engine(""))?;
         if matches!(
             action.verb,
             DockerVerb::Start | DockerVerb::Restart | DockerVerb::Unpause
@@ -135,48 +168,57 @@ impl StackHandle {
     }
 
     /// Cuts a service off the stack's network until it is healed.
-    pub async fn partition(&mut self, name: &str) -> Result<(), String> {
+    pub async fn partition(&mut self, name: &str) -> Result<(), TargetError> {
         let container = self.container_of(name)?;
         if self.partitioned.contains_key(name) {
-            return Err(format!("{name} is already partitioned; heal it first"));
+            return Err(TargetError::AlreadyPartitioned {
+                name: name.to_owned(),
+            });
         }
         let endpoint = partition::disconnect(&self.docker, &self.stack.network, &container)
             .await
-            .map_err(|e| format!("partition {name}: {e}"))?;
+            .map_err(TargetError::engine(format!("partition {name}")))?;
         self.partitioned.insert(name.to_owned(), endpoint);
         Ok(())
     }
 
     /// Reconnects a partitioned service with its name and address, and waits
     /// until it is ready again.
-    pub async fn heal(&mut self, name: &str) -> Result<(), String> {
+    pub async fn heal(&mut self, name: &str) -> Result<(), TargetError> {
         let container = self.container_of(name)?;
-        let endpoint = self
-            .partitioned
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("heal {name}: no partition step cut it off"))?;
+        let endpoint =
+            self.partitioned
+                .get(name)
+                .cloned()
+                .ok_or_else(|| TargetError::NotPartitioned {
+                    name: name.to_owned(),
+                })?;
         partition::reconnect(&self.docker, &self.stack.network, &container, &endpoint)
             .await
-            .map_err(|e| format!("heal {name}: {e}"))?;
+            .map_err(TargetError::engine(format!("heal {name}")))?;
         self.partitioned.remove(name);
         self.await_ready(name, &container).await
     }
 
-    async fn await_ready(&mut self, name: &str, container: &str) -> Result<(), String> {
+    async fn await_ready(&mut self, name: &str, container: &str) -> Result<(), TargetError> {
         let spec = self
             .spec
             .services
             .iter()
             .find(|s| s.name == name)
             .cloned()
-            .ok_or_else(|| format!("no spec for {name}"))?;
+            .ok_or_else(|| TargetError::NoSpec {
+                name: name.to_owned(),
+            })?;
         let port = stack::published_port(&self.docker, container, spec.port)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(TargetError::engine(""))?;
         stack::wait_ready(&self.docker, &self.spec, &spec, container, port)
             .await
-            .map_err(|why| format!("{name} did not become ready again: {why}"))?;
+            .map_err(|why| TargetError::NotReadyAgain {
+                name: name.to_owned(),
+                why,
+            })?;
         if let Some(s) = self.stack.services.iter_mut().find(|s| s.name == name) {
             s.host_port = port;
             s.url = spec.readiness.url(&endpoint::reach_host(), port);

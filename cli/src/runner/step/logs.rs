@@ -1,6 +1,6 @@
 //! `logs`: whether a service's log holds a line, by substring or regex.
 
-use crate::runner::expect::Finding;
+use crate::runner::expect::{ExpectError, Finding};
 use crate::runner::observation::Observation;
 use crate::runner::step::{Seen, StepContext, Trouble};
 use crate::scenario::model::LogsAction;
@@ -17,7 +17,7 @@ pub(super) async fn observe(l: &LogsAction, ctx: &StepContext<'_>) -> Result<See
 }
 
 /// The finding when no line of `text` is what `l` looks for.
-pub(super) fn check(l: &LogsAction, text: &str, vars: &Vars) -> Result<Vec<Finding>, String> {
+pub(super) fn check(l: &LogsAction, text: &str, vars: &Vars) -> Result<Vec<Finding>, ExpectError> {
     let (found, wanted) = match (&l.contains, &l.matches) {
         (Some(needle), _) => {
             let needle = template::render_str(needle, vars)?;
@@ -25,10 +25,10 @@ pub(super) fn check(l: &LogsAction, text: &str, vars: &Vars) -> Result<Vec<Findi
         }
         (_, Some(pattern)) => {
             let pattern = template::render_str(pattern, vars)?;
-            let re = regex::Regex::new(&pattern).map_err(|e| format!("invalid regex: {e}"))?;
+            let re = regex::Regex::new(&pattern)?;
             (re.is_match(text), format!("matches {pattern:?}"))
         }
-        (None, None) => return Err("a logs step takes contains or matches".into()),
+        (None, None) => return Err(ExpectError::NoLogsPattern),
     };
     if found {
         return Ok(vec![]);

@@ -189,7 +189,7 @@ async fn attempt(step: &Step, ctx: &mut StepContext<'_>) -> Result<Captures, Fai
         _ => expect::check(&step.expect, &seen.observation, ctx.vars),
     };
     let findings = checked.map_err(|e| Failed {
-        detail: observed(step, ctx.loaded, &seen, vec![], Some(e)),
+        detail: observed(step, ctx.loaded, &seen, vec![], Some(e.to_string())),
         final_: false,
     })?;
     if !findings.is_empty() {

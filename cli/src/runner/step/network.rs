@@ -6,15 +6,20 @@ use crate::runner::step::{Seen, StepContext, Trouble};
 use crate::scenario::network::NetworkAction;
 
 pub(super) async fn act(n: &NetworkAction, ctx: &mut StepContext<'_>) -> Result<Seen, Trouble> {
-    let result = match n {
-        NetworkAction::Partition(service) => ctx.stack.partition(service).await,
-        NetworkAction::Heal(service) => ctx.stack.heal(service).await,
+    let trouble = |e: &dyn ToString| Trouble::new(e.to_string()).request(&n.describe());
+    match n {
+        NetworkAction::Partition(service) => ctx
+            .stack
+            .partition(service)
+            .await
+            .map_err(|e| trouble(&e))?,
+        NetworkAction::Heal(service) => ctx.stack.heal(service).await.map_err(|e| trouble(&e))?,
         NetworkAction::Link { link, faults } => {
             crate::stack::faults::proxy_client::set_link_faults(ctx.stack, ctx.http, link, faults)
                 .await
+                .map_err(|e| trouble(&e))?
         }
-    };
-    result.map_err(|e| Trouble::new(e).request(&n.describe()))?;
+    }
     ctx.stack.export_vars(ctx.vars);
     Ok(Seen {
         request: n.describe(),

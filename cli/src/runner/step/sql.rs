@@ -39,7 +39,8 @@ pub(super) async fn observe(query: &str, ctx: &StepContext<'_>) -> Result<Seen, 
     for row in &rows {
         let mut object = Map::new();
         for (i, column) in row.columns().iter().enumerate() {
-            object.insert(column.name().to_owned(), cell(row, i).map_err(&failed)?);
+            let value = cell(row, i).map_err(|e| failed(e.to_string()))?;
+            object.insert(column.name().to_owned(), value);
         }
         table.push(Value::Object(object));
     }
@@ -108,8 +109,19 @@ fn line_and_column(query: &str, position: u32) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
+/// A column whose value could not be read as JSON.
+#[derive(Debug, thiserror::Error)]
+enum CellError {
+    #[error(
+        "column {column:?} has type {ty}, which metrtest does not convert; cast it in the query (e.g. ::text or ::float8)"
+    )]
+    Unconverted { column: String, ty: String },
+    #[error(transparent)]
+    Read(#[from] tokio_postgres::Error),
+}
+
 /// A column value as JSON, for the common PostgreSQL types.
-fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, String> {
+fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, CellError> {
     use tokio_postgres::types::Type;
     let column = &row.columns()[i];
     let v = match column.type_().clone() {
@@ -131,13 +143,13 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, String> {
             .try_get::<_, Option<chrono::DateTime<chrono::Utc>>>(i)
             .map(|v| v.map(|t| Value::from(t.to_rfc3339()))),
         other => {
-            return Err(format!(
-                "column {:?} has type {other}, which metrtest does not convert; cast it in the query (e.g. ::text or ::float8)",
-                column.name()
-            ));
+            return Err(CellError::Unconverted {
+                column: column.name().to_owned(),
+                ty: other.to_string(),
+            });
         }
     };
-    Ok(v.map_err(|e| e.to_string())?.unwrap_or(Value::Null))
+    Ok(v?.unwrap_or(Value::Null))
 }
 
 #[cfg(test)]
