@@ -100,7 +100,13 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Print a shell completion script (e.g. `metrtest completions bash > /etc/bash_completion.d/metrtest`).
+    /// Print the shell's completion registration: it asks metrtest at each TAB,
+    /// so run ids, services and scenario paths complete too.
+    ///
+    /// The same as `COMPLETE=bash metrtest` (or zsh, fish). Load it in each new
+    /// shell, e.g. `source <(metrtest completions bash)` in ~/.bashrc, so that
+    /// it always matches the binary; it registers `metrtest`, which covers
+    /// `scripts/metrtest` too. `--static` prints the former fixed script.
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff), or write one per command into a folder.
     Man(commands::completions::ManArgs),

@@ -1,8 +1,10 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime: a TAB's completers start one of their own.
+    metrtest::commands::completions::complete_if_asked();
     let args = metrtest::cli::Args::parse();
-    let code = metrtest::cli::main(args).await;
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let code = runtime.block_on(metrtest::cli::main(args));
     std::process::exit(code);
 }

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkable::Checkable;
-use crate::config::Settings;
+use crate::config::{Settings, StorageSettings};
 use crate::fetch;
 use crate::memory::{self, MemoryBudget, MemoryWatch};
 use crate::probe::HttpTarget;
@@ -213,6 +213,13 @@ impl Application {
             settings.retention,
             cancel.clone(),
         ));
+        let compaction = settings.storage.compact.then(|| {
+            tokio::spawn(compact(
+                repo.clone(),
+                settings.storage.clone(),
+                cancel.clone(),
+            ))
+        });
         let limit = Arc::new(Semaphore::new(settings.concurrency));
         let mut schedulers = Vec::new();
         for (checkable, interval) in targets {
@@ -234,6 +241,9 @@ impl Application {
             let _ = s.await;
         }
         let _ = retention.await;
+        if let Some(compaction) = compaction {
+            let _ = compaction.await;
+        }
         let _ = watch.await;
         let report = writer
             .await
@@ -341,6 +351,46 @@ async fn enforce_retention(
             Ok(n) => tracing::info!(dropped = n, ?retention, "retention: old samples dropped"),
             Err(e) => {
                 tracing::warn!(error = %e, "retention: could not drop old samples; will retry")
+            }
+        }
+    }
+}
+
+/// Longest pause between two compaction passes.
+const COMPACT_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
+
+/// Rewrites windows older than the head window into compressed chunks, at
+/// start and then every chunk span (at least every minute). A pass cut short
+/// by shutdown rolls its transaction back: nothing is half moved.
+async fn compact(
+    repo: Arc<dyn WriteRepository>,
+    storage: StorageSettings,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(storage.chunk_span.min(COMPACT_AT_LEAST_EVERY));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (Ok(head), Ok(span)) = (
+        chrono::Duration::from_std(storage.head_window),
+        chrono::Duration::from_std(storage.chunk_span),
+    ) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let moved = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            moved = repo.compact(chrono::Utc::now() - head, span) => moved,
+        };
+        match moved {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(samples = n, "compaction: samples compressed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction: could not compress samples; will retry")
             }
         }
     }

@@ -54,6 +54,8 @@ pub struct Settings {
     pub retention: Duration,
     #[serde(default)]
     pub writer: WriterSettings,
+    #[serde(default)]
+    pub storage: StorageSettings,
     /// Memory the checker may use, in bytes; default: its cgroup's limit. The
     /// lower of the two counts. A configuration whose bound (README: the
     /// checker's memory) exceeds it is refused at start.
@@ -103,6 +105,32 @@ impl Default for WriterSettings {
             max_backoff: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How samples are kept: recent ones as written, older ones compressed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Samples younger than this stay as written (the head); the windows
+    /// before it are rewritten into compressed chunks.
+    #[serde(with = "humantime_serde")]
+    pub head_window: Duration,
+    /// Time one compressed chunk covers (chunks never cross midnight UTC).
+    #[serde(with = "humantime_serde")]
+    pub chunk_span: Duration,
+    /// Whether this checker compacts; sharded checkers may all do it, an
+    /// advisory lock per target keeps them from racing.
+    pub compact: bool,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            head_window: Duration::from_secs(3600),
+            chunk_span: Duration::from_secs(600),
+            compact: true,
         }
     }
 }
@@ -262,6 +290,14 @@ impl Settings {
             return invalid(
                 "retention".into(),
                 "must be at least 1h (samples are kept in day partitions)".into(),
+            );
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400))
+            .contains(&self.storage.chunk_span)
+        {
+            return invalid(
+                "storage.chunk_span".into(),
+                "must be from 1s to 24h (a chunk never crosses midnight)".into(),
             );
         }
         if self.targets.is_empty() {
@@ -450,6 +486,33 @@ targets:
         assert_eq!(s.targets[0].interval(&s), Duration::from_secs(1));
         assert_eq!(s.concurrency, 16);
         assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn storage_compacts_after_an_hour_unless_told_otherwise() {
+        let s = load(BASE, &[]).unwrap();
+        assert_eq!(
+            (
+                s.storage.head_window,
+                s.storage.chunk_span,
+                s.storage.compact
+            ),
+            (Duration::from_secs(3600), Duration::from_secs(600), true)
+        );
+        let s = load(
+            BASE,
+            &[
+                ("CHECKER_STORAGE__HEAD_WINDOW", "2m"),
+                ("CHECKER_STORAGE__CHUNK_SPAN", "1m"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (s.storage.head_window, s.storage.chunk_span),
+            (Duration::from_secs(120), Duration::from_secs(60))
+        );
+        let err = load(BASE, &[("CHECKER_STORAGE__CHUNK_SPAN", "2d")]).unwrap_err();
+        assert!(err.to_string().contains("storage.chunk_span"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum StorageError {
     /// Applying migrations failed.
     #[error("migrate the database: {0}")]
     Migration(String),
+    /// A stored compressed chunk cannot be decoded.
+    #[error(transparent)]
+    Corrupt(#[from] crate::chunk::ChunkError),
 }
 
 impl StorageError {

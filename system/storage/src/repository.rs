@@ -32,6 +32,17 @@ pub trait WriteRepository: Send + Sync {
     /// days for PostgreSQL); returns how many units (partitions, samples) went.
     async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError>;
 
+    /// Rewrites the samples of every window of `span` that ends at or before
+    /// `cutoff` into compressed chunks; returns how many samples moved. Stores
+    /// that do not compress keep everything as written and return 0.
+    async fn compact(
+        &self,
+        _cutoff: DateTime<Utc>,
+        _span: chrono::Duration,
+    ) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
     /// Proves the store is reachable now.
     async fn ping(&self) -> Result<(), StorageError>;
 }

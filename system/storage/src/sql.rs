@@ -166,6 +166,93 @@ pub fn pair_rows(
     inner
 }
 
+/// The newest chunks of each (target, block) pair holding rows older than
+/// `before` (µs), enough of them for `limit` rows: the newest chunk, which
+/// `before` or `query.to` may cut, and older ones until `limit` rows more.
+/// Chunks of one pair never overlap in time.
+pub fn chunk_pair_rows(
+    query: &MetricQuery,
+    pairs: &[(i32, i64)],
+    before: Option<i64>,
+    limit: i64,
+) -> Sql {
+    // At most `limit` chunks (each holds a row at least), newest first by the
+    // primary key's backward scan, then only as many as `limit` rows need.
+    let mut inner = Sql::new(
+        "SELECT c.data, c.n_rows, c.ts_from FROM sample_chunks c \
+         WHERE c.target_id = p.t AND c.block = p.b",
+    );
+    let targets = inner.param(pairs.iter().map(|p| p.0).collect::<Vec<i32>>());
+    let blocks = inner.param(pairs.iter().map(|p| p.1).collect::<Vec<i64>>());
+    if let Some(before) = before {
+        let p = inner.param(micros(before));
+        inner.text.push_str(&format!(" AND c.ts_from < {p}"));
+    }
+    chunk_range(&mut inner, query);
+    let l = inner.param(limit);
+    inner.text = format!(
+        "SELECT p.t, p.b, r.data FROM unnest({targets}::int4[], {blocks}::int8[]) AS p(t, b) \
+         CROSS JOIN LATERAL ( \
+           SELECT x.data FROM ( \
+             SELECT y.data, row_number() OVER w AS rank, \
+                    coalesce(sum(y.n_rows) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) \
+                      - first_value(y.n_rows) OVER w AS newer \
+             FROM ({} ORDER BY c.ts_from DESC LIMIT {l}) y \
+             WINDOW w AS (ORDER BY y.ts_from DESC)) x \
+           WHERE x.rank = 1 OR x.newer < {l}) AS r",
+        inner.text
+    );
+    inner
+}
+
+/// Chunks that may hold rows of `query`'s time range.
+fn chunk_range(sql: &mut Sql, query: &MetricQuery) {
+    if let Some(from) = query.from {
+        let p = sql.param(from);
+        sql.text.push_str(&format!(" AND c.ts_to >= {p}"));
+    }
+    if let Some(to) = query.to {
+        let p = sql.param(to);
+        sql.text.push_str(&format!(" AND c.ts_from <= {p}"));
+    }
+}
+
+/// The `limit` chunks with the newest last rows, of one target or of all,
+/// optionally only of some blocks, that may hold rows at or before
+/// `after_ts` and at or after `oldest` (both µs).
+pub fn chunk_time_rows(
+    query: &MetricQuery,
+    target_id: Option<i32>,
+    blocks: Option<&[i64]>,
+    after_ts: Option<i64>,
+    oldest: Option<i64>,
+    limit: i64,
+) -> Sql {
+    let mut sql =
+        Sql::new("SELECT c.target_id, c.block, c.ts_to, c.data FROM sample_chunks c WHERE true");
+    if let Some(target_id) = target_id {
+        let t = sql.param(target_id);
+        sql.text.push_str(&format!(" AND c.target_id = {t}"));
+    }
+    if let Some(blocks) = blocks {
+        let p = sql.param(blocks.to_vec());
+        sql.text.push_str(&format!(" AND c.block = ANY({p})"));
+    }
+    if let Some(after_ts) = after_ts {
+        let p = sql.param(micros(after_ts));
+        sql.text.push_str(&format!(" AND c.ts_from <= {p}"));
+    }
+    if let Some(oldest) = oldest {
+        let p = sql.param(micros(oldest));
+        sql.text.push_str(&format!(" AND c.ts_to >= {p}"));
+    }
+    chunk_range(&mut sql, query);
+    let l = sql.param(limit);
+    sql.text
+        .push_str(&format!(" ORDER BY c.ts_to DESC LIMIT {l}"));
+    sql
+}
+
 /// Block rows newest first by (ts, block, target), of one target or of all,
 /// from `after` on (inclusive or not), optionally only of some blocks.
 pub fn time_rows(

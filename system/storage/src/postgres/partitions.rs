@@ -1,4 +1,5 @@
-//! Day partitions of `sample_blocks`: created ahead of the data, dropped whole for retention.
+//! Day partitions of `sample_blocks` (created ahead of the data) and of
+//! `sample_chunks` (created by compaction), dropped whole for retention.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -6,7 +7,7 @@ use super::repo::PgRepository;
 use super::write::day_of;
 use crate::error::StorageError;
 
-const PREFIX: &str = "sample_blocks_";
+const PREFIXES: [&str; 2] = ["sample_blocks_", "sample_chunks_"];
 
 fn date_of_day(day: i32) -> NaiveDate {
     DateTime::from_timestamp(i64::from(day) * 86_400, 0)
@@ -14,9 +15,11 @@ fn date_of_day(day: i32) -> NaiveDate {
         .date_naive()
 }
 
-/// The day a partition holds, from its name `sample_blocks_YYYYMMDD`.
+/// The day a partition holds, from its name `sample_blocks_YYYYMMDD` or
+/// `sample_chunks_YYYYMMDD`.
 fn day_of_partition(name: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(name.strip_prefix(PREFIX)?, "%Y%m%d").ok()
+    let date = PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
+    NaiveDate::parse_from_str(date, "%Y%m%d").ok()
 }
 
 impl PgRepository {
@@ -63,7 +66,7 @@ impl PgRepository {
         let rows = client
             .query(
                 "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                 WHERE i.inhparent = 'sample_blocks'::regclass",
+                 WHERE i.inhparent IN ('sample_blocks'::regclass, 'sample_chunks'::regclass)",
                 &[],
             )
             .await
@@ -110,6 +113,10 @@ mod tests {
     fn partition_names_give_their_day() {
         assert_eq!(
             day_of_partition("sample_blocks_20261125"),
+            NaiveDate::from_ymd_opt(2026, 11, 25)
+        );
+        assert_eq!(
+            day_of_partition("sample_chunks_20261125"),
             NaiveDate::from_ymd_opt(2026, 11, 25)
         );
         assert_eq!(day_of_partition("sample_blocks_x"), None);

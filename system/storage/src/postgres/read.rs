@@ -10,6 +10,7 @@ use metr_domain::{
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
+use super::chunk_read::{self, TimeRow};
 use super::repo::PgRepository;
 use crate::blocks::{block_of, decode_desc};
 use crate::cursor::Cursor;
@@ -228,7 +229,13 @@ impl PgRepository {
     ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT min(ts), max(ts) FROM sample_blocks", &[])
+            .query_one(
+                "SELECT least((SELECT min(ts) FROM sample_blocks), \
+                              (SELECT min(ts_from) FROM sample_chunks)), \
+                        greatest((SELECT max(ts) FROM sample_blocks), \
+                                 (SELECT max(ts_to) FROM sample_chunks))",
+                &[],
+            )
             .await
             .map_err(|e| StorageError::database("query the stored time range", e))?;
         let oldest: Option<DateTime<Utc>> = row.get(0);
@@ -304,15 +311,21 @@ async fn walk_pairs(
     let mut per_pair = (need / wanted.pairs.len() + 2) as i64;
     loop {
         let sql = sql::pair_rows(q, &wanted.pairs, before, per_pair);
-        let rows = query(client, &sql, "query samples").await?;
+        let head: Vec<TimeRow> = query(client, &sql, "query samples")
+            .await?
+            .iter()
+            .map(|row| {
+                let ts: DateTime<Utc> = row.get(2);
+                (ts.timestamp_micros(), row.get(1), row.get(0), row.get(3))
+            })
+            .collect();
+        let chunks = chunk_read::pair_rows(client, q, &wanted.pairs, before, per_pair).await?;
+        let rows = chunk_read::newest_per_pair(chunks, head, per_pair);
         let mut found = Vec::new();
         // Per pair: rows read and the oldest timestamp reached.
         let mut reach: HashMap<(i32, i64), (i64, i64)> = HashMap::new();
-        for row in &rows {
-            let pair: (i32, i64) = (row.get(0), row.get(1));
-            let ts: DateTime<Utc> = row.get(2);
-            let ts = ts.timestamp_micros();
-            let vals: Vec<Option<f64>> = row.get(3);
+        for (ts, block, target, vals) in rows {
+            let pair = (target, block);
             let r = reach.entry(pair).or_insert((0, i64::MAX));
             *r = (r.0 + 1, r.1.min(ts));
             found.extend(
@@ -365,16 +378,33 @@ async fn walk_time(
             inclusive,
             rows_wanted,
         );
-        let rows = query(client, &sql, "query samples").await?;
+        let head: Vec<TimeRow> = query(client, &sql, "query samples")
+            .await?
+            .iter()
+            .map(|row| {
+                let ts: DateTime<Utc> = row.get(0);
+                (ts.timestamp_micros(), row.get(1), row.get(2), row.get(3))
+            })
+            .collect();
+        let by_target = target_id.is_some();
+        let position = (after, inclusive);
+        let keep = |r: &TimeRow| after_position(position, by_target, r);
+        let rows = chunk_read::time_rows(
+            client,
+            q,
+            target_id,
+            blocks.as_deref(),
+            after.map(|a| a.0),
+            keep,
+            head,
+            rows_wanted,
+        )
+        .await?;
         let exhausted = (rows.len() as i64) < rows_wanted;
         let mut chunk: Vec<Found> = Vec::new();
         let mut full = false;
         let mut stopped_early = false;
-        for row in &rows {
-            let ts: DateTime<Utc> = row.get(0);
-            let ts = ts.timestamp_micros();
-            let block: i64 = row.get(1);
-            let target: i32 = row.get(2);
+        for (ts, block, target, vals) in rows {
             // A full page is final once the walk leaves the (ts, block) of its
             // last row: rows of other targets may share a block.
             if found.len() + chunk.len() >= need
@@ -384,7 +414,6 @@ async fn walk_time(
                 stopped_early = true;
                 break;
             }
-            let vals: Vec<Option<f64>> = row.get(3);
             chunk.extend(
                 decode_desc(block, &vals)
                     .filter(|&(id, _)| before_cursor(q, ts, id))
@@ -409,6 +438,29 @@ async fn walk_time(
             return Ok(found);
         }
         rows_wanted = (rows_wanted * 4).min(4096);
+    }
+}
+
+/// Whether a row comes after the walk's position (newest first), as
+/// `sql::time_rows` selects: by (ts, block) within a target, by (ts, block,
+/// target) across targets, the position itself included when `inclusive`.
+fn after_position(
+    (after, inclusive): (Option<(i64, i64, i32)>, bool),
+    by_target: bool,
+    row: &TimeRow,
+) -> bool {
+    let Some((ts, block, target)) = after else {
+        return true;
+    };
+    let (mine, theirs) = if by_target {
+        ((row.0, row.1, 0), (ts, block, 0))
+    } else {
+        ((row.0, row.1, row.2), (ts, block, target))
+    };
+    if inclusive {
+        mine <= theirs
+    } else {
+        mine < theirs
     }
 }
 

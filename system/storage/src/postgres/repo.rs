@@ -101,6 +101,14 @@ impl WriteRepository for PgRepository {
         self.drop_partitions_before(cutoff).await
     }
 
+    async fn compact(
+        &self,
+        cutoff: DateTime<Utc>,
+        span: chrono::Duration,
+    ) -> Result<u64, StorageError> {
+        self.compact_before(cutoff, span).await
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         let client = self.client().await?;
         client

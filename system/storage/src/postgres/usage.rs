@@ -19,6 +19,13 @@ const PARTITIONS: &str = "\
     FROM pg_partition_tree('sample_blocks') p JOIN pg_class c ON c.oid = p.relid \
     WHERE p.isleaf ORDER BY c.relname DESC";
 
+/// Samples in chunks (a column of each chunk row, not its data) and the bytes
+/// of every partition of `sample_chunks`, indexes and TOAST included.
+const COMPRESSED: &str = "\
+    SELECT (SELECT coalesce(sum(samples), 0)::bigint FROM sample_chunks), \
+           (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint \
+              FROM pg_partition_tree('sample_chunks'))";
+
 /// Rows an estimate reads, about.
 const SAMPLED_ROWS: f64 = 10_000.0;
 
@@ -53,10 +60,12 @@ impl PgRepository {
                 estimated_samples(&client, &name, rows).await?
             };
         }
-        Ok(StorageUsage {
-            head,
-            compressed: StoragePart::default(),
-        })
+        let row = client.query_one(COMPRESSED, &[]).await.map_err(failed)?;
+        let compressed = StoragePart {
+            samples: row.get::<_, i64>(0).max(0) as u64,
+            bytes: row.get::<_, i64>(1).max(0) as u64,
+        };
+        Ok(StorageUsage { head, compressed })
     }
 }
 
