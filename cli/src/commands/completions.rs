@@ -19,11 +19,12 @@ use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 use clap_complete::{CompleteEnv, Shell};
 
 use crate::cli::Args;
+use crate::config::envfile::EnvFile;
 use crate::engine::{self, labels};
 use crate::exit::{Failure, Result};
 use crate::stack;
 use crate::stack::images::ImageSet;
-use crate::stack::spec::{EnvFile, StackSpec};
+use crate::stack::spec::StackSpec;
 use crate::ui;
 
 /// The variable that asks metrtest to complete (clap's): `COMPLETE=bash metrtest`.
