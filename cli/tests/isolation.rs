@@ -117,6 +117,34 @@ fn a_scenario_that_changes_gometr_runs_apart_and_its_neighbour_passes() {
     );
     assert!(reader.get("isolated").is_none(), "{reader:#}");
     assert_ne!(breaker["stack"], reader["stack"]);
+    // Two stacks start side by side: each start-up line says whose it is.
+    let labelled = |whom: &str, service: &str| {
+        let run = [&breaker, &reader]
+            .into_iter()
+            .find(|s| whom.starts_with("1 scenario") != s.get("isolated").is_some())
+            .and_then(|s| s["stack"].as_str())
+            .unwrap();
+        format!("{run} {whom} | ✓ {service:<9} ready in")
+    };
+    for service in ["postgres", "gometr", "checker", "api"] {
+        for whom in [
+            "fixture - breaks gometr's /metrics and l…",
+            "1 scenario(s) sharing it",
+        ] {
+            let line = labelled(whom, service);
+            assert!(
+                ran.stderr.contains(&line),
+                "no {line:?} in:\n{}",
+                ran.stderr
+            );
+        }
+        let bare = format!("\n✓ {service:<9} ready in");
+        assert!(
+            !ran.stderr.contains(&bare),
+            "unlabelled {bare:?} in:\n{}",
+            ran.stderr
+        );
+    }
 }
 
 #[test]
