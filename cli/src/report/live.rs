@@ -62,9 +62,9 @@ impl Reporter for Live {
             Event::RunStarted { scenarios, jobs } => ui.info(format!(
                 "running {scenarios} scenario(s) with {jobs} job(s)"
             )),
-            Event::StackStarting { run_id, whom } => {
-                ui.info(format!("starting stack {run_id} for {whom}"))
-            }
+            // Kept as it was, `starting stack ID`, for whoever reads it;
+            // when several stacks start, their lines say whom each is for.
+            Event::StackStarting { run_id, .. } => ui.info(format!("starting stack {run_id}")),
             Event::StackReady { run_id, ready_in } => ui.info(format!(
                 "stack {run_id} ready in {:.1} s",
                 ready_in.as_secs_f64()
