@@ -20,6 +20,7 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     let stderr = &ran.assert_code(1).stderr;
     let report = ran.json();
     assert_eq!(report["totals"]["failed"], 8, "{report:#}");
+    each_failure_is_the_one_kept_beside_its_file(stderr, &report);
     assert_eq!(report["totals"]["passed"], 0);
     let text_of = |name_part: &str| -> String {
         let s = report["scenarios"]
@@ -124,6 +125,44 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
         stderr.contains("0 passed, 8 failed")
             || ran.stdout.contains("0 passed, 8 failed")
             || stderr.contains("8 failed")
+    );
+}
+
+/// What the terminal tells of each failing fixture is kept beside it
+/// (`failing/x.yaml` → `failing/x.stderr`) and compared whole, once what
+/// varies from run to run is replaced (`support::failures`);
+/// `METRTEST_BLESS=1` rewrites the files.
+fn each_failure_is_the_one_kept_beside_its_file(stderr: &str, report: &serde_json::Value) {
+    let runs: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stack"].as_str())
+        .collect();
+    let blocks = failures::failure_blocks(stderr, &runs);
+    let dir = fixtures("failing");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut differ = Vec::new();
+    for file in files {
+        let shown = format!(
+            "cli/tests/fixtures/failing/{}",
+            file.file_name().unwrap().to_str().unwrap()
+        );
+        let Some(block) = blocks.get(&shown) else {
+            differ.push(format!("{shown}: no failure on stderr"));
+            continue;
+        };
+        differ.extend(expected::differs(&file.with_extension("stderr"), block));
+    }
+    assert!(
+        differ.is_empty(),
+        "{}\nstderr:\n{stderr}",
+        differ.join("\n")
     );
 }
 

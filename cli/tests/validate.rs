@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Ran, RunExt, fixtures, metrtest, without_engine};
+use support::{Ran, RunExt, expected, fixtures, metrtest, without_engine};
 
 /// `validate broken/FILE` with no engine reachable.
 fn validate(file: &str) -> Ran {
@@ -263,7 +263,6 @@ fn a_misspelt_name_gets_the_nearest_known_one() {
 #[test]
 fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
     let dir = fixtures("broken");
-    let bless = std::env::var_os("METRTEST_BLESS").is_some();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -280,18 +279,7 @@ fn each_broken_file_prints_exactly_the_diagnostics_kept_beside_it() {
             .current_dir(&dir)
             .ran();
         let stderr = &ran.assert_code_for(2, format!("{name} is rejected")).stderr;
-        let expected_path = file.with_extension("stderr");
-        if bless {
-            std::fs::write(&expected_path, stderr).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
-        if &expected != stderr {
-            differ.push(format!(
-                "{name}:\n--- expected\n{expected}--- actual\n{stderr}"
-            ));
-        }
+        differ.extend(expected::differs(&file.with_extension("stderr"), stderr));
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

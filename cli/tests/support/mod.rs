@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+pub mod expected;
+pub mod failures;
 mod ran;
 
 pub use ran::{Ran, RunExt};

@@ -217,7 +217,8 @@ fn chunk_range(sql: &mut Sql, query: &MetricQuery) {
     }
 }
 
-/// The `limit` chunks with the newest last rows, of one target or of all,
+/// The `limit` chunks with the newest last rows (ties by block and target,
+/// newest first as rows are walked), of one target or of all,
 /// optionally only of some blocks, that may hold rows at or before
 /// `after_ts` and at or after `oldest` (both µs).
 pub fn chunk_time_rows(
@@ -248,8 +249,9 @@ pub fn chunk_time_rows(
     }
     chunk_range(&mut sql, query);
     let l = sql.param(limit);
-    sql.text
-        .push_str(&format!(" ORDER BY c.ts_to DESC LIMIT {l}"));
+    sql.text.push_str(&format!(
+        " ORDER BY c.ts_to DESC, c.block DESC, c.target_id DESC LIMIT {l}"
+    ));
     sql
 }
 

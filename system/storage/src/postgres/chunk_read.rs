@@ -100,11 +100,11 @@ pub(super) async fn time_rows(
         let sql = sql::chunk_time_rows(q, target_id, blocks, after_ts, oldest, chunks);
         let found = query(client, &sql).await?;
         let mut rows = Vec::new();
-        let mut last_to = None;
+        let mut last = None;
         for row in &found {
             let (target, block): (i32, i64) = (row.get(0), row.get(1));
             let ts_to: DateTime<Utc> = row.get(2);
-            last_to = Some(ts_to.timestamp_micros());
+            last = Some((ts_to.timestamp_micros(), block, target));
             for (ts, vals) in chunk::decode(row.get(3))? {
                 let r = (ts, block, target, vals);
                 if in_range(q, ts) && keep(&r) {
@@ -115,10 +115,11 @@ pub(super) async fn time_rows(
         if (found.len() as i64) < chunks {
             break rows;
         }
-        // Chunks not fetched end at or before the last one fetched: only
-        // rows after its end are sure to rank above theirs.
-        let last_to = last_to.unwrap_or(i64::MIN);
-        rows.retain(|r| r.0 > last_to);
+        // A chunk not fetched comes after the last one fetched in (last
+        // row's ts, block, target) order, so each of its rows does too: rows
+        // from the last chunk's last row on are sure to rank above theirs.
+        let last = last.unwrap_or((i64::MIN, i64::MIN, i32::MIN));
+        rows.retain(|r| (r.0, r.1, r.2) >= last);
         if rows.len() >= limit {
             break rows;
         }
