@@ -43,42 +43,7 @@ pub async fn run() -> Result<()> {
     let docker = engine::connect().await?;
     let containers = stack::list_containers(&docker, None).await?;
     let now = chrono::Utc::now().timestamp();
-    let mut runs: BTreeMap<String, RunRow> = BTreeMap::new();
-    let mut services: BTreeMap<(String, String), [String; 4]> = BTreeMap::new();
-    for c in containers {
-        let labels = c.labels.unwrap_or_default();
-        let run = labels.get(labels::RUN).cloned().unwrap_or_default();
-        let service = labels.get(labels::SERVICE).cloned().unwrap_or_default();
-        let row = runs.entry(run.clone()).or_default();
-        if let Some(owner) = labels.get(labels::OWNER) {
-            row.owner = owner.clone();
-        }
-        let started = labels
-            .get(labels::STARTED)
-            .and_then(|s| s.parse().ok())
-            .or(c.created);
-        row.started = match (row.started, started) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if service == labels::REAPER_SERVICE {
-            continue;
-        }
-        row.services.push(service.clone());
-        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-        let container = labels::container_name(&run, &service);
-        let ports: Vec<String> = c
-            .ports
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| Some(format!("{}:{}->{}", p.ip?, p.public_port?, p.private_port)))
-            .collect();
-        let created = c.created.unwrap_or(now);
-        services.insert(
-            (run, service),
-            [state, container, ports.join(", "), age(now - created)],
-        );
-    }
+    let (runs, services) = read_runs(containers, now);
     // `up` stacks restart a crashed service: one inspect per container tells how often.
     let containers: Vec<(String, String)> = services
         .values()
@@ -122,6 +87,55 @@ pub async fn run() -> Result<()> {
         ui::print(table.to_string());
     }
     Ok(())
+}
+
+/// Each run's row and each service's (state, container, ports, age) read
+/// from the labelled containers; a run's reaper counts for its age only.
+#[expect(clippy::type_complexity, reason = "two tables' rows, used once")]
+fn read_runs(
+    containers: Vec<bollard::models::ContainerSummary>,
+    now: i64,
+) -> (
+    BTreeMap<String, RunRow>,
+    BTreeMap<(String, String), [String; 4]>,
+) {
+    let mut runs: BTreeMap<String, RunRow> = BTreeMap::new();
+    let mut services: BTreeMap<(String, String), [String; 4]> = BTreeMap::new();
+    for c in containers {
+        let labels = c.labels.unwrap_or_default();
+        let run = labels.get(labels::RUN).cloned().unwrap_or_default();
+        let service = labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        let row = runs.entry(run.clone()).or_default();
+        if let Some(owner) = labels.get(labels::OWNER) {
+            row.owner = owner.clone();
+        }
+        let started = labels
+            .get(labels::STARTED)
+            .and_then(|s| s.parse().ok())
+            .or(c.created);
+        row.started = match (row.started, started) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if service == labels::REAPER_SERVICE {
+            continue;
+        }
+        row.services.push(service.clone());
+        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        let container = labels::container_name(&run, &service);
+        let ports: Vec<String> = c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some(format!("{}:{}->{}", p.ip?, p.public_port?, p.private_port)))
+            .collect();
+        let created = c.created.unwrap_or(now);
+        services.insert(
+            (run, service),
+            [state, container, ports.join(", "), age(now - created)],
+        );
+    }
+    (runs, services)
 }
 
 /// The state column: the engine's word, with the exit code of a container

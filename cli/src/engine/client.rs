@@ -8,6 +8,11 @@ use crate::engine::endpoint;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::ssh;
 
+/// The engine's client as the layers above hold it: they name it through
+/// here, never bollard itself (a client with one method per operation the
+/// stack needs is the next step).
+pub type Client = Docker;
+
 /// How long connecting, negotiating and pinging may take together.
 const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 /// The same through ssh, which first logs in to the engine's host.

@@ -8,5 +8,5 @@ pub mod error;
 pub mod labels;
 pub mod ssh;
 
-pub use client::{connect, root_cause};
+pub use client::{Client, connect, root_cause};
 pub use error::{EngineError, Result};

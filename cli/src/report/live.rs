@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::runner::event::{Event, Level, Reporter};
-use crate::runner::report::{Outcome, run_name};
+use crate::runner::report::{Outcome, ScenarioReport, run_name};
 use crate::ui::{Task, Ui};
 
 /// Prints a run's progress through [`Ui`].
@@ -94,41 +94,7 @@ impl Reporter for Live {
                 report,
                 attempt,
                 retrying,
-            } => {
-                let task = self.take_task(&report.name, *attempt);
-                match (report.outcome, task) {
-                    (Outcome::Passed, Some(task)) => {
-                        let flaky = if report.is_flaky() { " (flaky)" } else { "" };
-                        task.done(format!(
-                            "passed in {:.1} s{flaky}",
-                            report.duration.as_secs_f64()
-                        ))
-                    }
-                    (Outcome::Failed, task) => {
-                        if let Some(task) = task {
-                            task.fail(if *retrying {
-                                "failed, retrying"
-                            } else {
-                                "FAILED"
-                            });
-                        }
-                        let mut text = format!(
-                            "scenario {:?} ({}) failed{}\n{}",
-                            report.name,
-                            report.file.display(),
-                            which_run(*attempt, *retrying),
-                            report.failure_text(),
-                        );
-                        if !report.logs.is_empty() {
-                            text.push('\n');
-                            text.push_str(&report.logs_text());
-                        }
-                        ui.error(text);
-                    }
-                    (_, Some(task)) => task.fail("skipped"),
-                    (_, None) => {}
-                }
-            }
+            } => self.finished(report, *attempt, *retrying),
             Event::Notice { level, text } => match level {
                 Level::Debug => ui.debug(text),
                 Level::Info => ui.info(text),
@@ -136,6 +102,46 @@ impl Reporter for Live {
                 Level::Error => ui.error(text),
             },
             Event::RunFinished { .. } => {}
+        }
+    }
+}
+
+impl Live {
+    /// A scenario's run ended: its line is closed, and a failure is shown in
+    /// full with the services' last log lines.
+    fn finished(&self, report: &ScenarioReport, attempt: u32, retrying: bool) {
+        let task = self.take_task(&report.name, attempt);
+        match (report.outcome, task) {
+            (Outcome::Passed, Some(task)) => {
+                let flaky = if report.is_flaky() { " (flaky)" } else { "" };
+                task.done(format!(
+                    "passed in {:.1} s{flaky}",
+                    report.duration.as_secs_f64()
+                ))
+            }
+            (Outcome::Failed, task) => {
+                if let Some(task) = task {
+                    task.fail(if retrying {
+                        "failed, retrying"
+                    } else {
+                        "FAILED"
+                    });
+                }
+                let mut text = format!(
+                    "scenario {:?} ({}) failed{}\n{}",
+                    report.name,
+                    report.file.display(),
+                    which_run(attempt, retrying),
+                    report.failure_text(),
+                );
+                if !report.logs.is_empty() {
+                    text.push('\n');
+                    text.push_str(&report.logs_text());
+                }
+                self.ui.error(text);
+            }
+            (_, Some(task)) => task.fail("skipped"),
+            (_, None) => {}
         }
     }
 }

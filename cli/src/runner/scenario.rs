@@ -1,5 +1,6 @@
 //! Runs one scenario's steps in order on a stack.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -9,6 +10,7 @@ use crate::runner::step::{self, StepContext};
 use crate::runner::target::StackHandle;
 use crate::runner::watch::Death;
 use crate::scenario::load::Loaded;
+use crate::scenario::model::Step;
 use crate::scenario::template::Vars;
 
 /// Settings that apply to every scenario of a run.
@@ -27,7 +29,7 @@ pub struct ScenarioSettings {
 /// (the report's logs keep [`ScenarioSettings::log_lines`] of every service).
 const DEATH_LOG_LINES: usize = 10;
 
-fn skipped(step: &crate::scenario::model::Step) -> StepReport {
+fn skipped(step: &Step) -> StepReport {
     step::report(step, Outcome::Skipped, Instant::now(), None)
 }
 
@@ -46,7 +48,6 @@ pub async fn run(
         .timeout
         .map(|t| t.0)
         .unwrap_or(settings.default_timeout);
-    let deadline = started + timeout;
     let mut vars = Vars::default();
     for (k, v) in &settings.vars {
         vars.set(k.clone(), serde_json::Value::String(v.clone()));
@@ -71,20 +72,9 @@ pub async fn run(
             loaded,
             request_timeout: settings.request_timeout,
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let step_started = Instant::now();
-        let report = tokio::select! {
-            r = tokio::time::timeout(remaining, step::run(step, &mut ctx)) => match r {
-                Ok(report) => report,
-                Err(_) => step::report(step, Outcome::Failed, step_started, Some(FailureDetail {
-                    error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
-                    ..Default::default()
-                })),
-            },
-            _ = stop.cancelled() => {
-                steps.push(skipped(step));
-                continue;
-            }
+        let Some(report) = run_step(step, &mut ctx, started + timeout, timeout, stop).await else {
+            steps.push(skipped(step));
+            continue;
         };
         failed = report.outcome == Outcome::Failed;
         on_step(&report);
@@ -94,17 +84,54 @@ pub async fn run(
         deaths = handle.deaths(index + 1, &step.name, DEATH_LOG_LINES).await;
         failed |= !deaths.is_empty();
     }
+    let logs = if failed {
+        handle.logs(settings.log_lines).await
+    } else {
+        Default::default()
+    };
+    finished(loaded, handle, steps, failed, deaths, logs, started)
+}
+
+/// One step within what is left of the scenario's `timeout`; `None` when
+/// `stop` cut it short.
+async fn run_step(
+    step: &Step,
+    ctx: &mut StepContext<'_>,
+    deadline: Instant,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Option<StepReport> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let step_started = Instant::now();
+    tokio::select! {
+        r = tokio::time::timeout(remaining, step::run(step, ctx)) => Some(match r {
+            Ok(report) => report,
+            Err(_) => step::report(step, Outcome::Failed, step_started, Some(FailureDetail {
+                error: Some(format!("the scenario timeout ({}) ran out during this step", humantime::format_duration(timeout))),
+                ..Default::default()
+            })),
+        }),
+        _ = stop.cancelled() => None,
+    }
+}
+
+/// The scenario's report from its steps and the services that died.
+fn finished(
+    loaded: &Loaded,
+    handle: &StackHandle,
+    steps: Vec<StepReport>,
+    failed: bool,
+    deaths: Vec<Death>,
+    logs: BTreeMap<String, String>,
+    started: Instant,
+) -> ScenarioReport {
+    let scenario = &loaded.scenario;
     let outcome = if failed {
         Outcome::Failed
     } else if steps.iter().all(|s| s.outcome == Outcome::Passed) {
         Outcome::Passed
     } else {
         Outcome::Skipped
-    };
-    let logs = if failed {
-        handle.logs(settings.log_lines).await
-    } else {
-        Default::default()
     };
     ScenarioReport {
         file: loaded.file.clone(),

@@ -169,7 +169,7 @@ pub async fn run(
 /// `run --stack ID`: the stack to run on, and a notice for each scenario
 /// (or environment) that gets a fresh stack instead.
 async fn attach(
-    docker: &bollard::Docker,
+    docker: &engine::Client,
     id: &str,
     isolated: &[&Loaded],
     environments: &Environments,

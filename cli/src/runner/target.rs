@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bollard::Docker;
-
+use crate::engine::Client;
 use crate::engine::endpoint;
 use crate::engine::error::EngineError;
 use crate::runner::watch::{Death, Watch};
@@ -50,7 +49,7 @@ impl TargetError {
 /// A stack with what is needed to act on it.
 #[derive(Clone)]
 pub struct StackHandle {
-    pub docker: Docker,
+    pub docker: Client,
     pub stack: Stack,
     pub spec: StackSpec,
     /// Services cut off the network by a partition step, with how to reconnect them.
@@ -63,7 +62,7 @@ pub struct StackHandle {
 impl StackHandle {
     /// A handle on a ready stack, its services' containers inspected now as
     /// the baseline of [`StackHandle::deaths`].
-    pub async fn new(docker: Docker, stack: Stack, spec: StackSpec) -> StackHandle {
+    pub async fn new(docker: Client, stack: Stack, spec: StackSpec) -> StackHandle {
         let mut handle = StackHandle {
             docker,
             stack,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::labels;
+use crate::engine::{self, labels};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::runner::event::{Event, Level, Reporter};
@@ -63,7 +63,7 @@ fn stack_not_started(loaded: &Loaded, failure: &Failure) -> ScenarioReport {
 
 /// What every scenario task of a run shares.
 pub struct Context {
-    pub(crate) docker: bollard::Docker,
+    pub(crate) docker: engine::Client,
     /// The images fresh stacks need; none when every scenario runs on an
     /// attached stack.
     pub(crate) built: Option<Built>,

@@ -89,49 +89,9 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
     };
     let mut services = Vec::new();
     for c in &containers {
-        let labels = c.labels.clone().unwrap_or_default();
-        let name = labels.get(labels::SERVICE).cloned().unwrap_or_default();
-        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-        if !is_up(&state) {
-            let why = format!("its service {name} is {state}");
-            return Err(unknown(run_id, why, running_runs(docker).await?));
-        }
-        let (port, host_port) = c
-            .ports
-            .iter()
-            .flatten()
-            .find_map(|p| Some((p.private_port, p.public_port?)))
-            .ok_or_else(|| EngineError::NoPublishedPort {
-                container: labels::container_name(run_id, &name),
-                port: None,
-            })?;
-        let readiness = readiness_of(&name);
-        if readiness == Readiness::Postgres {
-            let container = labels::container_name(run_id, &name);
-            read_login(docker, &container, &mut spec).await?;
-        }
-        let url = readiness.url(&endpoint::reach_host(), host_port);
-        services.push(RunningService {
-            name: name.clone(),
-            container: labels::container_name(run_id, &name),
-            host_port,
-            url,
-        });
-        spec.services.push(ServiceSpec {
-            name,
-            image: c.image.clone().unwrap_or_default(),
-            env: vec![],
-            cmd: vec![],
-            port,
-            user: None,
-            read_only: true,
-            tmpfs: vec![],
-            volumes: vec![],
-            after: vec![],
-            joins: None,
-            readiness,
-            limits: Limits::SERVICE,
-        });
+        let (service, running) = read_service(docker, run_id, c, &mut spec).await?;
+        spec.services.push(service);
+        services.push(running);
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
     check_ready(docker, run_id, &spec, &services).await?;
@@ -143,6 +103,59 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
         started.elapsed(),
     );
     Ok((stack, spec))
+}
+
+/// One container of an attached stack: its service as a spec, and where it
+/// answers; PostgreSQL's login goes into `spec`.
+async fn read_service(
+    docker: &Docker,
+    run_id: &str,
+    c: &bollard::models::ContainerSummary,
+    spec: &mut StackSpec,
+) -> Result<(ServiceSpec, RunningService)> {
+    let labels = c.labels.clone().unwrap_or_default();
+    let name = labels.get(labels::SERVICE).cloned().unwrap_or_default();
+    let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+    if !is_up(&state) {
+        let why = format!("its service {name} is {state}");
+        return Err(unknown(run_id, why, running_runs(docker).await?));
+    }
+    let container = labels::container_name(run_id, &name);
+    let (port, host_port) = c
+        .ports
+        .iter()
+        .flatten()
+        .find_map(|p| Some((p.private_port, p.public_port?)))
+        .ok_or_else(|| EngineError::NoPublishedPort {
+            container: container.clone(),
+            port: None,
+        })?;
+    let readiness = readiness_of(&name);
+    if readiness == Readiness::Postgres {
+        read_login(docker, &container, spec).await?;
+    }
+    let running = RunningService {
+        name: name.clone(),
+        container,
+        host_port,
+        url: readiness.url(&endpoint::reach_host(), host_port),
+    };
+    let service = ServiceSpec {
+        name,
+        image: c.image.clone().unwrap_or_default(),
+        env: vec![],
+        cmd: vec![],
+        port,
+        user: None,
+        read_only: true,
+        tmpfs: vec![],
+        volumes: vec![],
+        after: vec![],
+        joins: None,
+        readiness,
+        limits: Limits::SERVICE,
+    };
+    Ok((service, running))
 }
 
 /// The database login, from the PostgreSQL container's environment.

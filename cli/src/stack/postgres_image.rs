@@ -262,25 +262,7 @@ impl HostInstall {
                 p.ends_with("right") || p.ends_with("posix")
             })?;
         }
-        let shell = ["/bin/dash", "/usr/bin/dash", "/bin/sh"]
-            .into_iter()
-            .map(Path::new)
-            .find(|p| p.is_file());
-        let shell =
-            shell.ok_or_else(|| std::io::Error::other("no /bin/dash or /bin/sh on the host"))?;
-        ctx.add_file("rootfs/bin/sh", shell)?;
-        elves.push(shell.to_path_buf());
-        // The entrypoint's tools: cat shows a failed set-up's log; mkdir, tar,
-        // mv and rm unpack the image's cluster (and pack it, at build time).
-        for tool in ["cat", "mkdir", "mv", "rm", "tar"] {
-            let path = ["/bin", "/usr/bin"]
-                .into_iter()
-                .map(|dir| Path::new(dir).join(tool))
-                .find(|p| p.is_file())
-                .ok_or_else(|| std::io::Error::other(format!("no {tool} on the host")))?;
-            ctx.add_file(&format!("rootfs/bin/{tool}"), &path)?;
-            elves.push(path);
-        }
+        add_shell_and_tools(&mut ctx, &mut elves)?;
         if ctx.is_fingerprint() {
             // The libraries' folders stand for the `ldd` closure (0.3 s to
             // compute): a package that adds, replaces or removes a library
@@ -298,32 +280,62 @@ impl HostInstall {
                 ctx.add_file(&root(&library), &library)?;
             }
         }
-        ctx.add_bytes(
-            "rootfs/usr/local/bin/docker-entrypoint.sh",
-            0o755,
-            ENTRYPOINT.as_bytes(),
-        )?;
-        ctx.add_bytes(
-            "rootfs/usr/local/bin/metrtest-initdb.sh",
-            0o755,
-            INITDB.as_bytes(),
-        )?;
-        let passwd = format!(
-            "root:x:0:0:root:/root:/bin/sh\npostgres:x:{HOST_UID}:{HOST_UID}:PostgreSQL:/var/lib/postgresql:/bin/sh\n"
-        );
-        ctx.add_bytes("rootfs/etc/passwd", 0o644, passwd.as_bytes())?;
-        ctx.add_bytes(
-            "rootfs/etc/group",
-            0o644,
-            format!("root:x:0:\npostgres:x:{HOST_UID}:\n").as_bytes(),
-        )?;
-        ctx.add_bytes(
-            "rootfs/etc/nsswitch.conf",
-            0o644,
-            b"passwd: files\ngroup: files\nhosts: files dns\n",
-        )?;
+        add_scripts_and_accounts(&mut ctx)?;
         Ok(ctx)
     }
+}
+
+/// `/bin/sh` and the entrypoint's tools from the host, noted in `elves` for
+/// their libraries: cat shows a failed set-up's log; mkdir, tar, mv and rm
+/// unpack the image's cluster (and pack it, at build time).
+fn add_shell_and_tools(ctx: &mut Context, elves: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let shell = ["/bin/dash", "/usr/bin/dash", "/bin/sh"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file());
+    let shell =
+        shell.ok_or_else(|| std::io::Error::other("no /bin/dash or /bin/sh on the host"))?;
+    ctx.add_file("rootfs/bin/sh", shell)?;
+    elves.push(shell.to_path_buf());
+    for tool in ["cat", "mkdir", "mv", "rm", "tar"] {
+        let path = ["/bin", "/usr/bin"]
+            .into_iter()
+            .map(|dir| Path::new(dir).join(tool))
+            .find(|p| p.is_file())
+            .ok_or_else(|| std::io::Error::other(format!("no {tool} on the host")))?;
+        ctx.add_file(&format!("rootfs/bin/{tool}"), &path)?;
+        elves.push(path);
+    }
+    Ok(())
+}
+
+/// The entrypoint and initdb scripts, and the accounts PostgreSQL runs as.
+fn add_scripts_and_accounts(ctx: &mut Context) -> std::io::Result<()> {
+    ctx.add_bytes(
+        "rootfs/usr/local/bin/docker-entrypoint.sh",
+        0o755,
+        ENTRYPOINT.as_bytes(),
+    )?;
+    ctx.add_bytes(
+        "rootfs/usr/local/bin/metrtest-initdb.sh",
+        0o755,
+        INITDB.as_bytes(),
+    )?;
+    let passwd = format!(
+        "root:x:0:0:root:/root:/bin/sh\npostgres:x:{HOST_UID}:{HOST_UID}:PostgreSQL:/var/lib/postgresql:/bin/sh\n"
+    );
+    ctx.add_bytes("rootfs/etc/passwd", 0o644, passwd.as_bytes())?;
+    ctx.add_bytes(
+        "rootfs/etc/group",
+        0o644,
+        format!("root:x:0:\npostgres:x:{HOST_UID}:\n").as_bytes(),
+    )?;
+    ctx.add_bytes(
+        "rootfs/etc/nsswitch.conf",
+        0o644,
+        b"passwd: files\ngroup: files\nhosts: files dns\n",
+    )?;
+    Ok(())
 }
 
 /// Every shared library the given ELF files load, as `ldd` reports them.
