@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn run_ids_started(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("starting stack "))
-        .map(|r| r.trim().to_owned())
-        .collect()
+    stderr.lines().filter_map(run_id_started).collect()
 }
 
 fn pause(container: &str, paused: bool) {

@@ -179,15 +179,18 @@ pub fn read_until(
     panic!("stream ended before {needle:?}; saw:\n{}", seen.join("\n"));
 }
 
-/// The run id of the first `starting stack ID` line.
+/// The run id of the first `starting stack ID [for WHOM]` line.
 pub fn run_id_in(lines: &[String]) -> String {
     lines
         .iter()
-        .find_map(|l| {
-            l.strip_prefix("starting stack ")
-                .map(|r| r.trim().to_owned())
-        })
+        .find_map(|l| run_id_started(l))
         .expect("a 'starting stack' line")
+}
+
+/// ID of a `starting stack ID [for WHOM]` line.
+pub fn run_id_started(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("starting stack ")?;
+    rest.split_whitespace().next().map(str::to_owned)
 }
 
 /// `metrtest up --detach ARGS`: the run id and the printed table.
