@@ -1,29 +1,16 @@
 //! The block layout on a real PostgreSQL: scrapes in compact form, retried and
 //! overlapping batches, the `sample_values` view, and retention by partition.
 
+mod support;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use metr_domain::{Labels, TargetKind};
-use metr_storage::postgres::PoolOptions;
 use metr_storage::{
-    Batch, DatabaseUrl, MetricQuery, PgRepository, ReadRepository, ScrapeSamples, SeriesTable,
-    TargetRef, WriteRepository, migrate,
+    Batch, MetricQuery, ReadRepository, ScrapeSamples, SeriesTable, TargetRef, WriteRepository,
 };
-
-async fn migrated() -> (PgRepository, tokio_postgres::Client) {
-    let db = metr_testkit::fresh_database().await;
-    let url = DatabaseUrl::new(db.url);
-    migrate::run(&url).await.expect("migrate");
-    let (client, conn) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    (
-        PgRepository::connect(&url, &PoolOptions::default()).unwrap(),
-        client,
-    )
-}
+use support::migrated;
 
 fn target(name: &str) -> TargetRef {
     TargetRef {

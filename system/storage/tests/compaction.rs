@@ -2,29 +2,17 @@
 //! in-memory repository returns, before and after windows are compacted,
 //! after retried and late batches, and while a retry races a compaction.
 
+mod support;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use metr_domain::{Labels, Sample, TargetKind};
-use metr_storage::postgres::PoolOptions;
 use metr_storage::{
-    Batch, DatabaseUrl, MemoryRepository, MetricQuery, PgRepository, ReadRepository, ScrapeSamples,
-    SeriesTable, TargetRef, WriteRepository, chunk, migrate,
+    Batch, MemoryRepository, MetricQuery, PgRepository, ReadRepository, ScrapeSamples, SeriesTable,
+    TargetRef, WriteRepository, chunk,
 };
-
-async fn migrated() -> (PgRepository, tokio_postgres::Client) {
-    let db = metr_testkit::fresh_database().await;
-    let url = DatabaseUrl::new(db.url);
-    migrate::run(&url).await.expect("migrate");
-    let (client, conn) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    (
-        PgRepository::connect(&url, &PoolOptions::default()).unwrap(),
-        client,
-    )
-}
+use support::migrated;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_040 + seconds, 0).unwrap()
