@@ -18,7 +18,12 @@ fn kv(k: &str, v: &str) -> (String, String) {
 impl ServiceSpec {
     /// One of our services: as a non-root user on a read-only root, ready
     /// when its health answers success, within the services' limits.
-    fn ours(name: &str, image: &str, port: u16, env: Vec<(String, String)>) -> ServiceSpec {
+    pub(crate) fn ours(
+        name: &str,
+        image: &str,
+        port: u16,
+        env: Vec<(String, String)>,
+    ) -> ServiceSpec {
         ServiceSpec {
             name: name.to_owned(),
             image: image.to_owned(),

@@ -13,8 +13,8 @@ use bollard::Docker;
 
 use crate::engine::error::Result;
 use crate::scenario::network::Link;
-use crate::stack::images::{self, SERVICE_USER};
-use crate::stack::spec::{Limits, Readiness, ServiceSpec, StackSpec};
+use crate::stack::images;
+use crate::stack::spec::{ServiceSpec, StackSpec};
 use crate::ui::Ui;
 
 /// The proxy's service name in the stack.
@@ -76,30 +76,18 @@ pub fn place(spec: &mut StackSpec, image: &str, links: &[Link]) {
             serde_json::json!({"name": name, "listen": format!("0.0.0.0:{port}"), "upstream": upstream})
         })
         .collect();
-    spec.services.push(ServiceSpec {
-        name: SERVICE.into(),
-        image: image.to_owned(),
-        env: vec![
-            (
-                "FAULTPROXY_LISTEN".into(),
-                format!("0.0.0.0:{CONTROL_PORT}"),
-            ),
-            (
-                "FAULTPROXY_PROXIES".into(),
-                serde_json::Value::Array(initial).to_string(),
-            ),
-        ],
-        cmd: vec![],
-        port: CONTROL_PORT,
-        user: Some(SERVICE_USER.into()),
-        read_only: true,
-        tmpfs: vec![],
-        volumes: vec![],
-        after: vec![],
-        joins: None,
-        readiness: Readiness::Http { success: true },
-        limits: Limits::SERVICE,
-    });
+    let env = vec![
+        (
+            "FAULTPROXY_LISTEN".into(),
+            format!("0.0.0.0:{CONTROL_PORT}"),
+        ),
+        (
+            "FAULTPROXY_PROXIES".into(),
+            serde_json::Value::Array(initial).to_string(),
+        ),
+    ];
+    spec.services
+        .push(ServiceSpec::ours(SERVICE, image, CONTROL_PORT, env));
 }
 
 /// `value` with every `from` address (`server:port` after `@` or `//`, as in
