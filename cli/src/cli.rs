@@ -69,6 +69,13 @@ pub enum Command {
         #[arg(long, value_name = "LINK,...", value_delimiter = ',',
               value_parser = commands::up::parse_link)]
         faults: Vec<Link>,
+        /// Start nothing: build the images and write the stack as a file of
+        /// this format (compose: a Compose Specification file) to FILE, or stdout.
+        #[arg(long, value_name = "FORMAT", value_enum, conflicts_with_all = ["detach", "faults"])]
+        export: Option<Export>,
+        /// Where --export writes (default, or -: stdout).
+        #[arg(value_name = "FILE", requires = "export")]
+        output: Option<PathBuf>,
     },
     /// Remove the containers, network and volumes of a run.
     Down {
@@ -149,6 +156,13 @@ impl EnvArgs {
     }
 }
 
+/// What `up --export` writes instead of starting the stack.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// A compose file (Compose Specification) of the same stack.
+    Compose,
+}
+
 /// The environment file's name in a folder of scenarios.
 pub const ENV_FILE: &str = "metrtest.yaml";
 
@@ -161,8 +175,14 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
             detach,
             ttl,
             faults,
+            export,
+            output,
         } => {
             let file = env.load(&[])?;
+            if let Some(Export::Compose) = export {
+                return commands::up::export_compose(&file, output.as_deref(), &ui, &interrupt)
+                    .await;
+            }
             commands::up::run(&file, detach, ttl, &faults, &ui, &interrupt).await
         }
         Command::Down { run, all } => {

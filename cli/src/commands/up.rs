@@ -43,6 +43,38 @@ fn check_links(file: &EnvFile, links: &[Link]) -> Result<()> {
     Ok(())
 }
 
+/// `up --export compose [FILE]`: the stack `up` would start as a compose file,
+/// on stdout without FILE. Its images are built, since the file names them;
+/// nothing is started.
+pub async fn export_compose(
+    file: &EnvFile,
+    to: Option<&std::path::Path>,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let docker = engine::connect().await?;
+    let set = tokio::select! {
+        set = images::ensure(&docker, &file.images, ui) => set?,
+        _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
+    };
+    let names = [&set.postgres, &set.gometr, &set.checker, &set.api];
+    let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    ui.info(format!(
+        "images the compose file names are on the engine: {}",
+        names.join(", ")
+    ));
+    let mut spec = StackSpec::build(&set, file);
+    spec.restart = Restart::OnFailure { max: UP_RESTARTS };
+    let yaml = stack::compose::ComposeFile::of(&spec).to_yaml();
+    // `-` is stdout too, as for most tools that take an output file.
+    match to.filter(|path| *path != std::path::Path::new("-")) {
+        None => ui::write(yaml.as_bytes()),
+        Some(path) => std::fs::write(path, yaml)
+            .map_err(|e| Failure::environment(format!("cannot write {}: {e}", path.display())))?,
+    }
+    Ok(())
+}
+
 /// Builds what is missing and starts a stack; on failure the run is torn down.
 /// The run's reaper starts first, before the service images are built, so
 /// that the run is guarded from its first resource on.

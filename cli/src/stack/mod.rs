@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod build_context;
+pub mod compose;
 pub mod containers;
 pub mod control;
 pub mod faults;

@@ -1,0 +1,527 @@
+//! The stack `metrtest up` would start, as a compose file (Compose
+//! Specification): the same services, images, variables, limits and start
+//! order, for people who run the system with docker compose. A pure function
+//! of the stack's spec; `up --export compose` builds the images and writes it.
+//!
+//! What the file keeps of a stack: each service under its own name, its
+//! locally built image (never pulled), its variables, its limits and
+//! hardening, its port on 127.0.0.1 (a free one the engine picks, as `up`'s
+//! are), the one-shot `migrate` in PostgreSQL's network namespace that the
+//! checker and the API wait for, and `up`'s restart policy. What it does not
+//! keep: metrtest's run labels (compose owns these containers, so `ps`,
+//! `down` and the reaper leave them alone), and health checks for gometr, the
+//! checker and the API: their images hold their binary alone, with no shell,
+//! HTTP client or probe subcommand to run one, so the services that need them
+//! wait for them to have started (the checker and the API wait for the
+//! database themselves, with back-off).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::stack::limits::MIB;
+use crate::stack::postgres_image;
+use crate::stack::spec::{Readiness, Restart, ServiceSpec, StackSpec};
+
+/// The compose project's default name (`docker compose -p` overrides it).
+pub const PROJECT: &str = "metr";
+/// On every container: the service it plays.
+pub const SERVICE_LABEL: &str = "io.metr.service";
+/// On every container, network and volume: what wrote the file.
+pub const EXPORTED_BY_LABEL: &str = "io.metr.exported-by";
+
+/// A compose file, in the order a reader expects its keys.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeFile {
+    pub name: String,
+    pub services: Ordered<Service>,
+    pub networks: BTreeMap<String, Resource>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Resource>,
+}
+
+/// Entries of a mapping kept in the order they were added (start order for
+/// services), where a `BTreeMap` would sort them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<T> Ordered<T> {
+    pub fn get(&self, key: &str) -> Option<&T> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// One service of the file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub image: String,
+    /// The images are built here, never pulled: a missing one is an error,
+    /// not a download of someone else's `metrtest/api` from a registry.
+    pub pull_policy: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Written as `KEY=VALUE` lines: a YAML 1.1 reader (compose 1.x) takes
+    /// a bare `on` or `no` in a mapping for a boolean and passes `True`.
+    #[serde(serialize_with = "assignments")]
+    pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// `service:NAME`: the namespace of another service (the migration's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    #[serde(skip_serializing_if = "Ordered::is_empty")]
+    pub depends_on: Ordered<DependsOn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// `None` for a one-shot step: compose's default, never restarted. (A
+    /// bare `no` would be a boolean to a YAML 1.1 reader.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub mem_limit: String,
+    pub memswap_limit: String,
+    pub pids_limit: i64,
+    pub stop_grace_period: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a service waits for of another before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DependsOn {
+    pub condition: Condition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+/// A health check run inside the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: String,
+    pub timeout: String,
+    pub retries: u32,
+    pub start_period: String,
+}
+
+/// A network or a volume of the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The compose project's network: compose's default one, labelled.
+const NETWORK: &str = "default";
+
+impl ComposeFile {
+    /// The compose file of `spec`: its services in start order.
+    pub fn of(spec: &StackSpec) -> ComposeFile {
+        let exported = exported_by();
+        let resource = || Resource {
+            labels: BTreeMap::from([(EXPORTED_BY_LABEL.to_owned(), exported.clone())]),
+        };
+        let services = spec
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), service(spec, s)))
+            .collect();
+        let volumes = spec
+            .services
+            .iter()
+            .flat_map(|s| s.volumes.iter().map(|(suffix, _)| volume(s, suffix)))
+            .map(|name| (name, resource()))
+            .collect();
+        ComposeFile {
+            name: PROJECT.to_owned(),
+            services: Ordered(services),
+            networks: BTreeMap::from([(NETWORK.to_owned(), resource())]),
+            volumes,
+        }
+    }
+
+    /// The file as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a compose file is plain data")
+    }
+}
+
+fn exported_by() -> String {
+    format!("metrtest {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn assignments<S: serde::Serializer>(
+    env: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(env.iter().map(|(k, v)| format!("{k}={v}")))
+}
+
+/// The project's volume for a service's `suffix` volume.
+fn volume(service: &ServiceSpec, suffix: &str) -> String {
+    format!("{}-{suffix}", service.name)
+}
+
+/// Compose reads `$` in any value as the start of a variable of the shell
+/// that runs it; `$$` is a literal `$` (in a password, a shell snippet).
+fn literal(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
+fn service(spec: &StackSpec, s: &ServiceSpec) -> Service {
+    let one_shot = s.readiness == Readiness::Exit;
+    // Later entries win, as the engine reads a container's variables.
+    let environment = s.env.iter().map(|(k, v)| (k.clone(), literal(v))).collect();
+    let restart = match spec.restart {
+        Restart::OnFailure { max } if !one_shot => Some(format!("on-failure:{max}")),
+        _ => None,
+    };
+    Service {
+        image: s.image.clone(),
+        pull_policy: "never",
+        command: s.cmd.iter().map(|c| literal(c)).collect(),
+        user: s.user.clone(),
+        environment,
+        ports: match (one_shot, &s.joins) {
+            (false, None) => vec![format!("127.0.0.1::{}", s.port)],
+            _ => vec![],
+        },
+        network_mode: s.joins.as_ref().map(|other| format!("service:{other}")),
+        depends_on: Ordered(
+            s.after
+                .iter()
+                .map(|name| (name.clone(), depends_on(spec, name)))
+                .collect(),
+        ),
+        healthcheck: healthcheck(spec, s),
+        restart,
+        read_only: s.read_only,
+        tmpfs: s
+            .tmpfs
+            .iter()
+            .map(|(path, options)| format!("{path}:{options}"))
+            .collect(),
+        volumes: s
+            .volumes
+            .iter()
+            .map(|(suffix, path)| format!("{}:{path}", volume(s, suffix)))
+            .collect(),
+        cap_drop: vec!["ALL".into()],
+        security_opt: vec!["no-new-privileges".into()],
+        mem_limit: bytes(s.limits.memory),
+        memswap_limit: bytes(s.limits.memory),
+        pids_limit: s.limits.pids,
+        stop_grace_period: seconds(s.limits.stop_grace),
+        labels: BTreeMap::from([
+            (SERVICE_LABEL.to_owned(), s.name.clone()),
+            (EXPORTED_BY_LABEL.to_owned(), exported_by()),
+        ]),
+    }
+}
+
+/// What waiting for `name` means: healthy where it has a health check,
+/// exited 0 for a one-shot step, started otherwise.
+fn depends_on(spec: &StackSpec, name: &str) -> DependsOn {
+    let dependency = spec.services.iter().find(|s| s.name == name);
+    let condition = match dependency {
+        Some(d) if d.readiness == Readiness::Exit => Condition::ServiceCompletedSuccessfully,
+        Some(d) if healthcheck(spec, d).is_some() => Condition::ServiceHealthy,
+        _ => Condition::ServiceStarted,
+    };
+    DependsOn { condition }
+}
+
+/// PostgreSQL's health check, with what its image has: `pg_isready` in the
+/// official image (over TCP: its set-up server listens on a socket only); in
+/// one metrtest assembled from the host (a shell, `cat`, no client), the
+/// status line PostgreSQL writes into `postmaster.pid` once it accepts
+/// connections. The other services' images have nothing to run one with.
+fn healthcheck(spec: &StackSpec, s: &ServiceSpec) -> Option<Healthcheck> {
+    if s.readiness != Readiness::Postgres {
+        return None;
+    }
+    let test: Vec<String> = if postgres_image::is_host_assembled(&s.image) {
+        let script = r#"case "$(cat "$PGDATA/postmaster.pid" 2>/dev/null)" in *ready*) exit 0 ;; esac; exit 1"#;
+        vec!["CMD".into(), "/bin/sh".into(), "-c".into(), literal(script)]
+    } else {
+        ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([literal(&spec.db_user), "-d".into(), literal(&spec.db_name)])
+            .collect()
+    };
+    Some(Healthcheck {
+        test,
+        interval: "1s".into(),
+        timeout: "5s".into(),
+        retries: 10,
+        // Failures while it starts do not count, for as long as `up` waits.
+        start_period: seconds(spec.readiness_timeout),
+    })
+}
+
+/// Bytes as compose's units: MiB (`m`) when whole, else bytes (`b`).
+fn bytes(n: i64) -> String {
+    if n % MIB == 0 {
+        format!("{}m", n / MIB)
+    } else {
+        format!("{n}b")
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::envfile::EnvFile;
+    use crate::stack::images::ImageSet;
+    use crate::stack::spec::{MIGRATE, UP_RESTARTS};
+
+    fn images(postgres: &str) -> ImageSet {
+        ImageSet {
+            postgres: postgres.into(),
+            gometr: "metrtest/gometr:1".into(),
+            checker: "metrtest/checker:2".into(),
+            api: "metrtest/api:3".into(),
+        }
+    }
+
+    fn compose_of(env_file: &str, postgres: &str) -> ComposeFile {
+        let file = EnvFile::parse(env_file, "metrtest.yaml").unwrap();
+        let mut spec = StackSpec::build(&images(postgres), &file);
+        spec.restart = Restart::OnFailure { max: UP_RESTARTS };
+        ComposeFile::of(&spec)
+    }
+
+    fn compose(env_file: &str) -> ComposeFile {
+        compose_of(env_file, postgres_image::OFFICIAL)
+    }
+
+    fn condition(file: &ComposeFile, service: &str, on: &str) -> Option<Condition> {
+        let depends = &file.services.get(service).expect(service).depends_on;
+        depends.get(on).map(|d| d.condition)
+    }
+
+    #[test]
+    fn the_default_stack_has_ups_services_in_start_order_with_the_built_images() {
+        let file = compose("{}");
+        assert_eq!(file.name, "metr");
+        let names: Vec<&str> = file.services.keys().collect();
+        assert_eq!(names, ["postgres", "gometr", "migrate", "checker", "api"]);
+        let image = |name: &str| file.services.get(name).unwrap().image.as_str();
+        assert_eq!(image("postgres"), postgres_image::OFFICIAL);
+        assert_eq!(image("gometr"), "metrtest/gometr:1");
+        assert_eq!(image("checker"), "metrtest/checker:2");
+        assert_eq!(image("api"), "metrtest/api:3");
+        assert_eq!(image(MIGRATE), "metrtest/api:3");
+        for (name, service) in &file.services.0 {
+            assert_eq!(service.pull_policy, "never", "{name}");
+        }
+    }
+
+    #[test]
+    fn ports_are_on_loopback_and_the_api_listens_on_8080() {
+        let file = compose("{}");
+        let ports = |name: &str| file.services.get(name).unwrap().ports.clone();
+        assert_eq!(ports("api"), ["127.0.0.1::8080"]);
+        assert_eq!(ports("gometr"), ["127.0.0.1::8080"]);
+        assert_eq!(ports("checker"), ["127.0.0.1::9090"]);
+        assert_eq!(ports("postgres"), ["127.0.0.1::5432"]);
+        assert!(ports(MIGRATE).is_empty(), "a one-shot step serves nothing");
+        let api = file.services.get("api").unwrap();
+        assert_eq!(api.environment["API_LISTEN"], "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn the_migration_runs_once_in_postgres_namespace_and_the_services_wait_for_it() {
+        let file = compose("{}");
+        let migrate = file.services.get(MIGRATE).unwrap();
+        assert_eq!(migrate.command, ["migrate"]);
+        assert_eq!(migrate.network_mode.as_deref(), Some("service:postgres"));
+        assert_eq!(migrate.restart, None, "compose's default: never");
+        assert!(migrate.environment["API_DATABASE_URL"].contains("@127.0.0.1:5432/metr"));
+        assert_eq!(
+            condition(&file, MIGRATE, "postgres"),
+            Some(Condition::ServiceHealthy)
+        );
+        for name in ["checker", "api"] {
+            assert_eq!(
+                condition(&file, name, MIGRATE),
+                Some(Condition::ServiceCompletedSuccessfully),
+                "{name}"
+            );
+            assert_eq!(
+                condition(&file, name, "postgres"),
+                Some(Condition::ServiceHealthy),
+                "{name}"
+            );
+            let restart = &file.services.get(name).unwrap().restart;
+            assert_eq!(restart.as_deref(), Some("on-failure:5"));
+        }
+    }
+
+    #[test]
+    fn replicas_and_variables_come_from_the_environment_file() {
+        let file = compose(
+            "gometr: { replicas: 2 }\nenv:\n  gometr: { GOMETR_HEALTH: warn }\n  gometr-2: { GOMETR_DELAY_MS: '5' }\n  api: { API_QUERY_TIMEOUT: 9s }\n",
+        );
+        let names: Vec<&str> = file.services.keys().collect();
+        assert_eq!(
+            names,
+            [
+                "postgres", "gometr-1", "gometr-2", "migrate", "checker", "api"
+            ]
+        );
+        let env = |name: &str| file.services.get(name).unwrap().environment.clone();
+        assert_eq!(env("gometr-1")["GOMETR_HEALTH"], "warn");
+        assert_eq!(env("gometr-2")["GOMETR_DELAY_MS"], "5");
+        assert!(!env("gometr-1").contains_key("GOMETR_DELAY_MS"));
+        assert_eq!(env("api")["API_QUERY_TIMEOUT"], "9s");
+        assert!(env("checker")["CHECKER_TARGETS"].contains("http://gometr-2:8080"));
+        for gometr in ["gometr-1", "gometr-2"] {
+            assert_eq!(
+                condition(&file, "checker", gometr),
+                Some(Condition::ServiceStarted)
+            );
+        }
+    }
+
+    #[test]
+    fn a_dollar_in_a_value_stays_a_dollar_rather_than_a_compose_variable() {
+        let file = compose("env:\n  api: { SECRET: 'a$b${c}' }\n");
+        let api = file.services.get("api").unwrap();
+        assert_eq!(api.environment["SECRET"], "a$$b$${c}");
+    }
+
+    #[test]
+    fn postgres_is_checked_with_what_its_image_has() {
+        let official = compose("{}");
+        let check = official
+            .services
+            .get("postgres")
+            .unwrap()
+            .healthcheck
+            .clone();
+        let test = check.expect("a health check").test;
+        assert_eq!(test[..2], ["CMD", "pg_isready"]);
+        assert!(
+            test.windows(2).any(|w| w == ["-h", "127.0.0.1"]),
+            "{test:?}"
+        );
+
+        let host = compose_of("{}", "metrtest/postgres-host:15-abc");
+        let postgres = host.services.get("postgres").unwrap();
+        let test = postgres.healthcheck.clone().expect("a health check").test;
+        assert_eq!(test[..3], ["CMD", "/bin/sh", "-c"]);
+        assert!(test[3].contains("$$PGDATA/postmaster.pid"), "{test:?}");
+        assert!(postgres.read_only, "as `up` runs it");
+        for name in ["gometr", "checker", "api", MIGRATE] {
+            let service = host.services.get(name).unwrap();
+            assert_eq!(service.healthcheck, None, "{name}: its image has no probe");
+        }
+    }
+
+    #[test]
+    fn the_data_is_on_a_labelled_volume_unless_tmpfs_is_asked_for() {
+        let file = compose("{}");
+        let postgres = file.services.get("postgres").unwrap();
+        assert_eq!(postgres.volumes.len(), 1);
+        assert!(postgres.volumes[0].starts_with("postgres-pgdata:/var/lib/postgresql"));
+        assert!(
+            file.volumes["postgres-pgdata"]
+                .labels
+                .contains_key(EXPORTED_BY_LABEL)
+        );
+        let tmpfs = compose("postgres: { data: tmpfs }\n");
+        assert!(tmpfs.volumes.is_empty());
+        assert!(tmpfs.services.get("postgres").unwrap().volumes.is_empty());
+    }
+
+    #[test]
+    fn limits_and_hardening_are_the_stacks() {
+        let file = compose("{}");
+        let checker = file.services.get("checker").unwrap();
+        assert_eq!(checker.mem_limit, "512m");
+        assert_eq!(checker.memswap_limit, "512m");
+        assert_eq!(checker.pids_limit, 1024);
+        assert_eq!(checker.stop_grace_period, "30s");
+        assert_eq!(checker.user.as_deref(), Some("65532:65532"));
+        assert!(checker.read_only);
+        assert_eq!(checker.cap_drop, ["ALL"]);
+        assert_eq!(file.services.get("postgres").unwrap().mem_limit, "1024m");
+    }
+
+    #[test]
+    fn nothing_carries_metrtests_run_labels() {
+        let yaml = compose("{}").to_yaml();
+        assert!(!yaml.contains("io.metrtest."), "{yaml}");
+    }
+
+    #[test]
+    fn the_yaml_has_the_top_level_keys_of_a_compose_file_in_order() {
+        let yaml = compose("{}").to_yaml();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let keys: Vec<&str> = value
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["name", "services", "networks", "volumes"]);
+        assert_eq!(
+            value["services"]["api"]["depends_on"]["migrate"]["condition"],
+            "service_completed_successfully"
+        );
+        assert_eq!(value["services"]["api"]["pids_limit"], 1024);
+    }
+
+    #[test]
+    fn values_a_yaml_1_1_reader_would_take_for_booleans_stay_strings() {
+        let yaml = compose("env:\n  gometr: { GOMETR_A: 'on', GOMETR_B: 'no' }\n").to_yaml();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let env = value["services"]["gometr"]["environment"]
+            .as_sequence()
+            .unwrap();
+        assert!(env.contains(&"GOMETR_A=on".into()), "{env:?}");
+        assert!(env.contains(&"GOMETR_B=no".into()), "{env:?}");
+        assert!(
+            !yaml.contains(": no\n") && !yaml.contains(": on\n"),
+            "{yaml}"
+        );
+    }
+}
