@@ -11,9 +11,9 @@
 //! keep: metrtest's run labels (compose owns these containers, so `ps`,
 //! `down` and the reaper leave them alone), and health checks for gometr, the
 //! checker and the API: their images hold their binary alone, with no shell,
-//! HTTP client or probe subcommand to run one, so the services that need them
-//! wait for them to have started (the checker and the API wait for the
-//! database themselves, with back-off).
+//! HTTP client or probe subcommand to run one, so a service that needs one
+//! of them waits for it to have started (only the checker does, for gometr:
+//! a check made before gometr listens fails, and the next one succeeds).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
