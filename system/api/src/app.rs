@@ -12,6 +12,7 @@ use axum::{Router, middleware};
 use metr_service::error::StartError;
 use metr_service::http_metrics::{self, HttpMetrics};
 use metr_service::server::Server;
+use metr_service::trace_context;
 use metr_storage::ReadRepository;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -82,6 +83,7 @@ pub fn router(repo: Arc<dyn ReadRepository>, options: &Options) -> Result<Router
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(trace_context::server_span))
         .with_state(state))
 }
 

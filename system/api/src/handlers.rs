@@ -9,6 +9,8 @@ use metr_domain::{Check, Sample, Series};
 use metr_service::health::{Health, HealthCheck, HealthStatus};
 use metr_storage::ReadRepository;
 use serde::Serialize;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::params;
@@ -24,23 +26,42 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs a repository call, giving up after the query timeout: a database that
-    /// does not answer is `unavailable`, not a hung request.
+    /// Runs a repository call in a span of its own (`method` names it), giving
+    /// up after the query timeout: a database that does not answer is
+    /// `unavailable`, not a hung request.
     async fn db<T>(
         &self,
+        method: &'static str,
         call: impl std::future::Future<Output = Result<T, metr_storage::StorageError>>,
     ) -> Result<T, ApiError> {
-        match tokio::time::timeout(self.query_timeout, call).await {
-            Ok(result) => Ok(result?),
+        let span = repository_span(method);
+        match tokio::time::timeout(self.query_timeout, call.instrument(span.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                span.record("otel.status_description", e.to_string());
+                Err(e.into())
+            }
             Err(_) => {
                 tracing::warn!(timeout = ?self.query_timeout, "database did not answer in time");
-                Err(ApiError::unavailable(format!(
+                let message = format!(
                     "the database did not answer within {}; retry later",
                     humantime::format_duration(self.query_timeout)
-                )))
+                );
+                span.record("otel.status_description", message.as_str());
+                Err(ApiError::unavailable(message))
             }
         }
     }
+}
+
+/// The span of one call of the read repository, named after its method.
+fn repository_span(method: &'static str) -> Span {
+    tracing::info_span!(
+        "repository",
+        otel.name = method,
+        code.function.name = method,
+        otel.status_description = Empty,
+    )
 }
 
 /// `{"status":"success","data":[…],"next_cursor":…}`
@@ -74,7 +95,9 @@ type ApiResult<T> = Result<Json<ListResponse<T>>, ApiError>;
     (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Check> {
     let query = params::check_query(raw.as_deref())?;
-    let page = state.db(state.repo.checks(&query)).await?;
+    let page = state
+        .db("ReadRepository::checks", state.repo.checks(&query))
+        .await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -86,7 +109,9 @@ pub async fn checks(State(state): State<AppState>, RawQuery(raw): RawQuery) -> A
     (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Sample> {
     let query = params::metric_query(raw.as_deref())?;
-    let page = state.db(state.repo.metrics(&query)).await?;
+    let page = state
+        .db("ReadRepository::metrics", state.repo.metrics(&query))
+        .await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -98,7 +123,9 @@ pub async fn metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
     (status = 503, description = "The database is unreachable or did not answer in time", body = ErrorBody)))]
 pub async fn series(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Series> {
     let query = params::series_query(raw.as_deref())?;
-    let page = state.db(state.repo.series(&query)).await?;
+    let page = state
+        .db("ReadRepository::series", state.repo.series(&query))
+        .await?;
     Ok(ListResponse::new(page.items, page.next_cursor))
 }
 
@@ -115,7 +142,9 @@ pub async fn targets(
 ) -> ApiResult<TargetState> {
     params::Params::parse(raw.as_deref(), &[])?;
     let now = chrono::Utc::now();
-    let targets = state.db(state.repo.targets(now)).await?;
+    let targets = state
+        .db("ReadRepository::targets", state.repo.targets(now))
+        .await?;
     let targets = targets
         .into_iter()
         .map(|t| TargetState::of(t, now))
@@ -176,8 +205,12 @@ pub async fn storage(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StorageResponse>, ApiError> {
     params::Params::parse(raw.as_deref(), &[])?;
-    let range = state.db(state.repo.held_range()).await?;
-    let usage = state.db(state.repo.usage()).await?;
+    let range = state
+        .db("ReadRepository::held_range", state.repo.held_range())
+        .await?;
+    let usage = state
+        .db("ReadRepository::usage", state.repo.usage())
+        .await?;
     Ok(Json(StorageResponse {
         status: "success",
         data: StorageRange {
@@ -216,7 +249,11 @@ pub async fn health(State(state): State<AppState>) -> Health {
 
 /// `fail` when the database does not answer a ping within 2 s.
 async fn database_health(state: &AppState) -> HealthCheck {
-    let ping = tokio::time::timeout(HEALTH_TIMEOUT, state.repo.ping()).await;
+    let ping = state
+        .repo
+        .ping()
+        .instrument(repository_span("ReadRepository::ping"));
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, ping).await;
     let (status, output) = match ping {
         Ok(Ok(())) => (HealthStatus::Pass, None),
         Ok(Err(e)) => (HealthStatus::Fail, Some(database_trouble(&e))),
@@ -238,7 +275,11 @@ async fn database_health(state: &AppState) -> HealthCheck {
 /// Its observed value is the age of the newest check, in seconds.
 async fn stopped_checks_health(state: &AppState) -> HealthCheck {
     let now = chrono::Utc::now();
-    let targets = match tokio::time::timeout(HEALTH_TIMEOUT, state.repo.targets(now)).await {
+    let read = state
+        .repo
+        .targets(now)
+        .instrument(repository_span("ReadRepository::targets"));
+    let targets = match tokio::time::timeout(HEALTH_TIMEOUT, read).await {
         Ok(Ok(targets)) => targets,
         Ok(Err(e)) => return failed_read(database_trouble(&e)),
         Err(_) => return failed_read("reading the targets timed out".to_owned()),

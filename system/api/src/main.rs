@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use metr_service::traces::TraceSettings;
 use metr_storage::DatabaseUrl;
 use metr_storage::startup::{self, DbCommand};
 
@@ -43,7 +44,7 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    metr_service::logging::init(&args.log);
+    let traces = metr_service::traces::init(&args.log, &TraceSettings::from_env("api"))?;
     let Some(repo) = startup::open(&args.database_url, args.migrate, args.command)
         .await
         .context("cannot start")?
@@ -54,8 +55,9 @@ async fn main() -> anyhow::Result<()> {
         query_timeout: args.query_timeout,
     };
     let app = api::Application::build_with(args.listen, Arc::new(repo), &options).await?;
-    app.run_until(metr_service::shutdown::signal()).await?;
-    Ok(())
+    let served = app.run_until(metr_service::shutdown::signal()).await;
+    traces.shutdown().await;
+    Ok(served?)
 }
 
 #[cfg(test)]

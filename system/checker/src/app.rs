@@ -158,6 +158,9 @@ impl Application {
                 telemetry.http.clone(),
                 HttpMetrics::track,
             ))
+            .layer(middleware::from_fn(
+                metr_service::trace_context::server_span,
+            ))
             .with_state(state);
         let server_stop = CancellationToken::new();
         let server = {

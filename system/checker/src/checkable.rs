@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metr_domain::{Check, Sample, SampleValue};
+use metr_service::trace_context::SpanLink;
 use metr_storage::{ScrapeSamples, TargetRef};
 
 /// What one check of a target produced.
@@ -14,6 +15,9 @@ pub struct Outcome {
     /// Whether the target's data could be collected (the `up` series for scrapes).
     pub collected: bool,
     pub duration_seconds: f64,
+    /// The check's span, when its trace is sampled: the write of the batch
+    /// that carries its samples joins that trace.
+    pub trace: Option<SpanLink>,
 }
 
 impl Outcome {

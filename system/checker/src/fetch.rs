@@ -47,7 +47,7 @@ pub async fn get(
     timeout: Duration,
     limit: usize,
 ) -> Result<Fetched, FetchError> {
-    read(client.get(url), timeout, limit).await
+    read(traced(client.get(url)), timeout, limit).await
 }
 
 /// GETs an exposition as [`get`] does, asking for OpenMetrics first, then
@@ -62,7 +62,19 @@ pub async fn get_exposition(
     let request = client
         .get(url)
         .header(reqwest::header::ACCEPT, metr_domain::format::SCRAPE_ACCEPT);
-    read(request, timeout, limit).await
+    read(traced(request), timeout, limit).await
+}
+
+/// The request with the current span's `traceparent`, so that the target's
+/// own spans join the check's trace.
+fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return request;
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    metr_service::trace_context::inject(&span, &mut headers);
+    request.headers(headers)
 }
 
 async fn read(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use checker::memory::{MemoryBudget, mib};
 use clap::Parser;
+use metr_service::traces::{Sampler, TraceSettings};
 use metr_storage::PgRepository;
 use metr_storage::postgres::PoolOptions;
 use metr_storage::startup::{self, DbCommand};
@@ -48,7 +49,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    metr_service::logging::init(&args.log);
+    let traces = metr_service::traces::init(&args.log, &trace_settings())?;
     let db_command = match &args.command {
         Some(Command::CheckExposition(check)) => return Ok(check_exposition::run(check)),
         Some(Command::Db(command)) => Some(*command),
@@ -73,10 +74,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     let url = settings.database_url.clone();
     let app = checker::Application::build(settings, repo.clone()).await?;
     let ready = async move { startup::wait_until_ready(&url, &repo, args.migrate).await };
-    app.run_until(ready, metr_service::shutdown::signal())
-        .await
-        .context("cannot start")?;
+    let ran = app.run_until(ready, metr_service::shutdown::signal()).await;
+    traces.shutdown().await;
+    ran.context("cannot start")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checker traces 1 in 100 of its scrapes unless `OTEL_TRACES_SAMPLER`
+/// says otherwise: a trace per scrape would cost more than the scrape.
+fn trace_settings() -> TraceSettings {
+    TraceSettings::from_env("checker").with_default_sampler(Sampler::ParentBased(Box::new(
+        Sampler::TraceIdRatioBased(checker::scrape::TRACED_SCRAPES),
+    )))
 }
 
 /// Exits 2, naming the settings, when the most memory they let the checker

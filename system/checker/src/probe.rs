@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metr_domain::{Check, CheckStatus, Labels};
+use metr_service::trace_context::SpanLink;
 use metr_storage::{ScrapeSamples, TargetRef};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::checkable::{Checkable, Outcome};
 use crate::fetch::{self, FetchError};
@@ -44,6 +47,18 @@ impl Checkable for HttpTarget {
     }
 
     async fn check(&self, started: DateTime<Utc>) -> Outcome {
+        let span = tracing::info_span!(
+            parent: None,
+            "probe",
+            otel.name = "probe",
+            otel.kind = "client",
+            target = %self.target.name,
+            url.full = %self.target.url,
+            http.response.status_code = Empty,
+            http.response.body.size = Empty,
+            result = Empty,
+            otel.status_description = Empty,
+        );
         let clock = Instant::now();
         let fetched = fetch::get(
             &self.client,
@@ -51,6 +66,7 @@ impl Checkable for HttpTarget {
             self.timeout,
             self.max_body_bytes,
         )
+        .instrument(span.clone())
         .await;
         let duration = clock.elapsed().as_secs_f64();
         let (status, http_status, length, error) = match &fetched {
@@ -70,6 +86,7 @@ impl Checkable for HttpTarget {
             Err(e) => (CheckStatus::Down, None, -1.0, Some(e.to_string())),
         };
         let up = status == CheckStatus::Up;
+        let trace = traced(&span, http_status, length, up, error.as_deref());
         let table = self.series.current();
         let samples = {
             let mut recorder = table.record();
@@ -102,6 +119,31 @@ impl Checkable for HttpTarget {
             },
             collected: up,
             duration_seconds: duration,
+            trace,
         }
     }
+}
+
+/// Records what the probe saw on its span; the link to it if it is sampled.
+fn traced(
+    span: &Span,
+    status: Option<u16>,
+    length: f64,
+    up: bool,
+    error: Option<&str>,
+) -> Option<SpanLink> {
+    if span.is_disabled() {
+        return None;
+    }
+    if let Some(status) = status {
+        span.record("http.response.status_code", status);
+    }
+    if length >= 0.0 {
+        span.record("http.response.body.size", length as u64);
+    }
+    span.record("result", if up { "success" } else { "failure" });
+    if let Some(error) = error {
+        span.record("otel.status_description", error);
+    }
+    SpanLink::to(span)
 }

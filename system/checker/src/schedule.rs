@@ -166,6 +166,7 @@ mod tests {
                 },
                 collected: true,
                 duration_seconds: self.work.as_secs_f64(),
+                trace: None,
             }
         }
     }

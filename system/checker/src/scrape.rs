@@ -8,12 +8,19 @@ use chrono::{DateTime, Utc};
 use metr_domain::exposition::{ParseError, RawSample};
 use metr_domain::format::Format;
 use metr_domain::{Check, CheckStatus, Labels};
+use metr_service::trace_context::SpanLink;
 use metr_storage::{DuplicateSample, Recorder, ScrapeSamples, TargetRef};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::checkable::{Checkable, Outcome};
 use crate::fetch::{self, FetchError, Fetched};
 use crate::memory::MemoryWatch;
 use crate::target_series::TargetSeries;
+
+/// The share of scrapes that start a sampled trace unless `OTEL_TRACES_SAMPLER`
+/// says otherwise: 1 in 100, so that tracing costs little beside scraping.
+pub const TRACED_SCRAPES: f64 = 0.01;
 
 /// A Prometheus-style target.
 pub struct PrometheusTarget {
@@ -190,8 +197,48 @@ impl Checkable for PrometheusTarget {
     }
 
     async fn check(&self, started: DateTime<Utc>) -> Outcome {
-        let clock = Instant::now();
         let metrics_url = self.endpoint("/metrics");
+        // A trace of its own per scrape: nothing around it is worth a parent.
+        let span = tracing::info_span!(
+            parent: None,
+            "scrape",
+            otel.name = "scrape",
+            otel.kind = "client",
+            target = %self.target.name,
+            url.full = %metrics_url,
+            http.response.status_code = Empty,
+            http.response.body.size = Empty,
+            samples = Empty,
+            result = Empty,
+            otel.status_description = Empty,
+        );
+        let mut outcome = self
+            .scrape(started, metrics_url)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            span.record("samples", outcome.scrape.samples.len());
+            span.record(
+                "result",
+                if outcome.collected {
+                    "success"
+                } else {
+                    "failure"
+                },
+            );
+            if let Some(error) = &outcome.check.error {
+                span.record("otel.status_description", error.as_str());
+            }
+            outcome.trace = SpanLink::to(&span);
+        }
+        outcome
+    }
+}
+
+impl PrometheusTarget {
+    /// The scrape and the health check, within the scrape's span.
+    async fn scrape(&self, started: DateTime<Utc>, metrics_url: String) -> Outcome {
+        let clock = Instant::now();
         let health_url = self.endpoint("/health");
         let (metrics, health) = tokio::join!(
             fetch::get_exposition(
@@ -208,8 +255,14 @@ impl Checkable for PrometheusTarget {
             Err(_) => clock.elapsed().as_secs_f64() * 1000.0,
         };
         let (status, http_status, health_error) = judge_health(&health);
+        if let Ok(fetched) = &metrics {
+            let span = Span::current();
+            span.record("http.response.status_code", fetched.status);
+            span.record("http.response.body.size", fetched.body.len());
+        }
         let table = self.series.current();
-        let (scraped, samples) = {
+        let parse = tracing::info_span!("parse", otel.name = "parse", samples = Empty);
+        let (scraped, samples) = parse.in_scope(|| {
             let mut recorder = table.record();
             match self.record(&mut recorder, metrics, started) {
                 Ok(()) => {
@@ -226,7 +279,8 @@ impl Checkable for PrometheusTarget {
                     (Err(reason), recorder.finish())
                 }
             }
-        };
+        });
+        parse.record("samples", samples.len());
         let collected = scraped.is_ok();
         // The check reports /health; a failed scrape shows in `up` and is noted here too.
         let error = match (&health_error, &scraped) {
@@ -255,6 +309,7 @@ impl Checkable for PrometheusTarget {
             },
             collected,
             duration_seconds: duration,
+            trace: None,
         }
     }
 }

@@ -19,10 +19,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metr_service::trace_context::SpanLink;
 use metr_storage::{Batch, SERIES_PER_STATEMENT, StorageError, TargetRef, WriteRepository};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::checkable::Outcome;
 use crate::config::WriterSettings;
@@ -50,19 +53,47 @@ struct Pending {
     /// Pieces of new series created for it so far, and since when.
     pieces: u32,
     creating_since: Option<Instant>,
+    /// Write attempts so far, each a span of its own.
+    attempts: u32,
+    /// The sampled checks whose data it carries: its write spans join their traces.
+    links: Arc<[SpanLink]>,
 }
 
 impl Pending {
-    fn new(batch: Batch, since: Instant) -> Self {
+    fn new(batch: Batch, since: Instant, links: Arc<[SpanLink]>) -> Self {
         Pending {
             batch: Arc::new(batch),
             since,
             rejections: 0,
             pieces: 0,
             creating_since: None,
+            attempts: 0,
+            links,
         }
     }
+
+    /// The span of the next write attempt, in the trace of the first check it
+    /// carries that is sampled, linked to the others.
+    fn attempt_span(&mut self) -> Span {
+        self.attempts += 1;
+        let (samples, checks) = counts(&self.batch);
+        let span = tracing::info_span!(
+            parent: None,
+            "write",
+            otel.name = "write batch",
+            samples,
+            checks,
+            attempt = self.attempts,
+            otel.status_description = Empty,
+        );
+        SpanLink::follow(&span, &self.links);
+        span
+    }
 }
+
+/// Links kept per batch at most: enough to find a batch from its checks'
+/// traces at any sampling ratio that is not a test's.
+const MAX_LINKS: usize = 32;
 
 /// What one turn of writing did with a batch.
 #[derive(Debug)]
@@ -82,6 +113,8 @@ pub struct Writer {
     targets: Vec<TargetRef>,
     telemetry: Telemetry,
     current: Batch,
+    /// The sampled checks of `current`.
+    current_links: Vec<SpanLink>,
     pending: VecDeque<Pending>,
     /// Samples held, pending and in flight.
     buffered: usize,
@@ -119,6 +152,7 @@ impl Writer {
             targets,
             telemetry,
             current: Batch::default(),
+            current_links: Vec::new(),
             pending: VecDeque::new(),
             buffered: 0,
             in_flight_checks: 0,
@@ -161,6 +195,11 @@ impl Writer {
             self.current.targets = self.targets.clone();
         }
         self.buffered += outcome.scrape.samples.len();
+        if let Some(link) = outcome.trace
+            && self.current_links.len() < MAX_LINKS
+        {
+            self.current_links.push(link);
+        }
         self.current.checks.push(outcome.check);
         self.current.scrapes.push(outcome.scrape);
         if self.current.sample_count() >= self.settings.batch_samples {
@@ -172,9 +211,11 @@ impl Writer {
     /// Moves the batch being filled to the back of the queue.
     fn seal(&mut self) {
         if !self.current.is_empty() {
+            let links = std::mem::take(&mut self.current_links).into();
             self.pending.push_back(Pending::new(
                 std::mem::take(&mut self.current),
                 Instant::now(),
+                links,
             ));
         }
     }
@@ -207,13 +248,19 @@ impl Writer {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return None;
         }
-        let pending = self.pending.pop_front()?;
+        let mut pending = self.pending.pop_front()?;
         self.in_flight_checks = pending.batch.checks.len();
         let repo = self.repo.clone();
         let timeout = self.settings.write_timeout;
         let piece = self.series_per_piece;
+        let span = pending.attempt_span();
         Some(tokio::spawn(async move {
-            let result = write_step(&*repo, &pending.batch, timeout, piece).await;
+            let result = write_step(&*repo, &pending.batch, timeout, piece)
+                .instrument(span.clone())
+                .await;
+            if let Err(e) = &result {
+                span.record("otel.status_description", cause_chain(e));
+            }
             (pending, result)
         }))
     }
@@ -293,7 +340,9 @@ impl Writer {
         if parts.len() > 1 {
             tracing::warn!(error = %error, parts = parts.len(), "the database rejected a batch: retrying it target by target");
             for batch in parts.into_iter().rev() {
-                self.pending.push_front(Pending::new(batch, pending.since));
+                let links = pending.links.clone();
+                self.pending
+                    .push_front(Pending::new(batch, pending.since, links));
             }
             return;
         }
@@ -324,7 +373,7 @@ impl Writer {
             tracing::error!(error = %error, target = ?target, samples, "the database rejected this target's samples {MAX_REJECTIONS} times: dropped them, keeping its checks");
             if !checks_only.is_empty() {
                 self.pending
-                    .push_front(Pending::new(checks_only, pending.since));
+                    .push_front(Pending::new(checks_only, pending.since, pending.links));
             }
         } else {
             self.count_dropped(0, checks);

@@ -39,6 +39,7 @@ fn scrape_of_new_series(table: &Arc<SeriesTable>) -> Outcome {
         },
         collected: true,
         duration_seconds: 0.1,
+        trace: None,
     }
 }
 

@@ -63,6 +63,9 @@ impl Application {
                 metr_service::http_metrics::HttpMetrics::track,
             ))
             .layer(tower_http::trace::TraceLayer::new_for_http())
+            .layer(middleware::from_fn(
+                metr_service::trace_context::server_span,
+            ))
             .with_state(state);
         Ok(Application {
             server: Server::bind(listen).await?,

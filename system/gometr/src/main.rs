@@ -16,12 +16,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    metr_service::logging::init(&args.log);
+    let settings = metr_service::traces::TraceSettings::from_env("gometr");
+    let traces = metr_service::traces::init(&args.log, &settings)?;
     let control =
         gometr::Control::from_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
     let app = gometr::Application::build(args.listen, control).await?;
-    app.run_until(metr_service::shutdown::signal()).await?;
-    Ok(())
+    let served = app.run_until(metr_service::shutdown::signal()).await;
+    traces.shutdown().await;
+    Ok(served?)
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn outcome_of(target: &str, table: &Arc<SeriesTable>, i: usize, samples: usize) 
         },
         collected: true,
         duration_seconds: 0.001,
+        trace: None,
     }
 }
 
@@ -358,4 +359,48 @@ async fn other_targets_are_written_between_the_pieces_of_a_big_targets_new_serie
         small_before_big, 10,
         "every small batch was written while the big one's series were being created: {written:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_write_attempt_is_a_span_in_the_trace_of_the_checks_it_carries() {
+    use metr_service::trace_capture::opentelemetry::trace::Status;
+    use metr_service::trace_capture::{Capture, attribute};
+    let capture = Capture::start();
+    let scrape = tracing::info_span!("scrape", otel.name = "scrape");
+    let mut carried = outcome(0, 3);
+    carried.trace = SpanLink::to(&scrape);
+    drop(scrape);
+    assert!(carried.trace.is_some(), "every trace is sampled here");
+    let repo = Arc::new(MemoryRepository::new());
+    repo.set_unavailable(true);
+    let (writer, _) = writer(repo.clone(), 10_000);
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(writer.run(rx));
+    tx.send(carried).await.unwrap();
+    // Sealed after 100 ms, the first attempt fails; the retry comes 100 ms later.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    repo.set_unavailable(false);
+    drop(tx);
+    assert_eq!(task.await.unwrap().samples_written, 3);
+    let spans = capture.spans();
+    let scrape = spans.iter().find(|s| s.name == "scrape").unwrap();
+    let writes: Vec<_> = spans.iter().filter(|s| s.name == "write batch").collect();
+    assert!(writes.len() >= 2, "{spans:#?}");
+    for write in &writes {
+        assert_eq!(write.parent_span_id, scrape.span_context.span_id());
+        assert_eq!(
+            write.span_context.trace_id(),
+            scrape.span_context.trace_id()
+        );
+        assert_eq!(attribute(write, "samples").as_deref(), Some("3"));
+    }
+    assert_eq!(attribute(writes[0], "attempt").as_deref(), Some("1"));
+    assert!(
+        matches!(&writes[0].status, Status::Error { description } if description.contains("switched off")),
+        "{:?}",
+        writes[0].status
+    );
+    let last = writes.last().unwrap();
+    assert_eq!(attribute(last, "attempt"), Some(writes.len().to_string()));
+    assert_eq!(last.status, Status::Unset);
 }

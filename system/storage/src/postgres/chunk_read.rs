@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::statement::traced;
 use crate::chunk;
 use crate::error::StorageError;
 use crate::query::MetricQuery;
@@ -24,14 +25,17 @@ pub(super) type TimeRow = (i64, i64, i32, Vec<Option<f64>>);
 const FIRST_CHUNKS: i64 = 4;
 
 async fn query(client: &Client, sql: &Sql) -> Result<Vec<tokio_postgres::Row>, StorageError> {
-    let statement = client
-        .prepare_cached(&sql.text)
-        .await
-        .map_err(|e| StorageError::database("query compressed samples", e))?;
-    client
-        .query(&statement, &sql.param_refs())
-        .await
-        .map_err(|e| StorageError::database("query compressed samples", e))
+    traced("SELECT sample_chunks", Vec::len, async {
+        let statement = client
+            .prepare_cached(&sql.text)
+            .await
+            .map_err(|e| StorageError::database("query compressed samples", e))?;
+        client
+            .query(&statement, &sql.param_refs())
+            .await
+            .map_err(|e| StorageError::database("query compressed samples", e))
+    })
+    .await
 }
 
 /// Whether a row's timestamp is in the query's time range.

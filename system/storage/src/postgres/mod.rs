@@ -6,6 +6,7 @@ mod compact;
 mod partitions;
 mod read;
 mod repo;
+mod statement;
 mod usage;
 mod write;
 

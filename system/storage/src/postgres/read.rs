@@ -12,6 +12,7 @@ use tokio_postgres::types::{Json, ToSql};
 
 use super::chunk_read::{self, TimeRow};
 use super::repo::PgRepository;
+use super::statement::traced;
 use crate::blocks::{block_of, decode_desc};
 use crate::cursor::Cursor;
 use crate::error::StorageError;
@@ -32,19 +33,24 @@ fn cursor_at(ts: DateTime<Utc>, id: i64) -> Cursor {
     }
 }
 
+/// Runs a built query in the span of `summary`; `operation` says what failed.
 async fn query(
     client: &Client,
     sql: &Sql,
+    summary: &'static str,
     operation: &'static str,
 ) -> Result<Vec<Row>, StorageError> {
-    let statement = client
-        .prepare_cached(&sql.text)
-        .await
-        .map_err(|e| StorageError::database(operation, e))?;
-    client
-        .query(&statement, &sql.param_refs())
-        .await
-        .map_err(|e| StorageError::database(operation, e))
+    traced(summary, Vec::len, async {
+        let statement = client
+            .prepare_cached(&sql.text)
+            .await
+            .map_err(|e| StorageError::database(operation, e))?;
+        client
+            .query(&statement, &sql.param_refs())
+            .await
+            .map_err(|e| StorageError::database(operation, e))
+    })
+    .await
 }
 
 /// One sample found by a walk: (timestamp µs, series id, value).
@@ -91,7 +97,7 @@ impl PgRepository {
     ) -> Result<Page<Check>, StorageError> {
         let sql = sql::checks(query_);
         let client = self.client().await?;
-        let rows = query(&client, &sql, "query checks").await?;
+        let rows = query(&client, &sql, "SELECT checks", "query checks").await?;
         let rows = rows
             .iter()
             .map(|row| {
@@ -165,7 +171,7 @@ impl PgRepository {
             return Ok(Page::from_rows(Vec::new(), q.limit));
         };
         let sql = sql::series(q, target_id);
-        let rows = query(&client, &sql, "query series").await?;
+        let rows = query(&client, &sql, "SELECT series", "query series").await?;
         let rows = rows
             .iter()
             .map(|row| {
@@ -192,14 +198,17 @@ impl PgRepository {
         now: DateTime<Utc>,
     ) -> Result<Vec<TargetSummary>, StorageError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql::TARGETS)
-            .await
-            .map_err(|e| StorageError::database("query targets", e))?;
-        let rows = client
-            .query(&statement, &[&now, &(TargetSummary::RECENT_CHECKS as i64)])
-            .await
-            .map_err(|e| StorageError::database("query targets", e))?;
+        let rows = traced("SELECT targets", Vec::len, async {
+            let statement = client
+                .prepare_cached(sql::TARGETS)
+                .await
+                .map_err(|e| StorageError::database("query targets", e))?;
+            client
+                .query(&statement, &[&now, &(TargetSummary::RECENT_CHECKS as i64)])
+                .await
+                .map_err(|e| StorageError::database("query targets", e))
+        })
+        .await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -228,16 +237,20 @@ impl PgRepository {
         &self,
     ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT least((SELECT min(ts) FROM sample_blocks), \
+        let one = |_: &Row| 1;
+        let row = traced("SELECT sample_blocks sample_chunks", one, async {
+            client
+                .query_one(
+                    "SELECT least((SELECT min(ts) FROM sample_blocks), \
                               (SELECT min(ts_from) FROM sample_chunks)), \
                         greatest((SELECT max(ts) FROM sample_blocks), \
                                  (SELECT max(ts_to) FROM sample_chunks))",
-                &[],
-            )
-            .await
-            .map_err(|e| StorageError::database("query the stored time range", e))?;
+                    &[],
+                )
+                .await
+                .map_err(|e| StorageError::database("query the stored time range", e))
+        })
+        .await?;
         let oldest: Option<DateTime<Utc>> = row.get(0);
         let newest: Option<DateTime<Utc>> = row.get(1);
         Ok(oldest.zip(newest))
@@ -257,14 +270,17 @@ async fn target_filter(
 }
 
 async fn target_id(client: &Client, name: &str) -> Result<Option<i32>, StorageError> {
-    let statement = client
-        .prepare_cached("SELECT id FROM targets WHERE name = $1")
-        .await
-        .map_err(|e| StorageError::database("look up a target", e))?;
-    let row = client
-        .query_opt(&statement, &[&name])
-        .await
-        .map_err(|e| StorageError::database("look up a target", e))?;
+    let row = traced("SELECT targets", |r: &Option<Row>| r.iter().len(), async {
+        let statement = client
+            .prepare_cached("SELECT id FROM targets WHERE name = $1")
+            .await
+            .map_err(|e| StorageError::database("look up a target", e))?;
+        client
+            .query_opt(&statement, &[&name])
+            .await
+            .map_err(|e| StorageError::database("look up a target", e))
+    })
+    .await?;
     Ok(row.map(|r| r.get(0)))
 }
 
@@ -275,7 +291,7 @@ async fn wanted_series(
     target_id: Option<i32>,
 ) -> Result<Option<Wanted>, StorageError> {
     let sql = sql::series_ids(q, target_id, None, NARROW_SERIES + 1);
-    let rows = query(client, &sql, "query series").await?;
+    let rows = query(client, &sql, "SELECT series", "query series").await?;
     if rows.len() as i64 > NARROW_SERIES {
         return Ok(None);
     }
@@ -311,7 +327,7 @@ async fn walk_pairs(
     let mut per_pair = (need / wanted.pairs.len() + 2) as i64;
     loop {
         let sql = sql::pair_rows(q, &wanted.pairs, before, per_pair);
-        let head: Vec<TimeRow> = query(client, &sql, "query samples")
+        let head: Vec<TimeRow> = query(client, &sql, "SELECT sample_blocks", "query samples")
             .await?
             .iter()
             .map(|row| {
@@ -378,7 +394,7 @@ async fn walk_time(
             inclusive,
             rows_wanted,
         );
-        let head: Vec<TimeRow> = query(client, &sql, "query samples")
+        let head: Vec<TimeRow> = query(client, &sql, "SELECT sample_blocks", "query samples")
             .await?
             .iter()
             .map(|row| {
@@ -476,7 +492,7 @@ async fn matching_ids(
     candidates.dedup();
     let limit = candidates.len() as i64;
     let sql = sql::series_ids(q, target_id, Some(&candidates), limit);
-    let rows = query(client, &sql, "query series").await?;
+    let rows = query(client, &sql, "SELECT series", "query series").await?;
     let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort_unstable();
     Ok(ids)
@@ -492,18 +508,21 @@ async fn series_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let statement = client
-        .prepare_cached(
-            "SELECT se.id, t.name, se.name, se.labels FROM series se \
-             JOIN targets t ON t.id = se.target_id WHERE se.id = ANY($1)",
-        )
-        .await
-        .map_err(|e| StorageError::database("look up series", e))?;
-    let params: [&(dyn ToSql + Sync); 1] = [&ids];
-    let rows = client
-        .query(&statement, &params)
-        .await
-        .map_err(|e| StorageError::database("look up series", e))?;
+    let rows = traced("SELECT series", Vec::len, async {
+        let statement = client
+            .prepare_cached(
+                "SELECT se.id, t.name, se.name, se.labels FROM series se \
+                 JOIN targets t ON t.id = se.target_id WHERE se.id = ANY($1)",
+            )
+            .await
+            .map_err(|e| StorageError::database("look up series", e))?;
+        let params: [&(dyn ToSql + Sync); 1] = [&ids];
+        client
+            .query(&statement, &params)
+            .await
+            .map_err(|e| StorageError::database("look up series", e))
+    })
+    .await?;
     Ok(rows
         .iter()
         .map(|row| {

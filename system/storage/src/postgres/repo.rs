@@ -111,10 +111,13 @@ impl WriteRepository for PgRepository {
 
     async fn ping(&self) -> Result<(), StorageError> {
         let client = self.client().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| StorageError::database("ping the database", e))?;
+        super::statement::traced("SELECT 1", Vec::len, async {
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| StorageError::database("ping the database", e))
+        })
+        .await?;
         Ok(())
     }
 }

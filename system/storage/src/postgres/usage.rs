@@ -1,6 +1,7 @@
 //! What the sample storage holds and takes on disk, by part.
 
 use super::repo::PgRepository;
+use super::statement::traced;
 use crate::error::StorageError;
 use crate::usage::{StoragePart, StorageUsage};
 
@@ -44,7 +45,10 @@ impl PgRepository {
         exact_rows: f64,
     ) -> Result<StorageUsage, StorageError> {
         let client = self.client().await?;
-        let partitions = client.query(PARTITIONS, &[]).await.map_err(failed)?;
+        let partitions = traced("SELECT pg_class", Vec::len, async {
+            client.query(PARTITIONS, &[]).await.map_err(failed)
+        })
+        .await?;
         let mut head = StoragePart::default();
         let mut budget = exact_rows;
         for partition in &partitions {
@@ -60,7 +64,10 @@ impl PgRepository {
                 estimated_samples(&client, &name, rows).await?
             };
         }
-        let row = client.query_one(COMPRESSED, &[]).await.map_err(failed)?;
+        let row = traced("SELECT sample_chunks", one, async {
+            client.query_one(COMPRESSED, &[]).await.map_err(failed)
+        })
+        .await?;
         let compressed = StoragePart {
             samples: row.get::<_, i64>(0).max(0) as u64,
             bytes: row.get::<_, i64>(1).max(0) as u64,
@@ -69,13 +76,21 @@ impl PgRepository {
     }
 }
 
+/// A statement that returns one row.
+fn one(_: &tokio_postgres::Row) -> usize {
+    1
+}
+
 fn failed(e: tokio_postgres::Error) -> StorageError {
     StorageError::database("measure the sample storage", e)
 }
 
 async fn exact_samples(client: &Client, partition: &str) -> Result<u64, StorageError> {
     let sql = format!("SELECT coalesce(sum({PRESENT}), 0)::bigint FROM {partition}");
-    let row = client.query_one(&sql, &[]).await.map_err(failed)?;
+    let row = traced("SELECT sample_blocks", one, async {
+        client.query_one(&sql, &[]).await.map_err(failed)
+    })
+    .await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
@@ -88,7 +103,11 @@ async fn estimated_samples(
     let percent = (100.0 * SAMPLED_ROWS / rows.max(1.0)).clamp(0.1, 100.0);
     let sql =
         format!("SELECT avg({PRESENT})::float8 FROM {partition} TABLESAMPLE SYSTEM ({percent})");
-    let per_row: Option<f64> = client.query_one(&sql, &[]).await.map_err(failed)?.get(0);
+    let per_row: Option<f64> = traced("SELECT sample_blocks", one, async {
+        client.query_one(&sql, &[]).await.map_err(failed)
+    })
+    .await?
+    .get(0);
     match per_row {
         Some(per_row) => Ok((per_row * rows).round().max(0.0) as u64),
         // The sample missed every row: count them after all.

@@ -17,6 +17,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 
 use super::repo::PgRepository;
+use super::statement::copied;
 use crate::batch::{Batch, TargetRef};
 use crate::blocks::{BlockEncoder, BlockRow};
 use crate::error::StorageError;
@@ -92,8 +93,19 @@ impl PgRepository {
         if mode == Mode::Merge {
             stage_tables(&tx).await?;
         }
-        copy_blocks(&tx, &rows, mode).await?;
-        copy_checks(&tx, batch, &target_of, mode).await?;
+        let checks = batch.checks.len();
+        copied(
+            "COPY sample_blocks",
+            rows.len(),
+            copy_blocks(&tx, &rows, mode),
+        )
+        .await?;
+        copied(
+            "COPY checks",
+            checks,
+            copy_checks(&tx, batch, &target_of, mode),
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(|e| StorageError::database("commit a batch", e))?;
