@@ -18,9 +18,9 @@ use crate::ui::{Ui, Verbosity};
 
 /// Builds whatever images are missing (quietly) and returns their references.
 pub async fn images() -> Result<ImageSet, Failure> {
-    let docker = engine::connect().await?;
+    let engine = engine::connect().await?;
     let set = images::ensure(
-        &docker,
+        &engine,
         &images::ImageChoice::default(),
         &Ui::new(Verbosity::Quiet),
     )

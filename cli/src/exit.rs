@@ -99,6 +99,7 @@ pub fn exit_kind(error: &EngineError) -> ExitKind {
         | E::CreateContainer { .. }
         | E::StartContainer { .. }
         | E::InspectContainer { .. }
+        | E::NoSuchContainer { .. }
         | E::NoFreePort
         | E::NoPublishedPort { .. }
         | E::NotReady { .. }
@@ -146,11 +147,11 @@ mod tests {
 
     use super::*;
 
-    fn conflict() -> bollard::errors::Error {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 409,
-            message: "Conflict. The container name is already in use".into(),
-        }
+    fn conflict() -> crate::engine::error::EngineAnswer {
+        crate::engine::error::engine_says_with(
+            409,
+            "Conflict. The container name is already in use",
+        )
     }
 
     #[test]
@@ -222,7 +223,7 @@ mod tests {
         )));
         let failure = Failure::from(EngineError::Ping {
             target: "DOCKER_HOST=unix:///nonexistent/docker.sock".into(),
-            source: bollard::errors::Error::from(deep),
+            source: crate::engine::error::EngineAnswer::from(deep),
         });
         assert!(
             failure.message.starts_with(

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::NetworkCreateRequest;
 use metrtest::containers::{self, container_name, database_url};
 use metrtest::engine;
 use metrtest::engine::labels;
@@ -82,11 +81,7 @@ async fn a_stack_started_from_rust_checks_gometr_and_serves_the_result() {
     let run = labels::new_run_id();
     let network = labels::network_name(&run);
     docker
-        .create_network(NetworkCreateRequest {
-            name: network.clone(),
-            labels: Some(labels::run_labels(&run, None)),
-            ..Default::default()
-        })
+        .create_network(&network, labels::run_labels(&run, None), None)
         .await
         .unwrap();
 

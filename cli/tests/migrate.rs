@@ -84,9 +84,8 @@ fn the_services_start_on_a_migrated_database_and_the_migrate_container_is_gone()
 fn status_and_containers(url: &str, run: &str) -> (u16, Vec<String>) {
     let status = get_status(url);
     with_engine(async |docker| {
-        let names = metrtest::stack::list_containers(docker, Some(run))
+        let names = run_containers(docker, run)
             .await
-            .unwrap()
             .into_iter()
             .flat_map(|c| c.names.unwrap_or_default())
             .collect();

@@ -130,9 +130,10 @@ fn a_bad_ttl_is_exit_2_naming_the_flag() {
 
 #[test]
 fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
-    let set = with_engine(async |docker| {
+    let set = block_on(async {
+        let engine = metrtest::engine::connect().await.expect("engine");
         let ui = metrtest::ui::Ui::new(metrtest::ui::Verbosity::Quiet);
-        metrtest::stack::images::ensure(docker, &Default::default(), &ui)
+        metrtest::stack::images::ensure(&engine, &Default::default(), &ui)
             .await
             .expect("images")
     });

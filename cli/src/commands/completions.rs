@@ -22,7 +22,6 @@ use crate::cli::Args;
 use crate::config::envfile::EnvFile;
 use crate::engine::{self, labels};
 use crate::exit::{Failure, Result};
-use crate::stack;
 use crate::stack::images::ImageSet;
 use crate::stack::spec::StackSpec;
 use crate::ui;
@@ -222,15 +221,15 @@ fn from_engine(run: Option<&str>) -> Option<Vec<(String, String)>> {
         .ok()?;
     runtime.block_on(async {
         let ask = async {
-            let docker = engine::connect().await.ok()?;
-            stack::list_containers(&docker, run).await.ok()
+            let engine = engine::connect().await.ok()?;
+            engine.list_containers(run).await.ok()
         };
         let containers = tokio::time::timeout(ENGINE_WITHIN, ask).await.ok()??;
         Some(
             containers
                 .into_iter()
                 .filter_map(|c| {
-                    let labels = c.labels?;
+                    let labels = &c.labels;
                     Some((
                         labels.get(labels::RUN)?.clone(),
                         labels.get(labels::SERVICE)?.clone(),

@@ -14,8 +14,8 @@ pub async fn run(run: Option<&str>, all: bool, ui: &Ui, interrupt: &Interrupt) -
             "say which run to remove: --run ID (see `metrtest ps`) or --all",
         ));
     }
-    let docker = engine::connect().await?;
-    let removed = stack::teardown(&docker, run, Duration::from_secs(1), &interrupt.force).await?;
+    let engine = engine::connect().await?;
+    let removed = stack::teardown(&engine, run, Duration::from_secs(1), &interrupt.force).await?;
     let what = run
         .map(|r| format!("run {r}"))
         .unwrap_or_else(|| "all runs".into());

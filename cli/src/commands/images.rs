@@ -8,8 +8,8 @@ use crate::stack::images;
 use crate::ui::{self, Ui};
 
 pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
-    let docker = engine::connect().await?;
-    let set = images::ensure(&docker, choice, ui).await?;
+    let engine = engine::connect().await?;
+    let set = images::ensure(&engine, choice, ui).await?;
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["service", "image", "size"]);
@@ -19,11 +19,11 @@ pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
         ("checker", &set.checker),
         ("api", &set.api),
     ] {
-        let size = docker
-            .inspect_image(image)
+        let size = engine
+            .image_size(image)
             .await
             .ok()
-            .and_then(|i| i.size)
+            .flatten()
             .map(|s| format!("{:.1} MB", s as f64 / 1e6))
             .unwrap_or_else(|| "?".into());
         table.add_row([service, image.as_str(), size.as_str()]);

@@ -3,14 +3,11 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
 
 use crate::engine;
-use crate::engine::EngineError;
 use crate::engine::labels;
 use crate::exit::{Failure, Result};
-use crate::stack;
 
 pub async fn run(
     service: &str,
@@ -18,11 +15,11 @@ pub async fn run(
     follow: bool,
     tail: Option<usize>,
 ) -> Result<()> {
-    let docker = engine::connect().await?;
-    let containers = stack::list_containers(&docker, run).await?;
+    let engine = engine::connect().await?;
+    let containers = engine.list_containers(run).await?;
     let runs: BTreeSet<String> = containers
         .iter()
-        .filter_map(|c| c.labels.as_ref()?.get(labels::RUN).cloned())
+        .filter_map(|c| c.run().map(str::to_owned))
         .collect();
     let run = match (run, runs.len()) {
         (Some(r), _) => r.to_owned(),
@@ -42,8 +39,8 @@ pub async fn run(
     let container = labels::container_name(&run, service);
     let known: Vec<String> = containers
         .iter()
-        .filter(|c| c.labels.as_ref().and_then(|l| l.get(labels::RUN)) == Some(&run))
-        .filter_map(|c| c.labels.as_ref()?.get(labels::SERVICE).cloned())
+        .filter(|c| c.run() == Some(run.as_str()))
+        .filter_map(|c| c.service().map(str::to_owned))
         .collect();
     if !known.contains(&service.to_owned()) {
         return Err(Failure::invalid(format!(
@@ -51,24 +48,11 @@ pub async fn run(
             known.join(", ")
         )));
     }
-    let options = LogsOptions {
-        follow,
-        stdout: true,
-        stderr: true,
-        tail: tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
-        ..Default::default()
-    };
-    let mut stream = docker.logs(&container, Some(options));
+    let mut stream = std::pin::pin!(engine.logs(&container, tail, follow));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| EngineError::Logs {
-            container: container.clone(),
-            source,
-        })?;
+        let chunk = chunk?;
         let mut out = std::io::stdout().lock();
-        if let Err(e) = out
-            .write_all(&chunk.into_bytes())
-            .and_then(|()| out.flush())
-        {
+        if let Err(e) = out.write_all(&chunk).and_then(|()| out.flush()) {
             // A reader that went away (`| head`) ends a follow, as it ends `tail -f`.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());

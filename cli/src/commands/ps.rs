@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 
 use comfy_table::Table;
 
-use crate::engine;
-use crate::engine::labels;
+use crate::engine::{self, Container, labels};
 use crate::exit::Result;
-use crate::stack;
 use crate::stack::reaper::{self, Expiry};
 use crate::stack::state::{self, ContainerState, Inspected};
 use crate::ui;
@@ -40,8 +38,8 @@ struct RunRow {
 }
 
 pub async fn run() -> Result<()> {
-    let docker = engine::connect().await?;
-    let containers = stack::list_containers(&docker, None).await?;
+    let engine = engine::connect().await?;
+    let containers = engine.list_containers(None).await?;
     let now = chrono::Utc::now().timestamp();
     let (runs, services) = read_runs(containers, now);
     // `up` stacks restart a crashed service: one inspect per container tells how often.
@@ -49,7 +47,7 @@ pub async fn run() -> Result<()> {
         .values()
         .map(|[_, container, ..]| (container.clone(), container.clone()))
         .collect();
-    let found = state::inspect_all(&docker, &containers).await;
+    let found = state::inspect_all(&engine, &containers).await;
     if runs.is_empty() {
         ui::print("no metrtest runs");
         return Ok(());
@@ -58,7 +56,7 @@ pub async fn run() -> Result<()> {
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["run", "owner", "age", "ttl left", "kept for", "services"]);
     for (run, row) in &runs {
-        let status = reaper::status(&docker, run).await;
+        let status = reaper::status(&engine, run).await;
         let kept_for = status
             .as_ref()
             .and_then(|s| s.note.clone())
@@ -93,7 +91,7 @@ pub async fn run() -> Result<()> {
 /// from the labelled containers; a run's reaper counts for its age only.
 #[expect(clippy::type_complexity, reason = "two tables' rows, used once")]
 fn read_runs(
-    containers: Vec<bollard::models::ContainerSummary>,
+    containers: Vec<Container>,
     now: i64,
 ) -> (
     BTreeMap<String, RunRow>,
@@ -102,9 +100,9 @@ fn read_runs(
     let mut runs: BTreeMap<String, RunRow> = BTreeMap::new();
     let mut services: BTreeMap<(String, String), [String; 4]> = BTreeMap::new();
     for c in containers {
-        let labels = c.labels.unwrap_or_default();
-        let run = labels.get(labels::RUN).cloned().unwrap_or_default();
-        let service = labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        let labels = &c.labels;
+        let run = c.run().unwrap_or_default().to_owned();
+        let service = c.service().unwrap_or_default().to_owned();
         let row = runs.entry(run.clone()).or_default();
         if let Some(owner) = labels.get(labels::OWNER) {
             row.owner = owner.clone();
@@ -121,13 +119,19 @@ fn read_runs(
             continue;
         }
         row.services.push(service.clone());
-        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        let state = c.state.clone();
         let container = labels::container_name(&run, &service);
         let ports: Vec<String> = c
             .ports
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| Some(format!("{}:{}->{}", p.ip?, p.public_port?, p.private_port)))
+            .iter()
+            .filter_map(|p| {
+                Some(format!(
+                    "{}:{}->{}",
+                    p.host_ip.as_ref()?,
+                    p.host,
+                    p.container
+                ))
+            })
             .collect();
         let created = c.created.unwrap_or(now);
         services.insert(

@@ -83,26 +83,26 @@ pub async fn start_stack(
     links: &[Link],
     ui: &Ui,
     interrupt: &Interrupt,
-) -> Result<(bollard::Docker, Stack)> {
+) -> Result<(engine::Client, Stack)> {
     if !links.is_empty() {
         // Before anything starts: a wrong link is the user's, not the engine's.
         check_links(file, links)?;
     }
-    let docker = engine::connect().await?;
+    let engine = engine::connect().await?;
     let reaper_image = tokio::select! {
-        image = reaper::image_or_warn(&docker, ui) => image,
+        image = reaper::image_or_warn(&engine, ui) => image,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
     let run_id = labels::new_run_id();
     stack::register(&run_id);
     let started = async {
-        if reaper::start(&docker, reaper_image.as_deref(), &run_id, Owner::Up).await? {
+        if reaper::start(&engine, reaper_image.as_deref(), &run_id, Owner::Up).await? {
             ui.info(format!("run {run_id}: guarded by its reaper"));
         } else {
             ui.warn(reaper::NO_REAPER);
         }
         let set = tokio::select! {
-            set = images::ensure(&docker, &file.images, ui) => set?,
+            set = images::ensure(&engine, &file.images, ui) => set?,
             _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
         };
         let mut spec = StackSpec::build(&set, file);
@@ -111,19 +111,19 @@ pub async fn start_stack(
         spec.restart = Restart::OnFailure { max: UP_RESTARTS };
         if !links.is_empty() {
             let proxy = tokio::select! {
-                image = faults::image(&docker, ui) => image?,
+                image = faults::image(&engine, ui) => image?,
                 _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
             };
             faults::place(&mut spec, &proxy, links);
         }
         ui.info(format!("starting stack {}", ui.bold(&run_id)));
-        stack::start(&docker, &spec, &run_id, ui, &interrupt.stop).await
+        stack::start(&engine, &spec, &run_id, ui, &interrupt.stop).await
     };
     match started.await {
-        Ok(stack) => Ok((docker, stack)),
+        Ok(stack) => Ok((engine, stack)),
         Err(e) => {
             let grace = Duration::ZERO;
-            if let Err(t) = stack::teardown(&docker, Some(&run_id), grace, &interrupt.force).await {
+            if let Err(t) = stack::teardown(&engine, Some(&run_id), grace, &interrupt.force).await {
                 ui.error(format!("teardown of {run_id} failed: {t}"));
             }
             Err(e.into())
@@ -140,7 +140,7 @@ pub async fn run(
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let (docker, stack) = start_stack(file, links, ui, interrupt).await?;
+    let (engine, stack) = start_stack(file, links, ui, interrupt).await?;
     ui.info(format!(
         "stack {} ready in {:.1} s",
         stack.run_id,
@@ -177,7 +177,7 @@ pub async fn run(
     ui.info("press Ctrl-C to stop and remove the stack");
     interrupt.stop.cancelled().await;
     let removed = stack::teardown(
-        &docker,
+        &engine,
         Some(&stack.run_id),
         Duration::from_secs(2),
         &interrupt.force,

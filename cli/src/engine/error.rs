@@ -14,12 +14,22 @@ use bollard::errors::Error as Bollard;
 
 use crate::engine::root_cause;
 
+/// The engine's own error, as tests outside this module name it.
+#[cfg(test)]
+pub(crate) type EngineAnswer = Bollard;
+
 /// An error answer of the engine with `message`, as tests of the code that
 /// reads the engine's words build it.
 #[cfg(test)]
 pub(crate) fn engine_says(message: &str) -> Bollard {
+    engine_says_with(500, message)
+}
+
+/// An error answer of the engine with HTTP `status_code` and `message`.
+#[cfg(test)]
+pub(crate) fn engine_says_with(status_code: u16, message: &str) -> Bollard {
     Bollard::DockerResponseServerError {
-        status_code: 500,
+        status_code,
         message: message.to_owned(),
     }
 }
@@ -130,6 +140,8 @@ pub enum EngineError {
         #[source]
         source: Bollard,
     },
+    #[error("inspect container {container}: no such container")]
+    NoSuchContainer { container: String },
     #[error("find a free port on 127.0.0.1 between 20000 and 32000")]
     NoFreePort,
     #[error("find the host port of container {container}: it publishes {}", published(.port))]
@@ -309,6 +321,16 @@ impl EngineError {
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
         let what = what.into();
         move |source| EngineError::Io { what, source }
+    }
+
+    /// Whether the engine's answer (its root cause) holds any of `words`,
+    /// lowercase: how the engine tells conditions it has no code for.
+    pub fn engine_says(&self, words: &[&str]) -> bool {
+        let Some(source) = std::error::Error::source(self) else {
+            return false;
+        };
+        let cause = root_cause(source).to_ascii_lowercase();
+        words.iter().any(|w| cause.contains(w))
     }
 
     /// The service whose last log lines the error carries, and those lines.

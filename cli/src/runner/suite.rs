@@ -121,7 +121,7 @@ pub async fn run(
         scenarios: scenarios.len(),
         jobs: options.jobs,
     });
-    let docker = engine::connect().await?;
+    let engine = engine::connect().await?;
     let isolated: Vec<&Loaded> = scenarios
         .iter()
         .filter(|l| l.scenario.needs_own_stack())
@@ -132,7 +132,7 @@ pub async fn run(
         on_shared[environments.index_of(&l.file)] += 1;
     }
     let attached = match &options.stack {
-        Some(id) => Some(attach(&docker, id, &isolated, environments, &*reporter).await?),
+        Some(id) => Some(attach(&engine, id, &isolated, environments, &*reporter).await?),
         None => None,
     };
     let any_faults = isolated.iter().any(|l| !fault_links(l).is_empty());
@@ -141,14 +141,14 @@ pub async fn run(
     let choices = environments.image_choices();
     let built = if attached.is_none() || fresh {
         tokio::select! {
-            built = provision::build_images(&docker, &choices, any_faults, ui) => Some(built?),
+            built = provision::build_images(&engine, &choices, any_faults, ui) => Some(built?),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
         None
     };
     let context = Arc::new(Context {
-        docker,
+        engine,
         built,
         environments: environments.clone(),
         options: options.clone(),
@@ -169,13 +169,13 @@ pub async fn run(
 /// `run --stack ID`: the stack to run on, and a notice for each scenario
 /// (or environment) that gets a fresh stack instead.
 async fn attach(
-    docker: &engine::Client,
+    engine: &engine::Client,
     id: &str,
     isolated: &[&Loaded],
     environments: &Environments,
     reporter: &dyn Reporter,
 ) -> Result<StackHandle> {
-    let (stack, spec) = attach::attach(docker, id).await?;
+    let (stack, spec) = attach::attach(engine, id).await?;
     let mut notices = Vec::new();
     for l in isolated {
         let why = l.scenario.isolation().reason().unwrap_or_default();
@@ -197,7 +197,7 @@ async fn attach(
             text,
         });
     }
-    Ok(StackHandle::new(docker.clone(), stack, spec).await)
+    Ok(StackHandle::new(engine.clone(), stack, spec).await)
 }
 
 /// Each environment's shared stack, started now, beside the first stacks of

@@ -49,7 +49,7 @@ impl TargetError {
 /// A stack with what is needed to act on it.
 #[derive(Clone)]
 pub struct StackHandle {
-    pub docker: Client,
+    pub engine: Client,
     pub stack: Stack,
     pub spec: StackSpec,
     /// Services cut off the network by a partition step, with how to reconnect them.
@@ -62,15 +62,15 @@ pub struct StackHandle {
 impl StackHandle {
     /// A handle on a ready stack, its services' containers inspected now as
     /// the baseline of [`StackHandle::deaths`].
-    pub async fn new(docker: Client, stack: Stack, spec: StackSpec) -> StackHandle {
+    pub async fn new(engine: Client, stack: Stack, spec: StackSpec) -> StackHandle {
         let mut handle = StackHandle {
-            docker,
+            engine,
             stack,
             spec,
             partitioned: BTreeMap::new(),
             watch: Watch::default(),
         };
-        let found = state::inspect_all(&handle.docker, &handle.containers()).await;
+        let found = state::inspect_all(&handle.engine, &handle.containers()).await;
         handle.watch = Watch::new(found);
         handle
     }
@@ -88,11 +88,11 @@ impl StackHandle {
     /// noticed after step `after_step` (from 1) named `step_name`, each with
     /// its last `lines` log lines. One inspect per container, side by side.
     pub async fn deaths(&self, after_step: usize, step_name: &str, lines: usize) -> Vec<Death> {
-        let found = state::inspect_all(&self.docker, &self.containers()).await;
+        let found = state::inspect_all(&self.engine, &self.containers()).await;
         let mut deaths = Vec::new();
         for (service, change, state) in self.watch.compare(&found) {
             let logs = match self.container_of(&service) {
-                Ok(container) => stack::tail_logs(&self.docker, &container, lines).await,
+                Ok(container) => self.engine.tail_logs(&container, lines).await,
                 Err(_) => String::new(),
             };
             deaths.push(Death {
@@ -152,7 +152,7 @@ impl StackHandle {
         // go first, and watched again once a start, restart or unpause made
         // it ready (if that fails, the step fails and says why).
         self.watch.let_go(&action.service);
-        control::apply(&self.docker, action.verb, &action.service, &container)
+        control::apply(&self.engine, action.verb, &action.service, &container)
             .await
             .map_err(TargetError::engine(""))?;
         if matches!(
@@ -160,7 +160,7 @@ impl StackHandle {
             DockerVerb::Start | DockerVerb::Restart | DockerVerb::Unpause
         ) {
             self.await_ready(&action.service, &container).await?;
-            let found = state::inspect(&self.docker, &container).await;
+            let found = state::inspect(&self.engine, &container).await;
             self.watch.resume(&action.service, found);
         }
         Ok(())
@@ -174,7 +174,7 @@ impl StackHandle {
                 name: name.to_owned(),
             });
         }
-        let endpoint = partition::disconnect(&self.docker, &self.stack.network, &container)
+        let endpoint = partition::disconnect(&self.engine, &self.stack.network, &container)
             .await
             .map_err(TargetError::engine(format!("partition {name}")))?;
         self.partitioned.insert(name.to_owned(), endpoint);
@@ -192,7 +192,7 @@ impl StackHandle {
                 .ok_or_else(|| TargetError::NotPartitioned {
                     name: name.to_owned(),
                 })?;
-        partition::reconnect(&self.docker, &self.stack.network, &container, &endpoint)
+        partition::reconnect(&self.engine, &self.stack.network, &container, &endpoint)
             .await
             .map_err(TargetError::engine(format!("heal {name}")))?;
         self.partitioned.remove(name);
@@ -209,10 +209,10 @@ impl StackHandle {
             .ok_or_else(|| TargetError::NoSpec {
                 name: name.to_owned(),
             })?;
-        let port = stack::published_port(&self.docker, container, spec.port)
+        let port = stack::published_port(&self.engine, container, spec.port)
             .await
             .map_err(TargetError::engine(""))?;
-        stack::wait_ready(&self.docker, &self.spec, &spec, container, port)
+        stack::wait_ready(&self.engine, &self.spec, &spec, container, port)
             .await
             .map_err(|why| TargetError::NotReadyAgain {
                 name: name.to_owned(),
@@ -240,7 +240,7 @@ impl StackHandle {
         for s in &self.stack.services {
             out.insert(
                 s.name.clone(),
-                stack::tail_logs(&self.docker, &s.container, lines).await,
+                self.engine.tail_logs(&s.container, lines).await,
             );
         }
         out

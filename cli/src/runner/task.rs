@@ -63,7 +63,7 @@ fn stack_not_started(loaded: &Loaded, failure: &Failure) -> ScenarioReport {
 
 /// What every scenario task of a run shares.
 pub struct Context {
-    pub(crate) docker: engine::Client,
+    pub(crate) engine: engine::Client,
     /// The images fresh stacks need; none when every scenario runs on an
     /// attached stack.
     pub(crate) built: Option<Built>,
@@ -138,14 +138,14 @@ impl Context {
             whom,
         });
         let started = async {
-            if !reaper::start(&self.docker, reaper_image.as_deref(), &run_id, Owner::Run).await? {
+            if !reaper::start(&self.engine, reaper_image.as_deref(), &run_id, Owner::Run).await? {
                 self.notice(Level::Warn, reaper::NO_REAPER);
             }
             let ui = match self.labelled {
                 true => self.ui.labelled(lane_label(&run_id, whom)),
                 false => self.ui.clone(),
             };
-            stack::start(&self.docker, &spec, &run_id, &ui, &self.interrupt.stop).await
+            stack::start(&self.engine, &spec, &run_id, &ui, &self.interrupt.stop).await
         };
         match started.await {
             Ok(s) => {
@@ -153,11 +153,11 @@ impl Context {
                     run_id: &run_id,
                     ready_in: s.ready_in,
                 });
-                Ok(StackHandle::new(self.docker.clone(), s, spec).await)
+                Ok(StackHandle::new(self.engine.clone(), s, spec).await)
             }
             Err(e) => {
                 let force = &self.interrupt.force;
-                let _ = stack::teardown(&self.docker, Some(&run_id), Duration::ZERO, force).await;
+                let _ = stack::teardown(&self.engine, Some(&run_id), Duration::ZERO, force).await;
                 Err(e.into())
             }
         }
@@ -166,7 +166,7 @@ impl Context {
     pub(crate) async fn remove(&self, handle: &StackHandle) {
         // Its start and its scenario are over: nothing of it is still being created.
         let run_id = &handle.stack.run_id;
-        if let Err(e) = stack::teardown_settled(&handle.docker, run_id).await {
+        if let Err(e) = stack::teardown_settled(&handle.engine, run_id).await {
             self.notice(Level::Error, format!("teardown of {run_id} failed: {e}"));
         }
     }

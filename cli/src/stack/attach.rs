@@ -4,11 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-
 use crate::engine::endpoint;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::labels;
+use crate::engine::{Client, Container, labels};
 use crate::stack::spec::{Limits, Readiness, Restart, ServiceSpec, StackSpec};
 use crate::stack::{self, RunningService, Stack};
 
@@ -27,21 +25,17 @@ fn is_up(state: &str) -> bool {
 }
 
 /// Runs whose every service container is up, for error messages.
-pub async fn running_runs(docker: &Docker) -> Result<Vec<String>> {
-    let containers = stack::list_containers(docker, None).await?;
+pub async fn running_runs(engine: &Client) -> Result<Vec<String>> {
+    let containers = engine.list_containers(None).await?;
     let mut all = BTreeSet::new();
     let mut broken = BTreeSet::new();
-    for c in containers {
-        let labels = c.labels.unwrap_or_default();
-        let Some(run) = labels.get(labels::RUN) else {
+    for c in containers.iter().filter(|c| !c.is_reaper()) {
+        let Some(run) = c.run() else {
             continue;
         };
-        if labels.get(labels::SERVICE).map(String::as_str) == Some(labels::REAPER_SERVICE) {
-            continue;
-        }
-        all.insert(run.clone());
-        if !is_up(&c.state.map(|s| s.to_string()).unwrap_or_default()) {
-            broken.insert(run.clone());
+        all.insert(run.to_owned());
+        if !is_up(&c.state) {
+            broken.insert(run.to_owned());
         }
     }
     Ok(all.difference(&broken).cloned().collect())
@@ -57,24 +51,19 @@ fn unknown(run_id: &str, reason: String, running: Vec<String>) -> EngineError {
 
 /// The running stack of `run_id` and a spec describing it; exit 2 if there is
 /// no such running stack, exit 3 if one of its services is not ready.
-pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)> {
+pub async fn attach(engine: &Client, run_id: &str) -> Result<(Stack, StackSpec)> {
     let started = Instant::now();
-    let containers: Vec<_> = stack::list_containers(docker, Some(run_id))
+    let containers: Vec<_> = engine
+        .list_containers(Some(run_id))
         .await?
         .into_iter()
-        .filter(|c| {
-            c.labels
-                .as_ref()
-                .and_then(|l| l.get(labels::SERVICE))
-                .map(String::as_str)
-                != Some(labels::REAPER_SERVICE)
-        })
+        .filter(|c| !c.is_reaper())
         .collect();
     if containers.is_empty() {
         return Err(unknown(
             run_id,
             "no such stack".into(),
-            running_runs(docker).await?,
+            running_runs(engine).await?,
         ));
     }
     let mut spec = StackSpec {
@@ -89,12 +78,12 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
     };
     let mut services = Vec::new();
     for c in &containers {
-        let (service, running) = read_service(docker, run_id, c, &mut spec).await?;
+        let (service, running) = read_service(engine, run_id, c, &mut spec).await?;
         spec.services.push(service);
         services.push(running);
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
-    check_ready(docker, run_id, &spec, &services).await?;
+    check_ready(engine, run_id, &spec, &services).await?;
     let stack = Stack::new(
         run_id,
         labels::network_name(run_id),
@@ -108,31 +97,28 @@ pub async fn attach(docker: &Docker, run_id: &str) -> Result<(Stack, StackSpec)>
 /// One container of an attached stack: its service as a spec, and where it
 /// answers; PostgreSQL's login goes into `spec`.
 async fn read_service(
-    docker: &Docker,
+    engine: &Client,
     run_id: &str,
-    c: &bollard::models::ContainerSummary,
+    c: &Container,
     spec: &mut StackSpec,
 ) -> Result<(ServiceSpec, RunningService)> {
-    let labels = c.labels.clone().unwrap_or_default();
-    let name = labels.get(labels::SERVICE).cloned().unwrap_or_default();
-    let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-    if !is_up(&state) {
-        let why = format!("its service {name} is {state}");
-        return Err(unknown(run_id, why, running_runs(docker).await?));
+    let name = c.service().unwrap_or_default().to_owned();
+    if !is_up(&c.state) {
+        let why = format!("its service {name} is {}", c.state);
+        return Err(unknown(run_id, why, running_runs(engine).await?));
     }
     let container = labels::container_name(run_id, &name);
     let (port, host_port) = c
         .ports
-        .iter()
-        .flatten()
-        .find_map(|p| Some((p.private_port, p.public_port?)))
+        .first()
+        .map(|p| (p.container, p.host))
         .ok_or_else(|| EngineError::NoPublishedPort {
             container: container.clone(),
             port: None,
         })?;
     let readiness = readiness_of(&name);
     if readiness == Readiness::Postgres {
-        read_login(docker, &container, spec).await?;
+        read_login(engine, &container, spec).await?;
     }
     let running = RunningService {
         name: name.clone(),
@@ -142,7 +128,7 @@ async fn read_service(
     };
     let service = ServiceSpec {
         name,
-        image: c.image.clone().unwrap_or_default(),
+        image: c.image.clone(),
         env: vec![],
         cmd: vec![],
         port,
@@ -159,9 +145,9 @@ async fn read_service(
 }
 
 /// The database login, from the PostgreSQL container's environment.
-async fn read_login(docker: &Docker, container: &str, spec: &mut StackSpec) -> Result<()> {
-    let info = stack::inspect_container(docker, container).await?;
-    for pair in info.config.and_then(|c| c.env).unwrap_or_default() {
+async fn read_login(engine: &Client, container: &str, spec: &mut StackSpec) -> Result<()> {
+    let info = engine.inspect_container(container).await?;
+    for pair in info.env {
         let Some((key, value)) = pair.split_once('=') else {
             continue;
         };
@@ -178,7 +164,7 @@ async fn read_login(docker: &Docker, container: &str, spec: &mut StackSpec) -> R
 /// One readiness probe per service, all at once; exit 3 naming the first
 /// service that is not ready.
 async fn check_ready(
-    docker: &Docker,
+    engine: &Client,
     run_id: &str,
     spec: &StackSpec,
     services: &[RunningService],
@@ -187,7 +173,7 @@ async fn check_ready(
         let running = services.iter().find(|r| r.name == s.name).expect("listed");
         async move {
             let result =
-                stack::wait_ready(docker, spec, s, &running.container, running.host_port).await;
+                stack::wait_ready(engine, spec, s, &running.container, running.host_port).await;
             (s.name.clone(), result)
         }
     });

@@ -8,13 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use bollard::Docker;
-use bollard::query_parameters::BuildImageOptions;
-use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::engine::Client;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::labels;
 use crate::stack::build_context::Context;
 use crate::stack::postgres_image;
 use crate::ui::Ui;
@@ -78,7 +75,7 @@ pub fn workspace() -> Result<PathBuf> {
 }
 
 /// Builds whatever the stack needs that is not already there.
-pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<ImageSet> {
+pub async fn ensure(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Result<ImageSet> {
     let mut built = Vec::new();
     let needs_build: Vec<&str> = SERVICES
         .into_iter()
@@ -94,7 +91,7 @@ pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<Im
         for service in &needs_build {
             built.push((
                 service.to_string(),
-                service_image(docker, &root, service, ui).await?,
+                service_image(engine, &root, service, ui).await?,
             ));
         }
     }
@@ -108,7 +105,7 @@ pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<Im
         })
     };
     let set = ImageSet {
-        postgres: postgres_image::ensure(docker, choice.postgres.as_deref(), ui).await?,
+        postgres: postgres_image::ensure(engine, choice.postgres.as_deref(), ui).await?,
         gometr: pick("gometr", &choice.gometr),
         checker: pick("checker", &choice.checker),
         api: pick("api", &choice.api),
@@ -117,21 +114,14 @@ pub async fn ensure(docker: &Docker, choice: &ImageChoice, ui: &Ui) -> Result<Im
         .into_iter()
         .flatten()
     {
-        require_present(docker, explicit).await?;
+        require_present(engine, explicit).await?;
     }
     Ok(set)
 }
 
 /// Fails unless the engine has `image`.
-pub async fn require_present(docker: &Docker, image: &str) -> Result<()> {
-    docker
-        .inspect_image(image)
-        .await
-        .map(|_| ())
-        .map_err(|source| EngineError::InspectImage {
-            image: image.to_owned(),
-            source,
-        })
+pub async fn require_present(engine: &Client, image: &str) -> Result<()> {
+    engine.image_size(image).await.map(|_| ())
 }
 
 /// `cargo build --release` of static binaries of the workspace's `packages`;
@@ -254,7 +244,7 @@ fn account_files(ctx: &mut Context) -> std::io::Result<()> {
     ctx.add_bytes("group", 0o644, b"root:x:0:\nmetr:x:65532:\n")
 }
 
-async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> Result<String> {
+async fn service_image(engine: &Client, root: &Path, service: &str, ui: &Ui) -> Result<String> {
     let io = |what: &str, source: std::io::Error| EngineError::Io {
         what: format!("prepare the {service} image: {what}"),
         source,
@@ -280,7 +270,7 @@ async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> 
     }
     account_files(&mut ctx).map_err(|e| io("account files", e))?;
     let tag = format!("metrtest/{service}:{}", ctx.tag());
-    build(docker, &tag, service, ctx, ui).await?;
+    build(engine, &tag, service, ctx, ui).await?;
     Ok(tag)
 }
 
@@ -288,7 +278,7 @@ async fn service_image(docker: &Docker, root: &Path, service: &str, ui: &Ui) -> 
 /// binary of workspace `package` alone in a `FROM scratch` image, run as
 /// `/{name}`, tagged `metrtest/{name}:<hash of the context>`.
 pub(crate) async fn helper_image(
-    docker: &Docker,
+    engine: &Client,
     package: &str,
     name: &str,
     ui: &Ui,
@@ -310,13 +300,13 @@ pub(crate) async fn helper_image(
         .map_err(io)?;
     ctx.add_file(package, &binary).map_err(io)?;
     let tag = format!("metrtest/{name}:{}", ctx.tag());
-    build(docker, &tag, name, ctx, ui).await?;
+    build(engine, &tag, name, ctx, ui).await?;
     Ok(tag)
 }
 
 /// Builds `ctx` as `tag` through the engine unless the engine already has it.
-pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: &Ui) -> Result<()> {
-    if docker.inspect_image(tag).await.is_ok() {
+pub async fn build(engine: &Client, tag: &str, service: &str, ctx: Context, ui: &Ui) -> Result<()> {
+    if engine.has_image(tag).await {
         ui.debug(format!("image {tag} is up to date"));
         return Ok(());
     }
@@ -325,46 +315,14 @@ pub async fn build(docker: &Docker, tag: &str, service: &str, ctx: Context, ui: 
     let tar = ctx
         .finish()
         .map_err(EngineError::io(format!("pack the {service} build context")))?;
-    let options = BuildImageOptions {
-        dockerfile: "Dockerfile".into(),
-        t: Some(tag.to_owned()),
-        rm: true,
-        forcerm: true,
-        labels: Some(std::collections::HashMap::from([(
-            labels::IMAGE.to_owned(),
-            service.to_owned(),
-        )])),
-        ..Default::default()
-    };
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
-    let mut log = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(detail) = info.error_detail {
-                    task.fail("failed");
-                    return Err(EngineError::BuildStep {
-                        image: tag.to_owned(),
-                        detail: detail.message.unwrap_or_default(),
-                        output: log.join(""),
-                    });
-                }
-                if let Some(line) = info.stream {
-                    task.update(line.trim().to_owned());
-                    log.push(line);
-                }
-            }
-            Err(source) => {
-                task.fail("failed");
-                return Err(EngineError::BuildImage {
-                    image: tag.to_owned(),
-                    source,
-                });
-            }
-        }
+    let built = engine
+        .build_image(tag, service, tar, |line| task.update(line.to_owned()))
+        .await;
+    match built {
+        Ok(()) => task.done(format!("built ({} MB context)", size / 1_000_000)),
+        Err(_) => task.fail("failed"),
     }
-    task.done(format!("built ({} MB context)", size / 1_000_000));
-    Ok(())
+    built
 }
 
 #[cfg(test)]

@@ -4,14 +4,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::query_parameters::RemoveContainerOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::endpoint;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::labels;
-use crate::stack::containers::{create_and_start, inspect_container, tail_logs, volume_name};
+use crate::engine::{Client, labels};
+use crate::stack::containers::{create_and_start, volume_name};
 use crate::stack::private_network;
 use crate::stack::readiness::{published_port, wait_ready};
 use crate::stack::spec::{Readiness, ServiceSpec, StackSpec};
@@ -90,7 +88,7 @@ impl Stack {
 /// Creates the network and every container, wave by wave, each wave after the
 /// previous one is ready. On any failure the caller tears the run down.
 pub async fn start(
-    docker: &Docker,
+    engine: &Client,
     spec: &StackSpec,
     run_id: &str,
     ui: &Ui,
@@ -98,13 +96,13 @@ pub async fn start(
 ) -> Result<Stack> {
     let began = Instant::now();
     register(run_id);
-    let network = private_network::create(docker, run_id, spec.pinned_subnet).await?;
+    let network = private_network::create(engine, run_id, spec.pinned_subnet).await?;
 
     let mut running = Vec::new();
     for wave in spec.waves() {
         let starts = wave
             .iter()
-            .map(|service| start_service(docker, spec, service, run_id, &network, ui));
+            .map(|service| start_service(engine, spec, service, run_id, &network, ui));
         let all = futures::future::join_all(starts);
         let results = tokio::select! {
             results = all => results,
@@ -118,7 +116,7 @@ pub async fn start(
 }
 
 async fn start_service(
-    docker: &Docker,
+    engine: &Client,
     spec: &StackSpec,
     service: &ServiceSpec,
     run_id: &str,
@@ -131,42 +129,31 @@ async fn start_service(
     // implicitly for a bind carries no label, and teardown finds resources by label.
     for (suffix, _) in &service.volumes {
         let volume = volume_name(run_id, &service.name, suffix);
-        let request = bollard::models::VolumeCreateRequest {
-            name: Some(volume.clone()),
-            labels: Some(labels::run_labels(run_id, Some(&service.name))),
-            ..Default::default()
-        };
-        docker
-            .create_volume(request)
-            .await
-            .map_err(|source| EngineError::CreateVolume {
-                volume,
-                service: service.name.clone(),
-                source,
-            })?;
+        let labels = labels::run_labels(run_id, Some(&service.name));
+        engine.create_volume(&volume, labels, &service.name).await?;
     }
-    create_and_start(docker, service, spec.restart, run_id, network, &name).await?;
+    create_and_start(engine, service, spec.restart, run_id, network).await?;
     if service.readiness == Readiness::Exit {
         let started = Instant::now();
         task.update("running to completion");
-        if let Err(failure) = run_to_completion(docker, spec, service, &name).await {
+        if let Err(failure) = run_to_completion(engine, spec, service, &name).await {
             task.fail("failed");
             return Err(failure);
         }
         task.done(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
         return Ok(None);
     }
-    let host_port = published_port(docker, &name, service.port).await?;
+    let host_port = published_port(engine, &name, service.port).await?;
     let host = endpoint::reach_host();
     task.update(format!("waiting for readiness on {host}:{host_port}"));
     let started = Instant::now();
-    if let Err(reason) = wait_ready(docker, spec, service, &name, host_port).await {
+    if let Err(reason) = wait_ready(engine, spec, service, &name, host_port).await {
         task.fail("never became ready");
         return Err(EngineError::NotReady {
             service: service.name.clone(),
             within: spec.readiness_timeout,
             reason,
-            logs: tail_logs(docker, &name, LOG_LINES).await,
+            logs: engine.tail_logs(&name, LOG_LINES).await,
         });
     }
     task.done(format!("ready in {:.1} s", started.elapsed().as_secs_f64()));
@@ -185,14 +172,14 @@ const LOG_LINES: usize = 30;
 /// `run --stack` expects every container of a stack up), anything else is an
 /// environment error quoting its last log lines.
 async fn run_to_completion(
-    docker: &Docker,
+    engine: &Client,
     spec: &StackSpec,
     service: &ServiceSpec,
     container: &str,
 ) -> Result<()> {
     let deadline = Instant::now() + spec.readiness_timeout;
     let code = loop {
-        if let Some(code) = exit_code(docker, container).await? {
+        if let Some(code) = exit_code(engine, container).await? {
             break Some(code);
         }
         if Instant::now() >= deadline {
@@ -201,35 +188,21 @@ async fn run_to_completion(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     if code == Some(0) {
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
-        };
-        return docker
-            .remove_container(container, Some(options))
-            .await
-            .map_err(|source| EngineError::RemoveContainer {
-                container: container.to_owned(),
-                source,
-            });
+        return engine.remove_container(container).await.map(|_| ());
     }
     Err(EngineError::OneShotFailed {
         service: service.name.clone(),
         container: container.to_owned(),
         exit_code: code,
         within: spec.readiness_timeout,
-        logs: tail_logs(docker, container, LOG_LINES).await,
+        logs: engine.tail_logs(container, LOG_LINES).await,
     })
 }
 
 /// A container's exit code once it stopped, `None` while it runs.
-async fn exit_code(docker: &Docker, container: &str) -> Result<Option<i64>> {
-    let info = inspect_container(docker, container).await?;
-    let state = info.state.unwrap_or_default();
-    Ok(match state.running {
-        Some(true) => None,
-        _ => state.exit_code,
-    })
+async fn exit_code(engine: &Client, container: &str) -> Result<Option<i64>> {
+    let state = engine.inspect_container(container).await?.state;
+    Ok((!state.running).then_some(state.exit_code))
 }
 
 #[cfg(test)]

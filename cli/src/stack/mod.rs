@@ -22,6 +22,6 @@ pub mod spec;
 pub mod state;
 pub mod teardown;
 
-pub use containers::{container_body, inspect_container, list_containers, tail_logs, volume_name};
+pub use containers::{container_request, volume_name};
 pub use lifecycle::*;
 pub use readiness::{published_port, wait_ready};

@@ -7,10 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::query_parameters::CreateImageOptions;
-use futures::StreamExt;
-
+use crate::engine::Client;
 use crate::engine::error::{EngineError, Result};
 use crate::stack::build_context::Context;
 use crate::stack::images::{self, require_present};
@@ -28,14 +25,14 @@ pub fn is_host_assembled(image: &str) -> bool {
 }
 
 /// Resolves the PostgreSQL image to run.
-pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<String> {
+pub async fn ensure(engine: &Client, explicit: Option<&str>, ui: &Ui) -> Result<String> {
     if let Some(image) = explicit {
-        if docker.inspect_image(image).await.is_err() && !pull(docker, image, ui).await {
-            require_present(docker, image).await?;
+        if !engine.has_image(image).await && !pull(engine, image, ui).await {
+            require_present(engine, image).await?;
         }
         return Ok(image.to_owned());
     }
-    if docker.inspect_image(OFFICIAL).await.is_ok() || pull(docker, OFFICIAL, ui).await {
+    if engine.has_image(OFFICIAL).await || pull(engine, OFFICIAL, ui).await {
         return Ok(OFFICIAL.to_owned());
     }
     let install = HostInstall::find().ok_or_else(|| EngineError::NoPostgres {
@@ -58,7 +55,7 @@ pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<
         "{HOST_REPOSITORY}:{major}-{}",
         assemble(Context::fingerprint()).await?.tag()
     );
-    if docker.inspect_image(&tag).await.is_ok() {
+    if engine.has_image(&tag).await {
         ui.debug(format!("image {tag} is up to date"));
         return Ok(tag);
     }
@@ -66,7 +63,7 @@ pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<
         "{OFFICIAL} cannot be pulled: assembling {tag} from the host's PostgreSQL {major}"
     ));
     images::build(
-        docker,
+        engine,
         &tag,
         "postgres",
         assemble(Context::new()).await?,
@@ -77,30 +74,13 @@ pub async fn ensure(docker: &Docker, explicit: Option<&str>, ui: &Ui) -> Result<
 }
 
 /// Tries a pull for a few seconds; air-gapped engines fail fast or time out.
-async fn pull(docker: &Docker, image: &str, ui: &Ui) -> bool {
-    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-    let options = CreateImageOptions {
-        from_image: Some(name.to_owned()),
-        tag: Some(tag.to_owned()),
-        ..Default::default()
-    };
-    let attempt = async {
-        let mut stream = docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            if item.is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    let pulled = tokio::time::timeout(Duration::from_secs(20), attempt)
-        .await
-        .unwrap_or(false);
+async fn pull(engine: &Client, image: &str, ui: &Ui) -> bool {
+    let pulled = engine.try_pull(image, Duration::from_secs(20)).await;
     ui.debug(format!(
         "pull {image}: {}",
         if pulled { "ok" } else { "not possible" }
     ));
-    pulled && docker.inspect_image(image).await.is_ok()
+    pulled
 }
 
 /// A Debian-layout PostgreSQL installation on the host.

@@ -9,90 +9,40 @@
 //! that names it. Another client can take the subnet in between; the engine
 //! then refuses with an overlap, and the dance starts again.
 
-use bollard::Docker;
-use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
-
 use crate::engine::error::{EngineError, Result};
-use crate::engine::labels;
-use crate::engine::root_cause;
+use crate::engine::{Client, labels};
 
 /// Attempts to pin a subnet before settling for a network without one.
 const ATTEMPTS: usize = 4;
 
 /// Creates `run_id`'s network, with a pinned subnet if `pinned` and the
 /// engine allows it. Returns the network's name.
-pub async fn create(docker: &Docker, run_id: &str, pinned: bool) -> Result<String> {
+pub async fn create(engine: &Client, run_id: &str, pinned: bool) -> Result<String> {
     let name = labels::network_name(run_id);
-    let fail = |source| EngineError::CreateNetwork {
-        network: name.clone(),
-        source,
-    };
+    let labels = || labels::run_labels(run_id, None);
     let attempts = if pinned { ATTEMPTS } else { 0 };
     for _ in 0..attempts {
-        docker
-            .create_network(request(&name, run_id, None))
-            .await
-            .map_err(fail)?;
-        let Some(pool) = assigned(docker, &name).await else {
+        engine.create_network(&name, labels(), None).await?;
+        let Some(subnet) = engine.network_subnet(&name).await else {
             // An engine or driver that reports no subnet: keep what it made.
             return Ok(name);
         };
-        docker
-            .remove_network(&name)
-            .await
-            .map_err(|source| EngineError::RemoveNetwork {
-                network: name.clone(),
-                source,
-            })?;
-        match docker
-            .create_network(request(&name, run_id, Some(pool)))
-            .await
-        {
-            Ok(_) => return Ok(name),
+        engine.remove_network(&name).await?;
+        match engine.create_network(&name, labels(), Some(&subnet)).await {
+            Ok(()) => return Ok(name),
             Err(e) if overlaps(&e) => continue,
-            Err(e) => return Err(fail(e)),
+            Err(e) => return Err(e),
         }
     }
     // Not asked to pin, or others keep taking the pool the engine offers: a
     // network without a pinned subnet works; only a healed service would get
     // a new address.
-    docker
-        .create_network(request(&name, run_id, None))
-        .await
-        .map_err(fail)?;
+    engine.create_network(&name, labels(), None).await?;
     Ok(name)
 }
 
-fn request(name: &str, run_id: &str, pool: Option<IpamConfig>) -> NetworkCreateRequest {
-    NetworkCreateRequest {
-        name: name.to_owned(),
-        driver: Some("bridge".into()),
-        labels: Some(labels::run_labels(run_id, None)),
-        ipam: pool.map(|config| Ipam {
-            config: Some(vec![config]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The IPv4 subnet and gateway the engine gave `network`.
-async fn assigned(docker: &Docker, network: &str) -> Option<IpamConfig> {
-    let inspect = docker.inspect_network(network, None).await.ok()?;
-    let config = inspect.ipam?.config?;
-    let v4 = config
-        .into_iter()
-        .find(|c| c.subnet.as_deref().is_some_and(|s| s.contains('.')))?;
-    Some(IpamConfig {
-        subnet: v4.subnet,
-        gateway: v4.gateway,
-        ..Default::default()
-    })
-}
-
-fn overlaps(e: &bollard::errors::Error) -> bool {
-    let cause = root_cause(e).to_ascii_lowercase();
-    cause.contains("overlap") || cause.contains("already in use")
+fn overlaps(e: &EngineError) -> bool {
+    e.engine_says(&["overlap", "already in use"])
 }
 
 #[cfg(test)]
@@ -100,27 +50,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pinned_pool_is_sent_as_the_networks_only_ipam_config() {
-        let pool = IpamConfig {
-            subnet: Some("172.30.0.0/16".into()),
-            gateway: Some("172.30.0.1".into()),
-            ..Default::default()
-        };
-        let req = request("metrtest-abc", "abc", Some(pool.clone()));
-        assert_eq!(req.ipam.and_then(|i| i.config), Some(vec![pool]));
-        assert_eq!(
-            req.labels.unwrap().get(labels::RUN).map(String::as_str),
-            Some("abc")
-        );
-        assert!(request("metrtest-abc", "abc", None).ipam.is_none());
-    }
-
-    #[test]
     fn an_overlapping_pool_is_recognised_from_the_engines_words() {
         use crate::engine::error::engine_says;
-        assert!(overlaps(&engine_says(
+        let failed = |message: &str| EngineError::CreateNetwork {
+            network: "metrtest-abc".into(),
+            source: engine_says(message),
+        };
+        assert!(overlaps(&failed(
             "Pool overlaps with other one on this address space"
         )));
-        assert!(!overlaps(&engine_says("driver failed")));
+        assert!(!overlaps(&failed("driver failed")));
     }
 }

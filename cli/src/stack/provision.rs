@@ -1,6 +1,7 @@
 //! The images a run's stacks are made from, prepared once before the first
 //! stack starts: the reaper's, each environment's set, and the fault proxy's.
 
+use crate::engine::Client;
 use crate::exit::Result;
 use crate::stack::faults;
 use crate::stack::images::{self, ImageChoice};
@@ -20,7 +21,7 @@ pub struct Built {
 /// environment's `choices`, and the fault proxy's if `faults` (some scenario has link
 /// faults). Environments that choose the same images share one set.
 pub async fn build_images(
-    docker: &bollard::Docker,
+    engine: &Client,
     choices: &[&ImageChoice],
     faults: bool,
     ui: &Ui,
@@ -29,13 +30,13 @@ pub async fn build_images(
     // overlap; cargo runs once (`images::compile`).
     let faultproxy = async {
         match faults {
-            true => faults::image(docker, ui).await.map(Some),
+            true => faults::image(engine, ui).await.map(Some),
             false => Ok(None),
         }
     };
     let (reaper, set, faultproxy) = tokio::join!(
-        reaper::image_or_warn(docker, ui),
-        images::ensure(docker, choices[0], ui),
+        reaper::image_or_warn(engine, ui),
+        images::ensure(engine, choices[0], ui),
         faultproxy
     );
     let (set, faultproxy) = (set?, faultproxy?);
@@ -44,7 +45,7 @@ pub async fn build_images(
         let same = choices[..index].iter().position(|c| c == choice);
         let set = match same {
             Some(earlier) => sets[earlier].clone(),
-            None => images::ensure(docker, choice, ui).await?,
+            None => images::ensure(engine, choice, ui).await?,
         };
         sets.push(set);
     }

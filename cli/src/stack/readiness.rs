@@ -4,20 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-
-use crate::engine::endpoint;
 use crate::engine::error::{EngineError, Result};
-use crate::stack::containers::inspect_container;
+use crate::engine::{Client, endpoint};
 use crate::stack::spec::{Readiness, ServiceSpec, StackSpec};
 
 /// The host port the engine chose for `port`, read back by inspect.
-pub async fn published_port(docker: &Docker, container: &str, port: u16) -> Result<u16> {
-    let info = inspect_container(docker, container).await?;
-    info.network_settings
-        .and_then(|n| n.ports)
-        .and_then(|ports| ports.get(&format!("{port}/tcp")).cloned().flatten())
-        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port?.parse().ok()))
+pub async fn published_port(engine: &Client, container: &str, port: u16) -> Result<u16> {
+    let info = engine.inspect_container(container).await?;
+    info.host_port(port)
         .ok_or_else(|| EngineError::NoPublishedPort {
             container: container.to_owned(),
             port: Some(port),
@@ -25,7 +19,7 @@ pub async fn published_port(docker: &Docker, container: &str, port: u16) -> Resu
 }
 
 pub async fn wait_ready(
-    docker: &Docker,
+    engine: &Client,
     spec: &StackSpec,
     service: &ServiceSpec,
     container: &str,
@@ -49,7 +43,7 @@ pub async fn wait_ready(
             Ok(()) => return Ok(()),
             Err(why) => last = why,
         }
-        if !container_running(docker, container).await {
+        if !container_running(engine, container).await {
             return Err(format!("the container exited ({last})"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -90,12 +84,9 @@ async fn http_ready(
     }
 }
 
-async fn container_running(docker: &Docker, container: &str) -> bool {
-    docker
-        .inspect_container(container, None)
+async fn container_running(engine: &Client, container: &str) -> bool {
+    engine
+        .inspect_container(container)
         .await
-        .ok()
-        .and_then(|i| i.state)
-        .and_then(|s| s.running)
-        .unwrap_or(false)
+        .is_ok_and(|i| i.state.running)
 }

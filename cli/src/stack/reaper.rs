@@ -6,18 +6,13 @@
 //! no registry), reaches the engine through its socket mounted read-only, and
 //! this process holds a TCP connection to it for as long as it owns the run.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::CreateContainerOptions;
-
 use crate::engine::error::{EngineError, Result};
-use crate::engine::labels;
+use crate::engine::{Attachment, Client, ContainerRequest, Publish, labels};
 use crate::stack::images;
 use crate::stack::published_port;
 use crate::ui::Ui;
@@ -54,15 +49,15 @@ impl Owner {
 static HELD: Mutex<Vec<(String, TcpStream)>> = Mutex::new(Vec::new());
 
 /// Builds the reaper's image (compiling its static binary) unless the engine has it.
-pub async fn image(docker: &Docker, ui: &Ui) -> Result<String> {
-    images::helper_image(docker, PACKAGE, labels::REAPER_SERVICE, ui).await
+pub async fn image(engine: &Client, ui: &Ui) -> Result<String> {
+    images::helper_image(engine, PACKAGE, labels::REAPER_SERVICE, ui).await
 }
 
 /// The reaper's image, or `None` after a warning when it cannot be built here
 /// (e.g. no workspace to build it from): runs then go without a reaper
 /// rather than not at all.
-pub async fn image_or_warn(docker: &Docker, ui: &Ui) -> Option<String> {
-    match image(docker, ui).await {
+pub async fn image_or_warn(engine: &Client, ui: &Ui) -> Option<String> {
+    match image(engine, ui).await {
         Ok(image) => Some(image),
         Err(e) => {
             ui.warn(format!("cannot build the reaper image: {e}"));
@@ -84,41 +79,37 @@ fn host_socket() -> Option<String> {
         .map(str::to_owned)
 }
 
-fn body(image: &str, run_id: &str, owner: Owner, socket: &str) -> ContainerCreateBody {
+fn request(image: &str, run_id: &str, owner: Owner, socket: &str) -> ContainerRequest {
     let mut labels = labels::run_labels(run_id, Some(labels::REAPER_SERVICE));
     labels.insert(
         labels::STARTED.into(),
         chrono::Utc::now().timestamp().to_string(),
     );
     labels.insert(labels::OWNER.into(), owner.as_str().into());
-    let port = format!("{PORT}/tcp");
-    let binding = PortBinding {
-        host_ip: Some("127.0.0.1".into()),
-        host_port: Some(String::new()),
-    };
-    ContainerCreateBody {
-        image: Some(image.to_owned()),
-        env: Some(vec![
+    ContainerRequest {
+        name: labels::container_name(run_id, labels::REAPER_SERVICE),
+        service: labels::REAPER_SERVICE.to_owned(),
+        image: image.to_owned(),
+        env: vec![
             format!("METRTEST_REAPER_RUN={run_id}"),
             format!("METRTEST_REAPER_SOCKET={SOCKET_INSIDE}"),
-        ]),
+        ],
         // Root only to open the socket (owned by root); no capabilities.
         user: Some("0:0".into()),
-        labels: Some(labels),
-        exposed_ports: Some(vec![port.clone()]),
-        host_config: Some(HostConfig {
-            binds: Some(vec![format!("{socket}:{SOCKET_INSIDE}:ro")]),
-            port_bindings: Some(HashMap::from([(port, Some(vec![binding]))])),
-            // Once it has removed the run and exited, the engine removes it too.
-            auto_remove: Some(true),
-            readonly_rootfs: Some(true),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            cap_drop: Some(vec!["ALL".into()]),
-            memory: Some(32 * 1024 * 1024),
-            memory_swap: Some(32 * 1024 * 1024),
-            pids_limit: Some(64),
-            ..Default::default()
+        labels,
+        publish: Some(Publish {
+            port: PORT,
+            host_ip: "127.0.0.1".into(),
+            host_port: None,
         }),
+        binds: vec![format!("{socket}:{SOCKET_INSIDE}:ro")],
+        // Once it has removed the run and exited, the engine removes it too.
+        auto_remove: true,
+        read_only: true,
+        hardened: true,
+        memory: Some(32 * 1024 * 1024),
+        pids: Some(64),
+        attach: Attachment::Default,
         ..Default::default()
     }
 }
@@ -128,7 +119,7 @@ fn body(image: &str, run_id: &str, owner: Owner, socket: &str) -> ContainerCreat
 /// image or the engine is not local (no socket to mount): the run then has no
 /// reaper.
 pub async fn start(
-    docker: &Docker,
+    engine: &Client,
     image: Option<&str>,
     run_id: &str,
     owner: Owner,
@@ -136,28 +127,11 @@ pub async fn start(
     let (Some(image), Some(socket)) = (image, host_socket()) else {
         return Ok(false);
     };
-    let name = labels::container_name(run_id, labels::REAPER_SERVICE);
-    let options = CreateContainerOptions {
-        name: Some(name.clone()),
-        ..Default::default()
-    };
-    docker
-        .create_container(Some(options), body(image, run_id, owner, &socket))
-        .await
-        .map_err(|source| EngineError::CreateContainer {
-            container: name.clone(),
-            service: labels::REAPER_SERVICE.to_owned(),
-            source,
-        })?;
-    docker
-        .start_container(&name, None)
-        .await
-        .map_err(|source| EngineError::StartContainer {
-            container: name.clone(),
-            service: labels::REAPER_SERVICE.to_owned(),
-            source,
-        })?;
-    let port = published_port(docker, &name, PORT).await?;
+    let request = request(image, run_id, owner, &socket);
+    let name = &request.name;
+    engine.create_container(&request).await?;
+    engine.start_container(name, &request.service).await?;
+    let port = published_port(engine, name, PORT).await?;
     let run = run_id.to_owned();
     let connect_failed = |reason: String| EngineError::ConnectReaper {
         run: run_id.to_owned(),
@@ -307,9 +281,9 @@ pub fn parse_status(line: &str) -> Option<Status> {
 }
 
 /// What a run's reaper says about it, for `ps`.
-pub async fn status(docker: &Docker, run_id: &str) -> Option<Status> {
+pub async fn status(engine: &Client, run_id: &str) -> Option<Status> {
     let name = labels::container_name(run_id, labels::REAPER_SERVICE);
-    let port = published_port(docker, &name, PORT).await.ok()?;
+    let port = published_port(engine, &name, PORT).await.ok()?;
     let run = run_id.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut stream = greet(port, &run).ok()?;

@@ -6,41 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use bollard::Docker;
-use bollard::models::ContainerInspectResponse;
-use serde::Serialize;
-
-/// The parts of a container's state that tell a death or a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContainerState {
-    /// Running or paused (the engine counts a paused container as running).
-    pub running: bool,
-    /// The engine's word for it: running, exited, restarting, paused, dead, ….
-    pub status: String,
-    /// The last exit's code (0 while it never exited).
-    pub exit_code: i64,
-    /// The kernel's OOM killer ended its last run.
-    pub oom_killed: bool,
-    /// Restarts the engine made under the container's restart policy.
-    pub restart_count: i64,
-    /// When its current (or last) run started, RFC 3339.
-    pub started_at: String,
-}
-
-impl ContainerState {
-    /// The state an inspect reports.
-    pub fn of(info: &ContainerInspectResponse) -> ContainerState {
-        let state = info.state.clone().unwrap_or_default();
-        ContainerState {
-            running: state.running.unwrap_or(false),
-            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-            exit_code: state.exit_code.unwrap_or(0),
-            oom_killed: state.oom_killed.unwrap_or(false),
-            restart_count: info.restart_count.unwrap_or(0),
-            started_at: state.started_at.unwrap_or_default(),
-        }
-    }
-}
+use crate::engine::Client;
+pub use crate::engine::ContainerState;
 
 /// One container as an inspect found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +20,10 @@ pub enum Inspected {
 }
 
 /// Inspects one container.
-pub async fn inspect(docker: &Docker, container: &str) -> Inspected {
-    match docker.inspect_container(container, None).await {
-        Ok(info) => Inspected::State(ContainerState::of(&info)),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Inspected::Gone,
+pub async fn inspect(engine: &Client, container: &str) -> Inspected {
+    match engine.inspect_if_present(container).await {
+        Ok(Some(info)) => Inspected::State(info.state),
+        Ok(None) => Inspected::Gone,
         Err(e) => Inspected::Unreadable(e.to_string()),
     }
 }
@@ -66,11 +31,11 @@ pub async fn inspect(docker: &Docker, container: &str) -> Inspected {
 /// Inspects each `(service, container)` side by side: one engine call per
 /// container, all at once.
 pub async fn inspect_all(
-    docker: &Docker,
+    engine: &Client,
     containers: &[(String, String)],
 ) -> BTreeMap<String, Inspected> {
     let inspects = containers.iter().map(|(service, container)| async move {
-        (service.clone(), inspect(docker, container).await)
+        (service.clone(), inspect(engine, container).await)
     });
     futures::future::join_all(inspects)
         .await

@@ -53,10 +53,16 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Runs `work` with a client of the engine metrtest uses, from a blocking test.
+/// Runs `work` with a bollard client of the engine (`DOCKER_HOST` or the
+/// local socket), from a blocking test: the tests look at the engine through
+/// a client of their own, not through the metrtest code they check.
 pub fn with_engine<T>(work: impl AsyncFnOnce(&bollard::Docker) -> T) -> T {
     block_on(async {
-        let docker = metrtest::engine::connect().await.expect("engine");
+        let docker = bollard::Docker::connect_with_defaults()
+            .expect("engine")
+            .negotiate_version()
+            .await
+            .expect("engine's API version");
         work(&docker).await
     })
 }
@@ -88,13 +94,23 @@ pub fn leftovers(run: &str) -> (usize, usize, usize) {
     with_engine(async |docker| count_run(docker, run).await)
 }
 
+/// A run's labelled containers, stopped ones included.
+pub async fn run_containers(
+    docker: &bollard::Docker,
+    run: &str,
+) -> Vec<bollard::models::ContainerSummary> {
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        filters: Some(metrtest::engine::labels::run_filter(Some(run))),
+        ..Default::default()
+    };
+    docker.list_containers(Some(options)).await.unwrap()
+}
+
 /// A run's labelled containers, networks and volumes on `docker`.
 pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, usize) {
     let filter = metrtest::engine::labels::run_filter(Some(run));
-    let containers = metrtest::stack::list_containers(docker, Some(run))
-        .await
-        .unwrap()
-        .len();
+    let containers = run_containers(docker, run).await.len();
     let networks = docker
         .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
             filters: Some(filter.clone()),

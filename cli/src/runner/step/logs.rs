@@ -9,7 +9,7 @@ use crate::scenario::template::{self, Vars};
 
 pub(super) async fn observe(l: &LogsAction, ctx: &StepContext<'_>) -> Result<Seen, Trouble> {
     let container = ctx.stack.container_of(&l.service).map_err(Trouble::new)?;
-    let text = crate::stack::tail_logs(&ctx.stack.docker, &container, 100_000).await;
+    let text = ctx.stack.engine.tail_logs(&container, 100_000).await;
     Ok(Seen {
         request: format!("logs of {}", l.service),
         observation: Observation::Logs(text),

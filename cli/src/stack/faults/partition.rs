@@ -1,59 +1,34 @@
 //! Cutting a container off its stack's network and reconnecting it as it was:
 //! the same aliases (its service name) and, where the engine allows, the same address.
 
-use bollard::Docker;
-use bollard::models::{
-    ContainerInspectResponse, EndpointIpamConfig, EndpointSettings, NetworkConnectRequest,
-    NetworkDisconnectRequest,
-};
-
 use crate::engine::error::{EngineError, Result};
-use crate::engine::root_cause;
-use crate::stack::inspect_container;
+use crate::engine::{Client, NetworkEndpoint};
 
 /// How a container was attached, kept to reconnect it the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub aliases: Vec<String>,
-    pub ipv4: Option<String>,
-}
+pub type Endpoint = NetworkEndpoint;
 
 /// Disconnects `container` from `network` and returns how it was attached.
-pub async fn disconnect(docker: &Docker, network: &str, container: &str) -> Result<Endpoint> {
-    let info = inspect_container(docker, container).await?;
-    let settings = on_network(&info, network).ok_or_else(|| EngineError::NotOnNetwork {
-        container: container.to_owned(),
-        network: network.to_owned(),
-    })?;
+pub async fn disconnect(engine: &Client, network: &str, container: &str) -> Result<Endpoint> {
+    let info = engine.inspect_container(container).await?;
+    let attached = info
+        .networks
+        .get(network)
+        .ok_or_else(|| EngineError::NotOnNetwork {
+            container: container.to_owned(),
+            network: network.to_owned(),
+        })?;
     let endpoint = Endpoint {
         // The engine lists the container's own short id among the aliases on
         // old API versions; connecting again adds it by itself.
-        aliases: settings
+        aliases: attached
             .aliases
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| {
-                !info
-                    .id
-                    .as_deref()
-                    .unwrap_or_default()
-                    .starts_with(a.as_str())
-            })
+            .iter()
+            .filter(|a| !info.id.starts_with(a.as_str()))
+            .cloned()
             .collect(),
-        ipv4: settings.ip_address.filter(|ip| !ip.is_empty()),
+        ipv4: attached.ipv4.clone(),
     };
-    let request = NetworkDisconnectRequest {
-        container: container.to_owned(),
-        force: Some(true),
-    };
-    docker
-        .disconnect_network(network, request)
-        .await
-        .map_err(|source| EngineError::DisconnectNetwork {
-            container: container.to_owned(),
-            network: network.to_owned(),
-            source,
-        })?;
+    engine.disconnect_network(network, container).await?;
     Ok(endpoint)
 }
 
@@ -63,42 +38,32 @@ pub async fn disconnect(docker: &Docker, network: &str, container: &str) -> Resu
 /// subnet could not be pinned) it refuses a chosen address, and the container
 /// then gets a fresh one while peers still find it by name.
 pub async fn reconnect(
-    docker: &Docker,
+    engine: &Client,
     network: &str,
     container: &str,
     endpoint: &Endpoint,
 ) -> Result<()> {
-    let connect = |ipv4: Option<String>| {
-        let request = NetworkConnectRequest {
-            container: container.to_owned(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: Some(endpoint.aliases.clone()),
-                ipam_config: ipv4.map(|ip| EndpointIpamConfig {
-                    ipv4_address: Some(ip),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        };
-        docker.connect_network(network, request)
+    let aliases = &endpoint.aliases;
+    let Some(former) = &endpoint.ipv4 else {
+        return engine
+            .connect_network(network, container, aliases, None)
+            .await;
     };
-    let fail = |source| EngineError::ConnectNetwork {
-        container: container.to_owned(),
-        network: network.to_owned(),
-        source,
-    };
-    match connect(endpoint.ipv4.clone()).await {
+    match engine
+        .connect_network(network, container, aliases, Some(former))
+        .await
+    {
         Ok(()) => {}
-        Err(e) if endpoint.ipv4.is_some() && root_cause(&e).contains("user specified IP") => {
-            return connect(None).await.map_err(fail);
+        Err(e) if e.engine_says(&["user specified ip"]) => {
+            return engine
+                .connect_network(network, container, aliases, None)
+                .await;
         }
-        Err(e) => return Err(fail(e)),
+        Err(e) => return Err(e),
     }
     // The engine took the chosen address: check that it is the one in use.
-    let Some(former) = &endpoint.ipv4 else {
-        return Ok(());
-    };
-    let now = address(docker, network, container).await?;
+    let info = engine.inspect_container(container).await?;
+    let now = info.networks.get(network).and_then(|e| e.ipv4.clone());
     if now.as_deref() == Some(former.as_str()) {
         Ok(())
     } else {
@@ -109,22 +74,4 @@ pub async fn reconnect(
             now: now.unwrap_or_else(|| "no address".into()),
         })
     }
-}
-
-/// The IPv4 address `container` has on `network`, if it is attached.
-async fn address(docker: &Docker, network: &str, container: &str) -> Result<Option<String>> {
-    let info = inspect_container(docker, container).await?;
-    Ok(on_network(&info, network)
-        .and_then(|settings| settings.ip_address)
-        .filter(|ip| !ip.is_empty()))
-}
-
-/// How an inspected container is attached to `network`, if it is.
-fn on_network(info: &ContainerInspectResponse, network: &str) -> Option<EndpointSettings> {
-    info.network_settings
-        .as_ref()?
-        .networks
-        .as_ref()?
-        .get(network)
-        .cloned()
 }

@@ -9,8 +9,7 @@
 //! server keeps its own name for partition and heal. Stacks whose scenarios
 //! have no link steps get no proxy at all.
 
-use bollard::Docker;
-
+use crate::engine::Client;
 use crate::engine::error::Result;
 use crate::scenario::network::Link;
 use crate::stack::images;
@@ -26,8 +25,8 @@ const FIRST_LINK_PORT: u16 = 10_000;
 const PACKAGE: &str = "metrtest-faultproxy";
 
 /// Builds the proxy's image (compiling its static binary) unless the engine has it.
-pub async fn image(docker: &Docker, ui: &Ui) -> Result<String> {
-    images::helper_image(docker, PACKAGE, SERVICE, ui).await
+pub async fn image(engine: &Client, ui: &Ui) -> Result<String> {
+    images::helper_image(engine, PACKAGE, SERVICE, ui).await
 }
 
 /// The proxy's name for a link in the control API.
