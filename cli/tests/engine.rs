@@ -22,6 +22,19 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     assert_eq!(report["totals"]["failed"], 8, "{report:#}");
     each_failure_is_the_one_kept_beside_its_file(stderr, &report);
     assert_eq!(report["totals"]["passed"], 0);
+    each_failure_names_what_failed_and_where(stderr, &report);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    service_logs_come_with_every_failure(stderr, &xml);
+    assert!(
+        stderr.contains("0 passed, 8 failed")
+            || ran.stdout.contains("0 passed, 8 failed")
+            || stderr.contains("8 failed")
+    );
+}
+
+/// Each failure names the request, the status, and expected vs actual, at
+/// the step's line and column.
+fn each_failure_names_what_failed_and_where(stderr: &str, report: &serde_json::Value) {
     let text_of = |name_part: &str| -> String {
         let s = report["scenarios"]
             .as_array()
@@ -108,12 +121,14 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     );
     let logs = text_of("log line");
     assert!(logs.contains("expected a line that contains"), "{logs}");
-    // Service logs come with every failure, in the terminal and the JUnit report.
+}
+
+/// Service logs come with every failure, in the terminal and the JUnit report.
+fn service_logs_come_with_every_failure(stderr: &str, xml: &str) {
     assert!(
         stderr.contains("----- checker (last lines) -----"),
         "{stderr}"
     );
-    let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(
         xml.matches("<testsuite ").count(),
         8,
@@ -121,11 +136,6 @@ fn failing_fixtures_fail_with_exit_1_and_explain_themselves() {
     );
     assert_eq!(xml.matches("<failure").count(), 8);
     assert!(xml.contains("<system-out>"), "logs in system-out");
-    assert!(
-        stderr.contains("0 passed, 8 failed")
-            || ran.stdout.contains("0 passed, 8 failed")
-            || stderr.contains("8 failed")
-    );
 }
 
 /// What the terminal tells of each failing fixture is kept beside it

@@ -17,6 +17,8 @@ fn validate_path(path: &Path) -> Ran {
     without_engine().arg("validate").arg(path).ran()
 }
 
+// Over 80 lines on purpose: one table of cases, each a file or text and
+// what its error must say, reads better whole than split.
 #[test]
 fn every_kind_of_mistake_is_named_at_its_position() {
     let cases = [

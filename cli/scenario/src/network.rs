@@ -50,14 +50,6 @@ impl FromStr for Link {
     }
 }
 
-impl Link {
-    /// [`Link::from_str`] with its reason as text, for clap's value parsers
-    /// (`up --faults` declares its parser with a `String` error).
-    pub fn parse(text: &str) -> Result<Link, String> {
-        text.parse().map_err(|e: LinkError| e.to_string())
-    }
-}
-
 impl fmt::Display for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}->{}", self.client, self.server)
@@ -197,26 +189,26 @@ mod tests {
     #[test]
     fn a_link_is_client_arrow_server() {
         assert_eq!(
-            Link::parse("checker->gometr-2"),
+            "checker->gometr-2".parse(),
             Ok(Link {
                 client: "checker".into(),
                 server: "gometr-2".into()
             })
         );
         for bad in ["checker", "checker->", "->postgres", "a->b->c", "a b->c"] {
-            assert!(Link::parse(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Link>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_link_cut_short_at_a_dash_hints_at_a_shell_redirect() {
-        let why = Link::parse("checker-").unwrap_err();
+        let why = "checker-".parse::<Link>().unwrap_err().to_string();
         assert!(
             why.ends_with("quote the link, e.g. 'checker->postgres'"),
             "{why}"
         );
         for other in ["checker", "checker->", "a b->c"] {
-            let why = Link::parse(other).unwrap_err();
+            let why = other.parse::<Link>().unwrap_err().to_string();
             assert!(!why.contains("redirect"), "{other}: {why}");
         }
     }

@@ -68,7 +68,7 @@ impl Selector {
     }
 
     /// Sum of every matching series, or why there is none (with similar names).
-    pub fn sum(&self, samples: &[ParsedSample]) -> Result<f64, String> {
+    pub fn sum(&self, samples: &[ParsedSample]) -> Result<f64, NoSeries> {
         let matching: Vec<&ParsedSample> = samples.iter().filter(|s| self.matches(s)).collect();
         if matching.is_empty() {
             return Err(self.explain_absence(samples));
@@ -76,7 +76,7 @@ impl Selector {
         Ok(matching.iter().map(|s| s.value).sum())
     }
 
-    fn explain_absence(&self, samples: &[ParsedSample]) -> String {
+    fn explain_absence(&self, samples: &[ParsedSample]) -> NoSeries {
         let same_name: Vec<String> = samples
             .iter()
             .filter(|s| s.name == self.name)
@@ -84,12 +84,11 @@ impl Selector {
             .map(|s| format!("{}{:?}", s.name, s.labels))
             .collect();
         if !same_name.is_empty() {
-            return format!(
-                "no {} series has labels {:?}; series of that name: {}",
-                self.name,
-                self.labels,
-                same_name.join(", ")
-            );
+            return NoSeries::NoSuchLabels {
+                name: self.name.clone(),
+                labels: format!("{:?}", self.labels),
+                same_name,
+            };
         }
         let mut names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
         names.sort();
@@ -107,15 +106,34 @@ impl Selector {
         // Closest first: a typo's intended name leads the list.
         similar.sort_by_key(|n| distance(n, &self.name));
         similar.truncate(5);
-        if similar.is_empty() {
-            format!("no series named {}", self.name)
-        } else {
-            format!(
-                "no series named {}; similar names: {}",
-                self.name,
-                similar.join(", ")
-            )
+        NoSeries::NoSuchName {
+            name: self.name.clone(),
+            similar: similar.into_iter().map(str::to_owned).collect(),
         }
+    }
+}
+
+/// Why a selector matched no series of a scrape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoSeries {
+    /// Series of the name exist, none with the labels.
+    #[error("no {name} series has labels {labels}; series of that name: {}", same_name.join(", "))]
+    NoSuchLabels {
+        name: String,
+        labels: String,
+        /// Some of those series, as `name{labels}`.
+        same_name: Vec<String>,
+    },
+    /// No series of the name; names like it, closest first.
+    #[error("no series named {name}{}", similar_names(similar))]
+    NoSuchName { name: String, similar: Vec<String> },
+}
+
+fn similar_names(similar: &[String]) -> String {
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!("; similar names: {}", similar.join(", "))
     }
 }
 
@@ -161,12 +179,20 @@ mod tests {
             .unwrap()
             .sum(&s)
             .unwrap_err();
-        assert!(err.contains("checker_samples_written_total"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "no series named checker_sample_written_total; similar names: \
+             checker_samples_written_total, checker_scrapes_total"
+        );
         let err = Selector::parse("checker_scrapes_total{target=\"zz\"}")
             .unwrap()
             .sum(&s)
             .unwrap_err();
-        assert!(err.contains("series of that name"), "{err}");
+        assert!(
+            matches!(&err, NoSeries::NoSuchLabels { same_name, .. } if same_name.len() == 3),
+            "{err}"
+        );
+        assert!(err.to_string().contains("series of that name"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,8 @@ fn errors_point_at_line_and_column() {
     assert!(message.contains("duration"), "{message}");
 }
 
+// Over 80 lines on purpose: one table of cases, each a file or text and
+// what its error must say, reads better whole than split.
 #[test]
 fn structural_mistakes_are_explained() {
     for (text, word) in [

@@ -9,7 +9,7 @@ use crate::engine::labels;
 use crate::exit::{Failure, Result};
 use crate::interrupt::Interrupt;
 use crate::report::stack::service_table;
-use crate::scenario::network::Link;
+use crate::scenario::network::{Link, LinkError};
 use crate::stack::faults;
 use crate::stack::images;
 use crate::stack::reaper::{self, Owner};
@@ -27,8 +27,8 @@ pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
 }
 
 /// Parses `--faults`' links: `CLIENT->SERVER`.
-pub fn parse_link(text: &str) -> std::result::Result<Link, String> {
-    Link::parse(text)
+pub fn parse_link(text: &str) -> std::result::Result<Link, LinkError> {
+    text.parse()
 }
 
 /// Refuses links no service of the stack uses, with the words `validate`

@@ -175,7 +175,7 @@ fn metrics(
         let what = selector.to_string();
         match selector.sum(samples) {
             Ok(sum) => matcher(&what, m, Some(&Value::from(sum)), vars, out)?,
-            Err(why) => out.push(Finding::new(what, why, m.span)),
+            Err(why) => out.push(Finding::new(what, why.to_string(), m.span)),
         }
     }
     Ok(())
@@ -195,7 +195,8 @@ pub fn capture(captures: &[Capture], seen: &Observation) -> Result<Vec<(String, 
             }
             (CaptureSource::Json(path), Observation::Sql(table)) => path.select(table),
             (CaptureSource::Series(selector), Observation::Metrics(samples)) => {
-                Some(Value::from(selector.sum(samples).map_err(nothing)?))
+                let sum = selector.sum(samples).map_err(|e| nothing(e.to_string()))?;
+                Some(Value::from(sum))
             }
             _ => return Err(nothing("this step observed nothing to capture from".into())),
         };

@@ -136,7 +136,7 @@ mod tests {
     }
 
     fn link(text: &str) -> Link {
-        Link::parse(text).unwrap()
+        text.parse::<Link>().unwrap()
     }
 
     #[test]
