@@ -102,10 +102,19 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
     },
-    /// Build (when needed) and list the images the stack runs.
+    /// Build (when needed) and list the images the stack runs; or carry them
+    /// to other engines in one archive (build once, run on many CI runners).
     Images {
         #[command(flatten)]
         env: EnvArgs,
+        /// Write every image a run needs (services, PostgreSQL, reaper, fault
+        /// proxy), the metrtest binary and a manifest into FILE (a tar).
+        #[arg(long, value_name = "FILE", conflicts_with = "load")]
+        save: Option<PathBuf>,
+        /// Check and load an archive written by --save: runs of the same
+        /// commit on a clean tree then build nothing.
+        #[arg(long, value_name = "FILE")]
+        load: Option<PathBuf>,
     },
     /// Print the shell's completion registration: it asks metrtest at each TAB,
     /// so run ids, services and scenario paths complete too.
@@ -195,10 +204,14 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
             follow,
             tail,
         } => commands::logs::run(&service, run.as_deref(), follow, tail).await,
-        Command::Images { env } => {
-            let file = env.load(&[])?;
-            commands::images::run(&file.images, &ui).await
-        }
+        Command::Images { env, save, load } => match (save, load) {
+            (Some(path), _) => commands::images::save(&path, &ui).await,
+            (_, Some(path)) => commands::images::load(&path, &ui).await,
+            (None, None) => {
+                let file = env.load(&[])?;
+                commands::images::run(&file.images, &ui).await
+            }
+        },
         Command::Completions(args) => commands::completions::run_completions(&args),
         Command::Man(args) => commands::completions::run_man(&args),
     }

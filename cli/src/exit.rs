@@ -94,6 +94,10 @@ pub fn exit_kind(error: &EngineError) -> ExitKind {
         | E::BuildImage { .. }
         | E::BuildStep { .. }
         | E::NoPostgres { .. }
+        | E::SaveImages { .. }
+        | E::LoadImages { .. }
+        | E::LoadRefused { .. }
+        | E::Archive { .. }
         | E::CreateNetwork { .. }
         | E::CreateVolume { .. }
         | E::CreateContainer { .. }

@@ -1,11 +1,41 @@
-//! `metrtest images`: build (if needed) and list the images the stack runs.
+//! `metrtest images`: build (if needed) and list the images the stack runs,
+//! or save them to an archive and load one (`stack::image_archive`).
+
+use std::path::Path;
 
 use comfy_table::Table;
 
 use crate::engine;
 use crate::exit::Result;
-use crate::stack::images;
+use crate::stack::{image_archive, images};
 use crate::ui::{self, Ui};
+
+/// `--save FILE`.
+pub async fn save(path: &Path, ui: &Ui) -> Result<()> {
+    let engine = engine::connect().await?;
+    let manifest = image_archive::save(&engine, path, ui).await?;
+    ui.info(format!(
+        "saved {} images ({} MB) and metrtest {} to {}",
+        manifest.images.len(),
+        manifest.images_bytes / 1_000_000,
+        manifest.metrtest_version,
+        path.display()
+    ));
+    Ok(())
+}
+
+/// `--load FILE`.
+pub async fn load(path: &Path, ui: &Ui) -> Result<()> {
+    let engine = engine::connect().await?;
+    let manifest = image_archive::load(&engine, path, ui).await?;
+    let commit = manifest.commit.as_deref().unwrap_or("no commit");
+    ui.info(format!(
+        "loaded {} images built from {commit}{}",
+        manifest.images.len(),
+        if manifest.dirty { " with changes" } else { "" }
+    ));
+    Ok(())
+}
 
 pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
     let engine = engine::connect().await?;

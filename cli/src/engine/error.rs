@@ -106,6 +106,23 @@ pub enum EngineError {
     )]
     NoPostgres { image: String },
 
+    #[error("save images {images}: {}", root_cause(.source))]
+    SaveImages {
+        images: String,
+        #[source]
+        source: Bollard,
+    },
+    #[error("load images: {}", root_cause(.source))]
+    LoadImages {
+        #[source]
+        source: Bollard,
+    },
+    #[error("load images: the engine refused them: {detail}")]
+    LoadRefused { detail: String },
+    /// An image archive that is not one, or not whole.
+    #[error("image archive {path}: {reason}")]
+    Archive { path: String, reason: String },
+
     // Starting a stack.
     #[error("create network {network}: {}", root_cause(.source))]
     CreateNetwork {

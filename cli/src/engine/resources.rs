@@ -9,10 +9,11 @@ use bollard::models::{
     NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, CreateImageOptions, ListNetworksOptions, ListVolumesOptions,
-    RemoveVolumeOptions,
+    BuildImageOptions, CreateImageOptions, ImportImageOptions, ListNetworksOptions,
+    ListVolumesOptions, RemoveVolumeOptions,
 };
 use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 
 use crate::engine::client::{Client, removed};
 use crate::engine::error::{EngineError, Result};
@@ -281,6 +282,53 @@ impl Client {
         };
         let pulled = tokio::time::timeout(within, attempt).await.unwrap_or(false);
         pulled && self.has_image(image).await
+    }
+}
+
+/// Image archives (`docker save` and `docker load`).
+impl Client {
+    /// Writes `images` with their tags, as one `docker save` tar, into `out`;
+    /// `chunk` sees every piece written (to hash it on the way).
+    pub async fn save_images(
+        &self,
+        images: &[&str],
+        out: &mut tokio::fs::File,
+        mut chunk: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        let failed = |source| EngineError::SaveImages {
+            images: images.join(", "),
+            source,
+        };
+        let mut stream = std::pin::pin!(self.docker.export_images(images));
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(failed)?;
+            chunk(&piece);
+            out.write_all(&piece)
+                .await
+                .map_err(EngineError::io("write the saved images"))?;
+        }
+        out.flush()
+            .await
+            .map_err(EngineError::io("write the saved images"))
+    }
+
+    /// Loads a `docker save` tar from `file` into the engine.
+    pub async fn load_images(&self, file: tokio::fs::File) -> Result<()> {
+        let body = tokio_util::io::ReaderStream::new(file);
+        let options = ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.import_image_stream(options, body, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|source| EngineError::LoadImages { source })?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::LoadRefused {
+                    detail: detail.message.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::engine::Client;
 use crate::engine::error::{EngineError, Result};
 use crate::stack::build_context::Context;
+use crate::stack::image_archive;
 use crate::stack::postgres_image;
 use crate::ui::Ui;
 
@@ -76,6 +77,9 @@ pub fn workspace() -> Result<PathBuf> {
 
 /// Builds whatever the stack needs that is not already there.
 pub async fn ensure(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Result<ImageSet> {
+    if let Some(set) = image_archive::loaded_set(engine, choice, ui).await {
+        return Ok(set);
+    }
     let mut built = Vec::new();
     let needs_build: Vec<&str> = SERVICES
         .into_iter()
@@ -283,6 +287,9 @@ pub(crate) async fn helper_image(
     name: &str,
     ui: &Ui,
 ) -> Result<String> {
+    if let Some(tag) = image_archive::loaded_helper(engine, name, ui).await {
+        return Ok(tag);
+    }
     let root = workspace()?;
     compile(&root, &[package], ui).await?;
     let binary = root

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod containers;
 pub mod control;
 pub mod faults;
+pub mod image_archive;
 pub mod images;
 pub mod lifecycle;
 pub mod limits;
