@@ -52,9 +52,9 @@ pub async fn export_compose(
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let docker = engine::connect().await?;
+    let engine = engine::connect().await?;
     let set = tokio::select! {
-        set = images::ensure(&docker, &file.images, ui) => set?,
+        set = images::ensure(&engine, &file.images, ui) => set?,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
     let names = [&set.postgres, &set.gometr, &set.checker, &set.api];
