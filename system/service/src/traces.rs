@@ -6,7 +6,8 @@
 //! site, which costs a load and a branch. With one, the SDK reads the rest of
 //! the standard variables itself (`OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`,
-//! `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS|TIMEOUT`).
+//! `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`); [`export_timeout`] reads
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` for our HTTP client.
 
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, T
         return Ok(None);
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| TraceError::NoRuntime)?;
-    let client = ExportClient::new(runtime, EXPORT_TIMEOUT)
+    let client = ExportClient::new(runtime, export_timeout())
         .map_err(|e| TraceError::Exporter(format!("build the HTTP client: {e}")))?;
     // The endpoint, headers and timeout come from the OTEL_EXPORTER_OTLP_* variables.
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -161,6 +162,19 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, T
         builder = builder.with_sampler(settings.default_sampler.clone());
     }
     Ok(Some(builder.build()))
+}
+
+/// The export timeout of `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds): our client enforces it, the
+/// exporter does not.
+fn export_timeout() -> Duration {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.trim().parse::<u64>().ok())
+    .map_or(EXPORT_TIMEOUT, Duration::from_millis)
 }
 
 /// The layer that turns `tracing` spans into OpenTelemetry spans of `provider`.
