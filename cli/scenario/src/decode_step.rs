@@ -7,7 +7,7 @@ use crate::error::{LoadError, Problem};
 use crate::model::{
     Action, DEFAULT_HTTP_SERVICE, DEFAULT_METRICS_PATH, DEFAULT_RETRY_INTERVAL, DockerAction,
     DockerVerb, HttpAction, HttpMethod, Interval, LogsAction, MIN_RETRY_INTERVAL, MetricsAction,
-    Ordered, QueryValue, Retry, Scenario, Step,
+    Ordered, QueryValue, Retry, Scenario, Slots, Step,
 };
 use crate::span::{NodePath, Span};
 use crate::suggest::{self, quoted};
@@ -20,6 +20,7 @@ const SCENARIO_KEYS: &[&str] = &[
     "tags",
     "timeout",
     "isolated",
+    "slots",
     "steps",
 ];
 const ACTION_KEYS: &[&str] = &[
@@ -79,6 +80,7 @@ impl Decoder<'_> {
         let isolated = f
             .given("isolated")
             .map(|n| self.bool(n, &f.path_of("isolated")));
+        let slots = f.given("slots").map(|n| self.slots(n, &f.path_of("slots")));
         let steps = self.required(&f, "steps").and_then(|n| self.steps(n, &f));
         Some(Scenario {
             name: name?,
@@ -86,8 +88,29 @@ impl Decoder<'_> {
             tags: tags?,
             timeout: read(timeout)?,
             isolated: read(isolated)?,
+            slots: read(slots)?.unwrap_or_default(),
             steps: steps?,
         })
+    }
+
+    /// `slots:` a whole number from 1, or `all`.
+    fn slots(&mut self, node: &Node, path: &NodePath) -> Option<Slots> {
+        if let Kind::Scalar { text, .. } = &node.kind
+            && text.as_str() == "all"
+        {
+            return Some(Slots::All);
+        }
+        match self.u64(node, path)? {
+            0 => {
+                let error = LoadError::InvalidValue {
+                    found: "0".into(),
+                    expected: "a whole number from 1, or all",
+                };
+                self.error(node.span, path, error);
+                None
+            }
+            n => Some(Slots::Count(n.min(u64::from(u32::MAX)) as u32)),
+        }
     }
 
     fn steps(&mut self, node: &Node, f: &Fields<'_>) -> Option<Vec<Step>> {

@@ -101,7 +101,36 @@ pub struct Scenario {
     pub timeout: Option<Interval>,
     /// `isolated:` as written: `None` lets the steps decide (see [`crate::isolation`]).
     pub isolated: Option<bool>,
+    /// How many of the run's job slots it takes while it runs.
+    pub slots: Slots,
     pub steps: Vec<Step>,
+}
+
+/// How much of the machine a scenario needs, in the run's job slots
+/// (`--jobs`), as nextest's `threads-required`: a scenario that loads the
+/// machine (a target of 200,000 series) takes several, or `all` to run with
+/// no other scenario beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slots {
+    Count(u32),
+    All,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::Count(1)
+    }
+}
+
+impl Slots {
+    /// The slots taken in a run of `jobs`: never more than there are.
+    pub fn of(self, jobs: usize) -> usize {
+        let jobs = jobs.max(1);
+        match self {
+            Slots::Count(n) => (n as usize).clamp(1, jobs),
+            Slots::All => jobs,
+        }
+    }
 }
 
 impl Scenario {

@@ -326,3 +326,26 @@ fn a_step_whose_action_cannot_be_read_still_has_its_expectations_checked() {
         "{all:?}"
     );
 }
+
+#[test]
+fn slots_are_a_count_from_one_or_all_and_never_more_than_the_jobs() {
+    use metrtest_scenario::model::Slots;
+    let with = |slots: &str| format!("name: x\nslots: {slots}\nsteps:\n  - sleep: 1s\n");
+    let loaded = |slots: &str| {
+        parse(Path::new("s.yaml"), &with(slots), &Context::default())
+            .expect("loads")
+            .scenario
+            .slots
+    };
+    assert_eq!(loaded("all"), Slots::All);
+    assert_eq!(loaded("3"), Slots::Count(3));
+    assert_eq!(Slots::default(), Slots::Count(1));
+    assert_eq!(Slots::All.of(8), 8);
+    assert_eq!(Slots::Count(3).of(2), 2, "never more than there are");
+    assert_eq!(Slots::Count(3).of(8), 3);
+    for bad in ["0", "-1", "some", "1.5"] {
+        let (line, column, message) = first(&with(bad));
+        assert_eq!((line, column), (Some(2), Some(8)), "{bad}: {message}");
+        assert!(message.contains("slots"), "{bad}: {message}");
+    }
+}

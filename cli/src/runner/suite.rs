@@ -235,8 +235,9 @@ async fn run_all(
     // scenarios start first and a short one fills each slot that frees.
     for index in schedule(scenarios) {
         let loaded = scenarios[index].clone();
+        let slots = loaded.scenario.slots.of(context.options.jobs) as u32;
         let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit.ok(),
+            permit = limit.clone().acquire_many_owned(slots) => permit.ok(),
             _ = context.stop.cancelled() => None,
         };
         let shared = shared_stacks[context.environments.index_of(&loaded.file)]
