@@ -13,8 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
-    RemoveVolumeOptions,
+    ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
 use support::*;
 
@@ -112,36 +111,14 @@ fn project_filter(project: &str) -> HashMap<String, Vec<String>> {
 
 /// Containers, networks and volumes labelled as `project`'s.
 async fn count_project(docker: &bollard::Docker, project: &str) -> (usize, usize, usize) {
-    let containers = project_containers(docker, project).await.len();
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(project_filter(project)),
-        }))
-        .await
-        .unwrap()
-        .len();
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(project_filter(project)),
-        }))
-        .await
-        .unwrap()
-        .volumes
-        .unwrap_or_default()
-        .len();
-    (containers, networks, volumes)
+    count_labelled(docker, &project_filter(project)).await
 }
 
 async fn project_containers(
     docker: &bollard::Docker,
     project: &str,
 ) -> Vec<bollard::models::ContainerSummary> {
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(project_filter(project)),
-        ..Default::default()
-    };
-    docker.list_containers(Some(options)).await.unwrap()
+    labelled_containers(docker, &project_filter(project)).await
 }
 
 /// What compose's `down` left of `project`, removed by its label.

@@ -94,23 +94,41 @@ pub fn leftovers(run: &str) -> (usize, usize, usize) {
     with_engine(async |docker| count_run(docker, run).await)
 }
 
-/// A run's labelled containers, stopped ones included.
-pub async fn run_containers(
+/// An engine filter on one label, `KEY=VALUE`.
+pub type LabelFilter = std::collections::HashMap<String, Vec<String>>;
+
+/// The containers `filter` selects, stopped ones included.
+pub async fn labelled_containers(
     docker: &bollard::Docker,
-    run: &str,
+    filter: &LabelFilter,
 ) -> Vec<bollard::models::ContainerSummary> {
     let options = bollard::query_parameters::ListContainersOptions {
         all: true,
-        filters: Some(metrtest::engine::labels::run_filter(Some(run))),
+        filters: Some(filter.clone()),
         ..Default::default()
     };
     docker.list_containers(Some(options)).await.unwrap()
 }
 
+/// A run's labelled containers, stopped ones included.
+pub async fn run_containers(
+    docker: &bollard::Docker,
+    run: &str,
+) -> Vec<bollard::models::ContainerSummary> {
+    labelled_containers(docker, &metrtest::engine::labels::run_filter(Some(run))).await
+}
+
 /// A run's labelled containers, networks and volumes on `docker`.
 pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, usize) {
-    let filter = metrtest::engine::labels::run_filter(Some(run));
-    let containers = run_containers(docker, run).await.len();
+    count_labelled(docker, &metrtest::engine::labels::run_filter(Some(run))).await
+}
+
+/// The containers, networks and volumes `filter` selects on `docker`.
+pub async fn count_labelled(
+    docker: &bollard::Docker,
+    filter: &LabelFilter,
+) -> (usize, usize, usize) {
+    let containers = labelled_containers(docker, filter).await.len();
     let networks = docker
         .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
             filters: Some(filter.clone()),
@@ -120,7 +138,7 @@ pub async fn count_run(docker: &bollard::Docker, run: &str) -> (usize, usize, us
         .len();
     let volumes = docker
         .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
-            filters: Some(filter),
+            filters: Some(filter.clone()),
         }))
         .await
         .unwrap()

@@ -3,6 +3,8 @@
 //! came (strictly for OpenMetrics, leniently for text), and a strict failure
 //! is a failed scrape that names the line and the reason.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,11 +12,8 @@ use axum::Router;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use checker::checkable::{Checkable, Outcome};
-use checker::scrape::{PrometheusTarget, SampleLimits};
-use checker::target_series::TargetSeries;
+use metr_domain::CheckStatus;
 use metr_domain::format::SCRAPE_ACCEPT;
-use metr_domain::{CheckStatus, TargetKind};
-use metr_storage::TargetRef;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -52,24 +51,7 @@ async fn serve(
 }
 
 async fn scrape(base: &str) -> Outcome {
-    let target = PrometheusTarget {
-        target: TargetRef {
-            name: "t".into(),
-            kind: TargetKind::Prometheus,
-            url: base.to_owned(),
-        },
-        labels: Default::default(),
-        timeout: Duration::from_secs(2),
-        max_body_bytes: 1 << 20,
-        limits: SampleLimits {
-            max_samples: 100,
-            max_age: Duration::from_secs(3600),
-            max_ahead: Duration::from_secs(600),
-        },
-        series: TargetSeries::new(1000, 100),
-        memory: Arc::new(checker::memory::MemoryWatch::new(None)),
-        client: checker::fetch::client().unwrap(),
-    };
+    let target = support::prometheus_target("t", base.to_owned(), Duration::from_secs(2));
     target.check(chrono::Utc::now()).await
 }
 

@@ -1,6 +1,8 @@
 //! A scrape is a trace of its own, and the target's spans join it: the
 //! request carries the scrape span's `traceparent`.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,13 +10,10 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use checker::checkable::Checkable;
-use checker::scrape::{PrometheusTarget, SampleLimits};
-use checker::target_series::TargetSeries;
-use metr_domain::TargetKind;
+use checker::scrape::PrometheusTarget;
 use metr_service::trace_capture::opentelemetry::trace::{SpanKind, Status};
 use metr_service::trace_capture::{Capture, attribute};
 use metr_service::trace_context::trace_id;
-use metr_storage::TargetRef;
 
 /// A target that remembers the trace id of each `/metrics` request.
 async fn target(seen: Arc<Mutex<Vec<Option<String>>>>) -> String {
@@ -34,24 +33,7 @@ async fn target(seen: Arc<Mutex<Vec<Option<String>>>>) -> String {
 }
 
 fn prometheus_target(url: String) -> PrometheusTarget {
-    PrometheusTarget {
-        target: TargetRef {
-            name: "demo".into(),
-            kind: TargetKind::Prometheus,
-            url,
-        },
-        labels: Default::default(),
-        timeout: Duration::from_secs(5),
-        max_body_bytes: 1 << 20,
-        limits: SampleLimits {
-            max_samples: 100,
-            max_age: Duration::from_secs(3600),
-            max_ahead: Duration::from_secs(600),
-        },
-        series: TargetSeries::new(1000, 100),
-        memory: Arc::new(checker::memory::MemoryWatch::new(None)),
-        client: checker::fetch::client().unwrap(),
-    }
+    support::prometheus_target("demo", url, Duration::from_secs(5))
 }
 
 #[tokio::test]
