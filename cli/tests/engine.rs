@@ -96,6 +96,15 @@ fn each_failure_names_what_failed_and_where(stderr: &str, report: &serde_json::V
         !absent.contains("$.nothing_here"),
         "exists: false held and is not reported: {absent}"
     );
+    retries_faults_and_logs_are_explained(&text_of, report);
+}
+
+/// A retry that `fail_if` stopped early, a link fault in force, a log line
+/// not found: each failure says so.
+fn retries_faults_and_logs_are_explained(
+    text_of: &dyn Fn(&str) -> String,
+    report: &serde_json::Value,
+) {
     // fail_if ends a 60 s retry as soon as it holds, pointing at its line.
     let early = text_of("fail_if holds");
     assert!(

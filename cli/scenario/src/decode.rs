@@ -11,7 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::error::{LoadError, Problem};
-use crate::model::Interval;
+use crate::model::{Interval, Slots};
 use crate::references::Context;
 use crate::span::{NodePath, Span};
 use crate::suggest::{self, backticks};
@@ -182,6 +182,26 @@ impl<'c> Decoder<'c> {
                 self.invalid_type(node, path, "u64");
                 None
             }
+        }
+    }
+
+    /// `slots:` a whole number from 1, or `all`.
+    pub fn slots(&mut self, node: &Node, path: &NodePath) -> Option<Slots> {
+        if let Kind::Scalar { text, .. } = &node.kind
+            && text.as_str() == "all"
+        {
+            return Some(Slots::All);
+        }
+        match self.u64(node, path)? {
+            0 => {
+                let error = LoadError::InvalidValue {
+                    found: "0".into(),
+                    expected: "a whole number from 1, or all",
+                };
+                self.error(node.span, path, error);
+                None
+            }
+            n => Some(Slots::Count(n.min(u64::from(u32::MAX)) as u32)),
         }
     }
 

@@ -7,7 +7,7 @@ use crate::error::{LoadError, Problem};
 use crate::model::{
     Action, DEFAULT_HTTP_SERVICE, DEFAULT_METRICS_PATH, DEFAULT_RETRY_INTERVAL, DockerAction,
     DockerVerb, HttpAction, HttpMethod, Interval, LogsAction, MIN_RETRY_INTERVAL, MetricsAction,
-    Ordered, QueryValue, Retry, Scenario, Slots, Step,
+    Ordered, QueryValue, Retry, Scenario, Step,
 };
 use crate::span::{NodePath, Span};
 use crate::suggest::{self, quoted};
@@ -91,26 +91,6 @@ impl Decoder<'_> {
             slots: read(slots)?.unwrap_or_default(),
             steps: steps?,
         })
-    }
-
-    /// `slots:` a whole number from 1, or `all`.
-    fn slots(&mut self, node: &Node, path: &NodePath) -> Option<Slots> {
-        if let Kind::Scalar { text, .. } = &node.kind
-            && text.as_str() == "all"
-        {
-            return Some(Slots::All);
-        }
-        match self.u64(node, path)? {
-            0 => {
-                let error = LoadError::InvalidValue {
-                    found: "0".into(),
-                    expected: "a whole number from 1, or all",
-                };
-                self.error(node.span, path, error);
-                None
-            }
-            n => Some(Slots::Count(n.min(u64::from(u32::MAX)) as u32)),
-        }
     }
 
     fn steps(&mut self, node: &Node, f: &Fields<'_>) -> Option<Vec<Step>> {
