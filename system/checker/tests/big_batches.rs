@@ -76,10 +76,15 @@ async fn a_batch_of_new_series_longer_to_store_than_the_write_timeout_is_stored_
         "the batch must take longer than the timeout in one go to prove anything: {whole:?}"
     );
 
+    // The shutdown timeout bounds the whole drain: generous, since what is
+    // tested is that the pieces add up to the batch, not how fast a machine
+    // creates 60,000 series (on a slow day here it took over the default 10 s).
     let settings = WriterSettings {
         write_timeout: timeout,
+        shutdown_timeout: Duration::from_secs(120),
         ..WriterSettings::default()
     };
+    let drain_started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let writer = tokio::spawn(
         Writer::new(
@@ -95,6 +100,10 @@ async fn a_batch_of_new_series_longer_to_store_than_the_write_timeout_is_stored_
         .unwrap();
     drop(tx);
     let report = writer.await.unwrap();
+    eprintln!(
+        "the writer stored {SERIES} new series in pieces in {:?} (one statement: {whole:?})",
+        drain_started.elapsed()
+    );
     assert_eq!(report.samples_written, SERIES as u64, "{report:?}");
     assert_eq!(report.samples_dropped + report.samples_abandoned, 0);
 
