@@ -20,12 +20,7 @@ use crate::scenario::load::Loaded;
 use crate::scenarios;
 use crate::ui::{self, Ui};
 
-/// Output format of the final report on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
+pub use crate::report::end::Format;
 
 /// The checker's interval in the stacks `run` starts when the environment
 /// file sets neither interval nor timeout: scenarios wait for the checker's
@@ -89,7 +84,8 @@ pub struct RunArgs {
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Final report on stdout.
+    /// Final report on stdout: the table, JSON or TAP version 14 (the last
+    /// two with the table on stderr).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Template variable (repeatable).
@@ -175,7 +171,7 @@ fn settings(args: &RunArgs) -> SuiteOptions {
 fn end_settings(args: &RunArgs) -> EndSettings {
     let github = std::env::var("GITHUB_ACTIONS").ok();
     EndSettings {
-        json: args.format == Format::Json,
+        format: args.format,
         annotations: Annotations::resolve(args.annotations, github.as_deref()),
         junit: args.junit.clone(),
     }

@@ -1,24 +1,35 @@
 //! The end of a run, as a consumer of the runner's events like the live
-//! reporter: on `RunFinished` it renders the table (or the JSON document on
-//! stdout and the table on stderr), GitHub annotations, the JUnit file, and
-//! the stacks kept for someone to work on.
+//! reporter: on `RunFinished` it renders the table (or the JSON or TAP
+//! document on stdout and the table on stderr), GitHub annotations, the JUnit
+//! file, and the stacks kept for someone to work on.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::exit::{Failure, Result};
 use crate::report::github::Annotations;
-use crate::report::{github, json, junit, stack, table};
+use crate::report::{github, json, junit, stack, table, tap};
 use crate::runner::event::{Event, Reporter};
 use crate::runner::report::ScenarioReport;
 use crate::runner::suite::{KEPT_TTL, Kept};
 use crate::ui::{self, Ui};
 
+/// The final report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The table and the `N passed, N failed` line.
+    Table,
+    /// One JSON document (the table goes to stderr).
+    Json,
+    /// TAP version 14 (the table goes to stderr).
+    Tap,
+}
+
 /// What the end of a run writes, and where.
 #[derive(Debug, Clone)]
 pub struct EndSettings {
-    /// The JSON document on stdout (the table goes to stderr).
-    pub json: bool,
+    /// What goes on stdout; the table goes to stderr beside a document.
+    pub format: Format,
     /// `::error` workflow commands on stderr.
     pub annotations: Annotations,
     /// Where to write JUnit XML.
@@ -52,11 +63,16 @@ impl EndOfRun {
 
     fn render(&self, reports: &[ScenarioReport], kept: &[Kept]) -> Result<()> {
         let table = table::render(reports, self.ui.color);
-        if self.settings.json {
-            ui::print_err(table);
-            ui::print(json::render(reports));
-        } else {
-            ui::print(table);
+        match self.settings.format {
+            Format::Table => ui::print(table),
+            Format::Json => {
+                ui::print_err(table);
+                ui::print(json::render(reports));
+            }
+            Format::Tap => {
+                ui::print_err(table);
+                ui::print(tap::render(reports));
+            }
         }
         if self.settings.annotations == Annotations::Github {
             // Workflow commands are read from stdout and stderr alike; stderr

@@ -1,5 +1,5 @@
 //! Reporters and renderers: live terminal progress, the end-of-run table,
-//! JUnit XML, JSON, GitHub annotations, a stack's services.
+//! JUnit XML, JSON, TAP, GitHub annotations, a stack's services.
 
 pub mod end;
 pub mod github;
@@ -8,3 +8,4 @@ pub mod junit;
 pub mod live;
 pub mod stack;
 pub mod table;
+pub mod tap;
