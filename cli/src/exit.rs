@@ -109,11 +109,7 @@ pub fn exit_kind(error: &EngineError) -> ExitKind {
         | E::NotReady { .. }
         | E::OneShotFailed { .. }
         | E::StackNotReady { .. }
-        | E::StopContainer { .. }
-        | E::KillContainer { .. }
-        | E::PauseContainer { .. }
-        | E::UnpauseContainer { .. }
-        | E::RestartContainer { .. }
+        | E::ContainerAction { .. }
         | E::NotOnNetwork { .. }
         | E::DisconnectNetwork { .. }
         | E::ConnectNetwork { .. }

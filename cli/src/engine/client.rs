@@ -104,6 +104,20 @@ pub(crate) fn status(err: &bollard::errors::Error) -> Option<u16> {
 
 /// A removal that found nothing to remove (404) or a resource busy being
 /// removed already (409) is `Ok(false)`; the caller's next sweep looks again.
+/// The error of `action` on `container` (of `service`, when it is one).
+fn acting(
+    action: &'static str,
+    container: &str,
+    service: Option<&str>,
+) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    move |source| EngineError::ContainerAction {
+        action,
+        container: container.to_owned(),
+        service: service.map(str::to_owned),
+        source,
+    }
+}
+
 pub(crate) fn removed(
     result: std::result::Result<(), bollard::errors::Error>,
     error: impl FnOnce(bollard::errors::Error) -> EngineError,
@@ -147,25 +161,20 @@ impl Client {
     }
 
     /// Stops `container`, killing it after `grace` (`None`: the grace it was
-    /// created with).
+    /// created with). `service` is `None` at teardown, where every container
+    /// of a run is stopped alike.
     pub async fn stop_container(
         &self,
         container: &str,
-        service: &str,
+        service: Option<&str>,
         grace: Option<Duration>,
     ) -> Result<()> {
         let options = StopContainerOptions {
             t: grace.map(|g| g.as_secs() as i32),
             ..Default::default()
         };
-        self.docker
-            .stop_container(container, Some(options))
-            .await
-            .map_err(|source| EngineError::StopContainer {
-                container: container.to_owned(),
-                service: service.to_owned(),
-                source,
-            })
+        let result = self.docker.stop_container(container, Some(options)).await;
+        result.map_err(acting("stop", container, service))
     }
 
     /// Sends `container` SIGKILL.
@@ -173,47 +182,23 @@ impl Client {
         let options = KillContainerOptions {
             signal: "SIGKILL".into(),
         };
-        self.docker
-            .kill_container(container, Some(options))
-            .await
-            .map_err(|source| EngineError::KillContainer {
-                container: container.to_owned(),
-                service: service.to_owned(),
-                source,
-            })
+        let result = self.docker.kill_container(container, Some(options)).await;
+        result.map_err(acting("kill", container, Some(service)))
     }
 
     pub async fn pause_container(&self, container: &str, service: &str) -> Result<()> {
-        self.docker
-            .pause_container(container)
-            .await
-            .map_err(|source| EngineError::PauseContainer {
-                container: container.to_owned(),
-                service: service.to_owned(),
-                source,
-            })
+        let result = self.docker.pause_container(container).await;
+        result.map_err(acting("pause", container, Some(service)))
     }
 
     pub async fn unpause_container(&self, container: &str, service: &str) -> Result<()> {
-        self.docker
-            .unpause_container(container)
-            .await
-            .map_err(|source| EngineError::UnpauseContainer {
-                container: container.to_owned(),
-                service: service.to_owned(),
-                source,
-            })
+        let result = self.docker.unpause_container(container).await;
+        result.map_err(acting("unpause", container, Some(service)))
     }
 
     pub async fn restart_container(&self, container: &str, service: &str) -> Result<()> {
-        self.docker
-            .restart_container(container, None)
-            .await
-            .map_err(|source| EngineError::RestartContainer {
-                container: container.to_owned(),
-                service: service.to_owned(),
-                source,
-            })
+        let result = self.docker.restart_container(container, None).await;
+        result.map_err(acting("restart", container, Some(service)))
     }
 
     /// Removes `container` (running or not) with its anonymous volumes;

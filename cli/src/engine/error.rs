@@ -212,38 +212,13 @@ pub enum EngineError {
     },
 
     // Acting on a running service (docker, partition and heal steps).
-    #[error("stop container {container} of service {service}: {}", root_cause(.source))]
-    StopContainer {
+    /// Stop, kill, pause, unpause or restart; `service` is `None` where the
+    /// container is acted on as part of a run, not as one service (teardown).
+    #[error("{action} container {container}{}: {}", of_service(.service), root_cause(.source))]
+    ContainerAction {
+        action: &'static str,
         container: String,
-        service: String,
-        #[source]
-        source: Bollard,
-    },
-    #[error("kill container {container} of service {service}: {}", root_cause(.source))]
-    KillContainer {
-        container: String,
-        service: String,
-        #[source]
-        source: Bollard,
-    },
-    #[error("pause container {container} of service {service}: {}", root_cause(.source))]
-    PauseContainer {
-        container: String,
-        service: String,
-        #[source]
-        source: Bollard,
-    },
-    #[error("unpause container {container} of service {service}: {}", root_cause(.source))]
-    UnpauseContainer {
-        container: String,
-        service: String,
-        #[source]
-        source: Bollard,
-    },
-    #[error("restart container {container} of service {service}: {}", root_cause(.source))]
-    RestartContainer {
-        container: String,
-        service: String,
+        service: Option<String>,
         #[source]
         source: Bollard,
     },
@@ -385,6 +360,13 @@ fn one_shot_outcome(exit_code: &Option<i64>, within: &Duration) -> String {
     }
 }
 
+fn of_service(service: &Option<String>) -> String {
+    service
+        .as_ref()
+        .map(|s| format!(" of service {s}"))
+        .unwrap_or_default()
+}
+
 fn running_list(running: &[String]) -> String {
     if running.is_empty() {
         "none (start one with `metrtest up --detach`)".to_owned()
@@ -410,9 +392,10 @@ mod tests {
 
     #[test]
     fn a_docker_step_that_fails_names_the_verb_the_service_and_the_cause() {
-        let error = EngineError::PauseContainer {
+        let error = EngineError::ContainerAction {
+            action: "pause",
             container: "metrtest-r1-postgres".into(),
-            service: "postgres".into(),
+            service: Some("postgres".into()),
             source: Bollard::DockerResponseServerError {
                 status_code: 409,
                 message: "Container metrtest-r1-postgres is already paused".into(),

@@ -15,7 +15,7 @@ pub async fn apply(
     match verb {
         // The container's own stop grace applies (the checker's outlasts
         // its shutdown flush).
-        DockerVerb::Stop => engine.stop_container(container, service, None).await,
+        DockerVerb::Stop => engine.stop_container(container, Some(service), None).await,
         DockerVerb::Kill => engine.kill_container(container, service).await,
         DockerVerb::Pause => engine.pause_container(container, service).await,
         DockerVerb::Start => engine.start_container(container, service).await,

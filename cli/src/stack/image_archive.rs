@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -285,13 +284,34 @@ fn record(root: &Path, manifest: &Manifest) -> Result<()> {
     std::fs::write(&path, json).map_err(EngineError::io(format!("write {}", path.display())))
 }
 
-/// Said once per process: a run takes the loaded images.
-static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+/// What `loaded` found, worked out once per process: it reads the record,
+/// asks git twice and inspects every tag, and a run asks for the stack's
+/// images and again for each helper's.
+static LOADED: tokio::sync::OnceCell<Option<Manifest>> = tokio::sync::OnceCell::const_new();
 
 /// The loaded images, when the last load in this workspace was of its
 /// current commit, neither tree had changes, and the engine has them all:
-/// then nothing needs building.
+/// then nothing needs building. Announced once, when first found.
 pub async fn loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
+    LOADED
+        .get_or_init(|| async {
+            let manifest = find_loaded(engine, ui).await?;
+            let short: String = manifest
+                .commit
+                .iter()
+                .flat_map(|c| c.chars().take(12))
+                .collect();
+            ui.info(format!(
+                "images: using the {} loaded for commit {short}: nothing to build",
+                manifest.images.len()
+            ));
+            Some(manifest)
+        })
+        .await
+        .clone()
+}
+
+async fn find_loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
     let root = images::workspace().ok()?;
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(root.join(RECORD)).ok()?).ok()?;
@@ -307,17 +327,6 @@ pub async fn loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
             ));
             return None;
         }
-    }
-    if !ANNOUNCED.swap(true, Ordering::Relaxed) {
-        let short: String = manifest
-            .commit
-            .iter()
-            .flat_map(|c| c.chars().take(12))
-            .collect();
-        ui.info(format!(
-            "images: using the {} loaded for commit {short}: nothing to build",
-            manifest.images.len()
-        ));
     }
     Some(manifest)
 }

@@ -130,7 +130,7 @@ async fn sweep(
 async fn stop_all(engine: &Client, ids: &[String], grace: Duration, force: &CancellationToken) {
     let stops = ids
         .iter()
-        .map(|id| engine.stop_container(id, "(teardown)", Some(grace)));
+        .map(|id| engine.stop_container(id, None, Some(grace)));
     tokio::select! {
         _ = futures::future::join_all(stops) => {}
         _ = force.cancelled() => {}
