@@ -52,6 +52,9 @@ pub enum Command {
     Run(Box<commands::run::RunArgs>),
     /// Check scenario files without an engine.
     Validate(commands::validate::ValidateArgs),
+    /// Work on the reports of runs: merge the JSON reports of `--partition`
+    /// shards into one.
+    Report(commands::report::ReportArgs),
     /// Start the stack and keep it until Ctrl-C (or detach).
     Up {
         #[command(flatten)]
@@ -179,6 +182,7 @@ async fn dispatch(args: Args, ui: Ui, interrupt: Interrupt) -> Result<()> {
     match args.command {
         Command::Run(run) => commands::run::run(&run, &ui, &interrupt).await,
         Command::Validate(validate) => commands::validate::run(&validate, &ui),
+        Command::Report(report) => commands::report::run(&report, &ui),
         Command::Up {
             env,
             detach,

@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::exit::{Failure, Result};
 use crate::report::github::Annotations;
+use crate::report::json::RunSummary;
 use crate::report::{github, json, junit, stack, table, tap};
 use crate::runner::event::{Event, Reporter};
 use crate::runner::report::ScenarioReport;
@@ -40,6 +42,8 @@ pub struct EndSettings {
 pub struct EndOfRun {
     settings: EndSettings,
     ui: Ui,
+    /// When the run started, for its wall time in the JSON report.
+    started: Instant,
     /// A report that could not be written: the run's outcome, once it ends.
     failed: Mutex<Option<Failure>>,
 }
@@ -49,6 +53,7 @@ impl EndOfRun {
         EndOfRun {
             settings,
             ui: ui.clone(),
+            started: Instant::now(),
             failed: Mutex::default(),
         }
     }
@@ -62,35 +67,52 @@ impl EndOfRun {
     }
 
     fn render(&self, reports: &[ScenarioReport], kept: &[Kept]) -> Result<()> {
-        let table = table::render(reports, self.ui.color);
-        match self.settings.format {
-            Format::Table => ui::print(table),
-            Format::Json => {
-                ui::print_err(table);
-                ui::print(json::render(reports));
-            }
-            Format::Tap => {
-                ui::print_err(table);
-                ui::print(tap::render(reports));
-            }
-        }
-        if self.settings.annotations == Annotations::Github {
-            // Workflow commands are read from stdout and stderr alike; stderr
-            // keeps `--format json` on stdout a clean document.
-            for line in github::render(reports) {
-                ui::print_err(line);
-            }
-        }
-        if let Some(path) = &self.settings.junit {
-            std::fs::write(path, junit::render(reports))
-                .map_err(|e| Failure::environment(format!("write {}: {e}", path.display())))?;
-            self.ui.info(format!("JUnit report: {}", path.display()));
-        }
+        let summary = RunSummary {
+            duration: Some(self.started.elapsed()),
+            ..RunSummary::default()
+        };
+        write_reports(&self.settings, reports, &summary, &self.ui)?;
         for kept in kept {
             print_kept(kept);
         }
         Ok(())
     }
+}
+
+/// Writes the reports of a run, or of shards merged (`report merge`), as the
+/// settings ask: the table or a document on stdout (the table on stderr beside
+/// it), annotations, the JUnit file.
+pub fn write_reports(
+    settings: &EndSettings,
+    reports: &[ScenarioReport],
+    summary: &RunSummary,
+    ui: &Ui,
+) -> Result<()> {
+    let table = table::render(reports, ui.color);
+    match settings.format {
+        Format::Table => ui::print(table),
+        Format::Json => {
+            ui::print_err(table);
+            ui::print(json::render(reports, summary));
+        }
+        Format::Tap => {
+            ui::print_err(table);
+            ui::print(tap::render(reports));
+        }
+    }
+    if settings.annotations == Annotations::Github {
+        // Workflow commands are read from stdout and stderr alike; stderr
+        // keeps `--format json` on stdout a clean document.
+        for line in github::render(reports) {
+            ui::print_err(line);
+        }
+    }
+    if let Some(path) = &settings.junit {
+        std::fs::write(path, junit::render(reports))
+            .map_err(|e| Failure::environment(format!("write {}: {e}", path.display())))?;
+        ui.info(format!("JUnit report: {}", path.display()));
+    }
+    Ok(())
 }
 
 fn print_kept(kept: &Kept) {

@@ -1,16 +1,18 @@
 //! What a run found out: per scenario and per step, with failure details.
+//! Each type is written as the JSON report and read back from it (`report
+//! merge`): a field it may leave out is read as its default.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::runner::watch::Death;
 use crate::scenario::diagnostic::Diagnostic;
 
 /// Result of a step or a scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
@@ -19,24 +21,28 @@ pub enum Outcome {
 }
 
 /// Why a step failed, complete enough to act on without a re-run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FailureDetail {
     /// The request as sent: `GET http://127.0.0.1:1234/api/v1/checks?target=gometr`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The relevant part of the response body (or query result, or log excerpt).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Each failed expectation: what was checked, expected vs actual.
     pub mismatches: Vec<String>,
     /// The same failures positioned in the scenario file: each failed
     /// expectation at its matcher's line, an error at its step's.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::report::json::diagnostics"
+    )]
     pub diagnostics: Vec<Diagnostic>,
     /// An error that prevented checking (connection refused, bad template, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Attempts the step made: polls under its `retry:` (1 without one).
     pub attempts: u32,
@@ -73,31 +79,31 @@ impl FailureDetail {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     pub name: String,
     pub kind: String,
     pub outcome: Outcome,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration: Duration,
     /// Where the step is written in its file (from 1), when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureDetail>,
 }
 
 /// A failed run of a scenario that was run again (`--retries`). The type and
 /// its `attempt` key keep their first names (JSON readers rely on the key);
 /// the reports call it a run: the first run, then retry 1, retry 2, ….
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// Which run it was, from 1: 1 the first run, 2 retry 1, ….
     pub attempt: u32,
     pub outcome: Outcome,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration: Duration,
     /// Why it failed, as [`ScenarioReport::failure_text`] says it.
     pub failure: String,
@@ -134,44 +140,48 @@ pub fn retries(count: u32) -> String {
 }
 
 /// A scenario's last run, with the failed runs before it (`--retries`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub file: PathBuf,
     pub name: String,
     pub tags: Vec<String>,
     /// Where the scenario starts in its file, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
     pub outcome: Outcome,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration: Duration,
     pub steps: Vec<StepReport>,
     /// Run id of the stack it ran on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
     /// Why it ran on a stack of its own; absent when it shared its
     /// environment's stack.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolated: Option<String>,
     /// It failed on a shared stack: the scenarios that ran on that stack at
     /// the same time (`NAME (FILE)`), any of which may have changed what it read.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<String>,
     /// Why the scenario failed outside any step (stack start, a service
     /// that died or restarted unasked).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The services that died or restarted without a step asking for it.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::report::json::deaths"
+    )]
     pub service_deaths: Vec<Death>,
     /// Last log lines of every service, kept when the scenario failed.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub logs: BTreeMap<String, String>,
     /// Runs made: the first run plus its retries (`--retries`); 0 when it
     /// never ran. The JSON report adds `retries`, this less one.
     pub attempts: u32,
     /// The failed runs before the last one (`--retries`), oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_attempts: Vec<Attempt>,
 }
 
@@ -259,7 +269,7 @@ impl ScenarioReport {
 }
 
 /// Totals of a run; each scenario counts once: a flaky one is not also passed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub passed: usize,
     pub failed: usize,
@@ -295,6 +305,10 @@ impl Totals {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn from_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 #[cfg(test)]
