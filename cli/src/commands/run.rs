@@ -8,7 +8,7 @@ use crate::cli::EnvArgs;
 use crate::config::envfile::EnvFile;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::report::end::{EndOfRun, EndSettings};
+use crate::report::end::{self, EndOfRun, EndSettings};
 use crate::report::github::Annotations;
 use crate::report::live::Live;
 use crate::runner::event::Reporters;
@@ -194,6 +194,7 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             // A slice may be empty when a suite has fewer scenarios than slices.
             Some(p) => {
                 ui.info(format!("no scenario in --partition {p}: nothing to run"));
+                end::print_nothing_ran(args.format);
                 Ok(())
             }
             None => Err(Failure::invalid(

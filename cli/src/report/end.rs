@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::exit::{Failure, Result};
 use crate::report::github::Annotations;
@@ -113,6 +113,21 @@ pub fn write_reports(
         ui.info(format!("JUnit report: {}", path.display()));
     }
     Ok(())
+}
+
+/// What stdout gets from a run that had nothing to run (an empty
+/// `--partition` slice): under `--format json` or `tap` an empty document,
+/// so that the shard's report reads as one (`report merge`).
+pub fn print_nothing_ran(format: Format) {
+    let summary = RunSummary {
+        duration: Some(Duration::ZERO),
+        ..RunSummary::default()
+    };
+    match format {
+        Format::Table => {}
+        Format::Json => ui::print(json::render(&[], &summary)),
+        Format::Tap => ui::print(tap::render(&[])),
+    }
 }
 
 fn print_kept(kept: &Kept) {
