@@ -197,6 +197,10 @@ fn tap_py_reads_each_subtest_with_its_plan_and_the_failed_step_s_diagnostics() {
     );
     assert_eq!(yaml["status"], 200);
     assert_eq!(
+        yaml["curl"], "curl 'http://127.0.0.1:49153/api/v1/checks?limit=1'",
+        "the request to paste, from the JSON report's curl"
+    );
+    assert_eq!(
         yaml["mismatches"][0],
         "status: expected equals 404, actual 200"
     );

@@ -77,6 +77,11 @@ fn two_shards_add_up_to_one_run_and_a_failure_exits_1_with_junit_written() {
         xml.contains("5 |       status: 404"),
         "the failure shows its source line, read from the scenario file again: {xml}"
     );
+    assert!(
+        xml.contains("as curl: curl &apos;http://127.0.0.1:49153/api/v1/checks?limit=1&apos;")
+            || xml.contains("as curl: curl 'http://127.0.0.1:49153/api/v1/checks?limit=1'"),
+        "the request to paste: {xml}"
+    );
 }
 
 #[test]
@@ -168,4 +173,35 @@ fn a_missing_file_is_exit_3_naming_it() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("read no/such/shard.json: "), "{stderr}");
+}
+
+#[test]
+fn a_shard_with_nothing_to_run_writes_a_report_that_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-shard.json");
+    let shard = Command::new(env!("CARGO_BIN_EXE_metrtest"))
+        .args([
+            "run",
+            "cli/tests/fixtures/passing",
+            "--partition",
+            "count:2/2",
+        ])
+        .args(["--format", "json"])
+        .current_dir(workspace())
+        .output()
+        .expect("metrtest runs");
+    assert_eq!(shard.status.code(), Some(0), "{}", text(&shard.stderr));
+    assert!(
+        text(&shard.stderr).contains("no scenario in --partition count:2/2: nothing to run"),
+        "{}",
+        text(&shard.stderr)
+    );
+    std::fs::write(&empty, &shard.stdout).unwrap();
+
+    let out = merge([fixture("shard-1.json").as_path(), empty.as_path()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().last(),
+        Some("1 passed, 0 failed, 1 flaky")
+    );
 }

@@ -360,6 +360,7 @@ mod tests {
         }];
         let detail = failed.steps[1].failure.as_mut().unwrap();
         detail.request = Some("GET http://127.0.0.1:1/x?a=1".into());
+        detail.curl = Some("curl 'http://127.0.0.1:1/x?a=1'".into());
         detail.status = Some(503);
         detail.body = Some("{}".into());
         detail.mismatches = vec!["status: expected 200, actual 503".into()];

@@ -109,7 +109,7 @@ struct At {
 }
 
 /// A failed step's YAML diagnostics: the first problem as `message`, where,
-/// the request and response status, and the whole failure as the terminal
+/// the request (as `curl` too) and response status, and the whole failure as the terminal
 /// shows it (source line, caret, expected and actual).
 #[derive(Serialize)]
 struct StepFailure {
@@ -118,6 +118,8 @@ struct StepFailure {
     at: At,
     #[serde(skip_serializing_if = "Option::is_none")]
     request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    curl: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -145,6 +147,7 @@ impl StepFailure {
                 column: step.column,
             },
             request: failure.request.clone(),
+            curl: failure.curl.clone(),
             status: failure.status,
             mismatches: failure.mismatches.clone(),
             attempts: failure.attempts,
@@ -226,6 +229,7 @@ mod tests {
         let mut failed = step("GET /api/v1/checks", Outcome::Failed);
         failed.failure = Some(FailureDetail {
             request: Some("GET http://127.0.0.1:1/api/v1/checks".into()),
+            curl: Some("curl 'http://127.0.0.1:1/api/v1/checks?a=it'\\''s'".into()),
             status: Some(200),
             mismatches: vec!["status: expected equals 404, actual 200".into()],
             diagnostics: vec![Diagnostic {
@@ -264,7 +268,7 @@ mod tests {
     #[test]
     fn steps_are_a_subtest_and_a_failed_step_carries_yaml_diagnostics() {
         let tap = render(&[failed_second_step()]);
-        let expected_start = "TAP version 14\n1..1\n# Subtest: wrong status\n    1..3\n    ok 1 - first\n    not ok 2 - GET /api/v1/checks\n      ---\n      message: status did not hold\n      severity: fail\n      at:\n        file: scenarios/x.yaml\n        line: 5\n        column: 7\n      request: GET http://127.0.0.1:1/api/v1/checks\n      status: 200\n";
+        let expected_start = "TAP version 14\n1..1\n# Subtest: wrong status\n    1..3\n    ok 1 - first\n    not ok 2 - GET /api/v1/checks\n      ---\n      message: status did not hold\n      severity: fail\n      at:\n        file: scenarios/x.yaml\n        line: 5\n        column: 7\n      request: GET http://127.0.0.1:1/api/v1/checks\n      curl: curl 'http://127.0.0.1:1/api/v1/checks?a=it'\\''s'\n      status: 200\n";
         assert!(tap.starts_with(expected_start), "{tap}");
         assert!(
             tap.contains("\n          |       ^ expected equals 404, actual 200\n"),
@@ -290,6 +294,10 @@ mod tests {
         let yaml: serde_yaml::Value = serde_yaml::from_str(&block).expect(&block);
         assert_eq!(yaml["at"]["file"], "scenarios/x.yaml");
         assert_eq!(yaml["at"]["line"], 5);
+        assert_eq!(
+            yaml["curl"], r"curl 'http://127.0.0.1:1/api/v1/checks?a=it'\''s'",
+            "the command line to paste, as it is"
+        );
         assert_eq!(
             yaml["mismatches"][0],
             "status: expected equals 404, actual 200"

@@ -231,6 +231,7 @@ mod tests {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.into(),
             elapsed_ms: 12.4,
+            ..HttpObservation::default()
         })
     }
 

@@ -3,7 +3,8 @@
 use metr_domain::exposition::ParsedSample;
 use serde_json::Value;
 
-/// An HTTP response, as an `http` step's expectations see it.
+/// An HTTP response, as an `http` step's expectations see it, with the
+/// request that got it as a `curl` command line for the reports.
 #[derive(Debug, Clone, Default)]
 pub struct HttpObservation {
     pub status: u16,
@@ -11,6 +12,8 @@ pub struct HttpObservation {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub elapsed_ms: f64,
+    /// The request, to paste in a shell (`runner::step::http::curl`).
+    pub curl: String,
 }
 
 impl HttpObservation {

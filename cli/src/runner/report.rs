@@ -26,6 +26,9 @@ pub struct FailureDetail {
     /// The request as sent: `GET http://127.0.0.1:1234/api/v1/checks?target=gometr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// An http step's request as a `curl` command line to paste in a shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The relevant part of the response body (or query result, or log excerpt).
@@ -54,6 +57,9 @@ impl FailureDetail {
         let mut out = Vec::new();
         if let Some(r) = &self.request {
             out.push(format!("request: {r}"));
+        }
+        if let Some(c) = &self.curl {
+            out.push(format!("as curl: {c}"));
         }
         if let Some(s) = self.status {
             out.push(format!("response status: {s}"));
@@ -407,5 +413,24 @@ pub(crate) mod tests {
             ..Default::default()
         };
         assert!(polled.render().ends_with("(last of 22 attempts)"));
+    }
+
+    #[test]
+    fn a_failed_request_is_shown_as_sent_and_as_curl_under_it() {
+        let failed = FailureDetail {
+            request: Some("GET http://127.0.0.1:1/x?a=1".into()),
+            curl: Some("curl 'http://127.0.0.1:1/x?a=1'".into()),
+            status: Some(503),
+            mismatches: vec!["status: expected 200, actual 503".into()],
+            attempts: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            failed.render(),
+            "request: GET http://127.0.0.1:1/x?a=1\n\
+             as curl: curl 'http://127.0.0.1:1/x?a=1'\n\
+             response status: 503\n\
+             ✗ status: expected 200, actual 503"
+        );
     }
 }

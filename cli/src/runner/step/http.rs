@@ -1,4 +1,6 @@
-//! `http`: one request to a service of the stack.
+//! `http`: one request to a service of the stack. A failure shows the
+//! request as a `curl` command line, so that a developer can send it again
+//! by hand (against a kept stack, the URL is still right).
 
 use std::time::Instant;
 
@@ -45,12 +47,13 @@ pub(super) async fn observe(h: &HttpAction, ctx: &StepContext<'_>) -> Result<See
         .build()
         .map_err(|e| Trouble::new(format!("build the request: {e}")))?;
     let shown = format!("{} {}", request.method(), request.url());
+    let curl = curl(&request);
     let sent = Instant::now();
     let response = ctx
         .http
         .execute(request)
         .await
-        .map_err(|e| Trouble::no_response(&e, &shown))?;
+        .map_err(|e| Trouble::no_response(&e, &shown).curl(curl.clone()))?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -65,6 +68,152 @@ pub(super) async fn observe(h: &HttpAction, ctx: &StepContext<'_>) -> Result<See
             headers,
             body,
             elapsed_ms: sent.elapsed().as_secs_f64() * 1000.0,
+            curl,
         }),
     })
+}
+
+/// The request as sent, as a `curl` command line for a POSIX shell: the
+/// method when curl would not infer it, the URL with its query encoded as
+/// sent, each header, the body as is.
+pub(crate) fn curl(request: &reqwest::Request) -> String {
+    let body = request
+        .body()
+        .and_then(|b| b.as_bytes())
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    let mut words = vec!["curl".to_owned()];
+    match (request.method().as_str(), &body) {
+        ("GET", None) | ("POST", Some(_)) => {}
+        ("HEAD", None) => words.push("--head".into()),
+        (method, _) => words.extend(["-X".into(), quote(method)]),
+    }
+    let url = request.url().as_str();
+    // curl reads [] and {} in a URL as ranges and sets unless told not to.
+    if url.contains(['[', ']', '{', '}']) {
+        words.push("--globoff".into());
+    }
+    words.push(quote(url));
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        words.extend(["-H".into(), quote(&format!("{name}: {value}"))]);
+    }
+    if let Some(body) = body {
+        // --data-raw: a body starting with @ is text, not a file to read.
+        words.extend(["--data-raw".into(), quote(&body)]);
+    }
+    words.join(" ")
+}
+
+/// `text` as one shell word: as it is when no character in it means
+/// anything to a shell, else in single quotes, inside which only `'` needs
+/// care: it closes the quotes, adds an escaped `'`, and opens them again.
+fn quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_owned();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, url: &str) -> reqwest::RequestBuilder {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        reqwest::Client::new().request(method, url)
+    }
+
+    /// What `sh` makes of `line`: its words, each ended by \x01 (`printf`).
+    fn words_in_sh(line: &str) -> Vec<String> {
+        let printed = line.replacen("curl", r"printf '%s\001'", 1);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &printed])
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{printed}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut words: Vec<String> = text.split('\u{1}').map(str::to_owned).collect();
+        assert_eq!(words.pop().as_deref(), Some(""), "{text:?}");
+        words
+    }
+
+    #[test]
+    fn a_get_is_its_url_with_the_query_encoded_as_sent() {
+        let sent = request("GET", "http://127.0.0.1:8080/api/v1/checks")
+            .query(&[("target", "gometr & co"), ("limit", "1")])
+            .build()
+            .unwrap();
+        assert_eq!(
+            curl(&sent),
+            "curl 'http://127.0.0.1:8080/api/v1/checks?target=gometr+%26+co&limit=1'"
+        );
+    }
+
+    #[test]
+    fn a_json_body_goes_as_is_with_its_content_type_and_the_method_when_not_inferred() {
+        let body = serde_json::json!({"extra_text": "it's \"quoted\"\nand ünïcode ✓"});
+        let put = request("PUT", "http://127.0.0.1:1/control")
+            .header("X-Token", "a b")
+            .json(&body)
+            .build()
+            .unwrap();
+        let line = curl(&put);
+        assert!(
+            line.starts_with("curl -X PUT http://127.0.0.1:1/control "),
+            "{line}"
+        );
+        assert!(line.contains(" -H 'x-token: a b' "), "{line}");
+        assert!(
+            line.contains(" -H 'content-type: application/json' "),
+            "{line}"
+        );
+        let words = words_in_sh(&line);
+        assert_eq!(
+            words.last().map(String::as_str),
+            Some(r#"{"extra_text":"it's \"quoted\"\nand ünïcode ✓"}"#),
+            "the shell gives back the body sent: {line}"
+        );
+        let post = request("POST", "http://127.0.0.1:1/x")
+            .body("{}")
+            .build()
+            .unwrap();
+        assert_eq!(curl(&post), "curl http://127.0.0.1:1/x --data-raw '{}'");
+    }
+
+    #[test]
+    fn quotes_survive_the_shell_whatever_they_hold() {
+        for text in [
+            "plain",
+            "two words",
+            "it's",
+            "''",
+            "a\nnew line",
+            "$HOME `id` $(id) \\ \"",
+            "ünïcode ✓",
+            "",
+            "*.yaml ~ !x #y",
+        ] {
+            let line = format!("curl {}", quote(text));
+            assert_eq!(words_in_sh(&line), [text], "{line}");
+        }
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("a-b_c.d/e:f=g@h%i+j,k"), "a-b_c.d/e:f=g@h%i+j,k");
+    }
+
+    #[test]
+    fn brackets_in_a_url_turn_curl_s_globbing_off_and_head_is_head() {
+        let sent = request("GET", "http://127.0.0.1:1/x/[1]").build().unwrap();
+        assert!(
+            curl(&sent).starts_with("curl --globoff '"),
+            "{}",
+            curl(&sent)
+        );
+        let head = request("HEAD", "http://127.0.0.1:1/health")
+            .build()
+            .unwrap();
+        assert_eq!(curl(&head), "curl --head http://127.0.0.1:1/health");
+        let delete = request("DELETE", "http://127.0.0.1:1/x").build().unwrap();
+        assert_eq!(curl(&delete), "curl -X DELETE http://127.0.0.1:1/x");
+    }
 }

@@ -43,6 +43,8 @@ pub(crate) struct Seen {
 #[derive(Debug)]
 pub(crate) struct Trouble {
     pub request: Option<String>,
+    /// An http request that got no response, as a `curl` command line.
+    pub curl: Option<String>,
     pub status: Option<u16>,
     pub error: String,
 }
@@ -51,6 +53,7 @@ impl Trouble {
     pub fn new(error: impl ToString) -> Trouble {
         Trouble {
             request: None,
+            curl: None,
             status: None,
             error: error.to_string(),
         }
@@ -65,6 +68,12 @@ impl Trouble {
     #[must_use]
     pub fn request(mut self, shown: &str) -> Trouble {
         self.request = Some(shown.to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn curl(mut self, curl: String) -> Trouble {
+        self.curl = Some(curl);
         self
     }
 }
@@ -231,6 +240,7 @@ fn trouble(step: &Step, loaded: &Loaded, t: Trouble) -> FailureDetail {
     let message = format!("step {:?} failed: {}", step.name, t.error);
     FailureDetail {
         request: t.request,
+        curl: t.curl,
         status: t.status,
         diagnostics: vec![loaded.diagnostic(step.span, message)],
         error: Some(t.error),
@@ -254,6 +264,10 @@ fn observed(
         Observation::Logs(text) => (None, Some(logs::tail(text))),
         Observation::Metrics(_) | Observation::Nothing => (None, None),
     };
+    let curl = match &seen.observation {
+        Observation::Http(h) => Some(h.curl.clone()),
+        _ => None,
+    };
     let at = |span: Span| if span.is_known() { span } else { step.span };
     let mut diagnostics: Vec<_> = findings
         .iter()
@@ -268,6 +282,7 @@ fn observed(
     }
     FailureDetail {
         request: Some(seen.request.clone()),
+        curl,
         status,
         body,
         mismatches: findings.iter().map(Finding::line).collect(),
