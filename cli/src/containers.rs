@@ -22,7 +22,7 @@ pub async fn images() -> Result<ImageSet, Failure> {
     let set = images::ensure(
         &engine,
         &images::ImageChoice::default(),
-        &Ui::new(Verbosity::Quiet),
+        &Ui::new(Verbosity::Quiet).progress(),
     )
     .await?;
     Ok(set)

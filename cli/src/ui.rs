@@ -3,10 +3,14 @@
 //! Progress uses indicatif on a terminal and plain lines otherwise, so CI logs
 //! stay readable; colour follows NO_COLOR and whether stderr is a terminal.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::stack::progress::{Level, Listener, Outcome, Progress, StackEvent, TaskId};
 
 /// Writes a line of a command's result to stdout. A reader that went away
 /// (`| head -1`) is not an error: the rest is dropped, as with any Unix tool.
@@ -280,6 +284,71 @@ impl Task {
     }
 }
 
+/// How often a log that shows no live lines hears how far a long task is.
+const LOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Renders the stack layer's events as [`Ui::task`] and its notices render
+/// them: a live line (or start and end lines) for each task.
+pub struct StackLines {
+    ui: Ui,
+    /// Each open task's line, and when a log last heard of it.
+    tasks: Mutex<HashMap<TaskId, (Task, Instant)>>,
+}
+
+impl StackLines {
+    pub fn new(ui: &Ui) -> StackLines {
+        StackLines {
+            ui: ui.clone(),
+            tasks: Mutex::default(),
+        }
+    }
+}
+
+impl Listener for StackLines {
+    fn event(&self, event: &StackEvent) {
+        let mut tasks = self.tasks.lock().expect("task lines");
+        match event {
+            StackEvent::TaskStarted { task, label } => {
+                tasks.insert(*task, (self.ui.task(label.clone()), Instant::now()));
+            }
+            StackEvent::TaskProgress { task, message, log } => {
+                let Some((line, logged)) = tasks.get_mut(task) else {
+                    return;
+                };
+                line.update(message.clone());
+                if let Some(log) = log
+                    && !self.ui.is_live()
+                    && logged.elapsed() >= LOG_EVERY
+                {
+                    *logged = Instant::now();
+                    self.ui.info(log);
+                }
+            }
+            StackEvent::TaskEnded {
+                task,
+                outcome,
+                message,
+            } => match (tasks.remove(task), outcome) {
+                (Some((line, _)), Outcome::Done) => line.done(message),
+                (Some((line, _)), Outcome::Failed) => line.fail(message),
+                (_, _) => {}
+            },
+            StackEvent::Notice { level, text } => match level {
+                Level::Debug => self.ui.debug(text),
+                Level::Info => self.ui.info(text),
+                Level::Warn => self.ui.warn(text),
+            },
+        }
+    }
+}
+
+impl Ui {
+    /// The stack layer's progress, rendered on this Ui.
+    pub fn progress(&self) -> Progress {
+        Progress::new(StackLines::new(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +367,69 @@ mod tests {
                 "ab12cd34 reads gometr | gometr    ...",
                 "ab12cd34 reads gometr | ✓ gometr    ready in 0.3 s",
                 "unlabelled",
+            ]
+        );
+    }
+
+    /// What `stack/` does when starting a stack, as progress events or as the
+    /// Ui calls it made before it emitted events.
+    fn a_stack_s_start(progress: &Progress) {
+        progress.info("images: nothing to build");
+        let task = progress.task("postgres ");
+        task.update("waiting for readiness on 127.0.0.1:5432");
+        task.done("ready in 0.9 s");
+        let task = progress.task("cargo build (static binaries: api)");
+        task.update_logged("[1 crates] Compiling api", "cargo build: 1 crates compiled");
+        task.fail("failed");
+        drop(progress.task("api      "));
+        progress.warn("cannot build the reaper image: no workspace");
+        progress.debug("image metrtest/api:1 is up to date");
+    }
+
+    fn the_same_through_the_ui(ui: &Ui) {
+        ui.info("images: nothing to build");
+        let task = ui.task("postgres ");
+        task.update("waiting for readiness on 127.0.0.1:5432");
+        task.done("ready in 0.9 s");
+        let task = ui.task("cargo build (static binaries: api)");
+        task.update("[1 crates] Compiling api");
+        task.fail("failed");
+        drop(ui.task("api      "));
+        ui.warn("cannot build the reaper image: no workspace");
+        ui.debug("image metrtest/api:1 is up to date");
+    }
+
+    #[test]
+    fn stack_events_render_as_the_ui_s_own_lines_did_labelled_or_not() {
+        for verbosity in [Verbosity::Quiet, Verbosity::Normal, Verbosity::Verbose] {
+            for label in [None, Some("ab12cd34 reads gometr")] {
+                let lanes = |ui: Ui| match label {
+                    Some(label) => ui.labelled(label),
+                    None => ui,
+                };
+                let (ui, rendered) = Ui::capturing(verbosity);
+                a_stack_s_start(&lanes(ui).progress());
+                let (ui, direct) = Ui::capturing(verbosity);
+                the_same_through_the_ui(&lanes(ui));
+                assert_eq!(
+                    *rendered.lock().unwrap(),
+                    *direct.lock().unwrap(),
+                    "{verbosity:?} {label:?}"
+                );
+            }
+        }
+        let (ui, lines) = Ui::capturing(Verbosity::Normal);
+        a_stack_s_start(&ui.progress());
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "images: nothing to build",
+                "postgres  ...",
+                "✓ postgres  ready in 0.9 s",
+                "cargo build (static binaries: api) ...",
+                "✗ cargo build (static binaries: api) failed",
+                "api       ...",
+                "warning: cannot build the reaper image: no workspace",
             ]
         );
     }

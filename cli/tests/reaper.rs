@@ -133,7 +133,7 @@ fn without_a_workspace_to_build_the_reaper_a_run_warns_and_still_starts() {
     let set = block_on(async {
         let engine = metrtest::engine::connect().await.expect("engine");
         let ui = metrtest::ui::Ui::new(metrtest::ui::Verbosity::Quiet);
-        metrtest::stack::images::ensure(&engine, &Default::default(), &ui)
+        metrtest::stack::images::ensure(&engine, &Default::default(), &ui.progress())
             .await
             .expect("images")
     });

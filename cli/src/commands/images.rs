@@ -13,7 +13,7 @@ use crate::ui::{self, Ui};
 /// `--save FILE`.
 pub async fn save(path: &Path, ui: &Ui) -> Result<()> {
     let engine = engine::connect().await?;
-    let manifest = image_archive::save(&engine, path, ui).await?;
+    let manifest = image_archive::save(&engine, path, &ui.progress()).await?;
     ui.info(format!(
         "saved {} images ({} MB) and metrtest {} to {}",
         manifest.images.len(),
@@ -27,7 +27,7 @@ pub async fn save(path: &Path, ui: &Ui) -> Result<()> {
 /// `--load FILE`.
 pub async fn load(path: &Path, ui: &Ui) -> Result<()> {
     let engine = engine::connect().await?;
-    let manifest = image_archive::load(&engine, path, ui).await?;
+    let manifest = image_archive::load(&engine, path, &ui.progress()).await?;
     let commit = manifest.commit.as_deref().unwrap_or("no commit");
     ui.info(format!(
         "loaded {} images built from {commit}{}",
@@ -39,7 +39,7 @@ pub async fn load(path: &Path, ui: &Ui) -> Result<()> {
 
 pub async fn run(choice: &images::ImageChoice, ui: &Ui) -> Result<()> {
     let engine = engine::connect().await?;
-    let set = images::ensure(&engine, choice, ui).await?;
+    let set = images::ensure(&engine, choice, &ui.progress()).await?;
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["service", "image", "size"]);

@@ -210,7 +210,6 @@ pub async fn run(args: &RunArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         &environments,
         &options,
         Arc::new(reporters),
-        ui,
         interrupt,
     )
     .await?;

@@ -53,8 +53,9 @@ pub async fn export_compose(
     interrupt: &Interrupt,
 ) -> Result<()> {
     let engine = engine::connect().await?;
+    let progress = ui.progress();
     let set = tokio::select! {
-        set = images::ensure(&engine, &file.images, ui) => set?,
+        set = images::ensure(&engine, &file.images, &progress) => set?,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
     let names = [&set.postgres, &set.gometr, &set.checker, &set.api];
@@ -89,8 +90,9 @@ pub async fn start_stack(
         check_links(file, links)?;
     }
     let engine = engine::connect().await?;
+    let progress = ui.progress();
     let reaper_image = tokio::select! {
-        image = reaper::image_or_warn(&engine, ui) => image,
+        image = reaper::image_or_warn(&engine, &progress) => image,
         _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
     };
     let run_id = labels::new_run_id();
@@ -102,7 +104,7 @@ pub async fn start_stack(
             ui.warn(reaper::NO_REAPER);
         }
         let set = tokio::select! {
-            set = images::ensure(&engine, &file.images, ui) => set?,
+            set = images::ensure(&engine, &file.images, &progress) => set?,
             _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
         };
         let mut spec = StackSpec::build(&set, file);
@@ -111,13 +113,13 @@ pub async fn start_stack(
         spec.restart = Restart::OnFailure { max: UP_RESTARTS };
         if !links.is_empty() {
             let proxy = tokio::select! {
-                image = faults::image(&engine, ui) => image?,
+                image = faults::image(&engine, &progress) => image?,
                 _ = interrupt.stop.cancelled() => return Err(EngineError::Interrupted),
             };
             faults::place(&mut spec, &proxy, links);
         }
         ui.info(format!("starting stack {}", ui.bold(&run_id)));
-        stack::start(&engine, &spec, &run_id, ui, &interrupt.stop).await
+        stack::start(&engine, &spec, &run_id, &progress, &interrupt.stop).await
     };
     match started.await {
         Ok(stack) => Ok((engine, stack)),

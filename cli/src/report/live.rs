@@ -6,13 +6,18 @@ use std::sync::Mutex;
 
 use crate::runner::event::{Event, Level, Reporter};
 use crate::runner::report::{Outcome, ScenarioReport, run_name};
-use crate::ui::{Task, Ui};
+use crate::stack::progress::{Listener, StackEvent};
+use crate::ui::{StackLines, Task, Ui};
 
 /// Prints a run's progress through [`Ui`].
 pub struct Live {
     ui: Ui,
     /// The open task line of each scenario's running run (first run or retry).
     tasks: Mutex<HashMap<(String, u32), Task>>,
+    /// The stack layer's lines of the run's own (its images).
+    stack_lines: StackLines,
+    /// Those of each labelled stack while it starts, on a Ui labelled with it.
+    lanes: Mutex<HashMap<String, StackLines>>,
 }
 
 impl Live {
@@ -20,7 +25,22 @@ impl Live {
         Live {
             ui: ui.clone(),
             tasks: Mutex::default(),
+            stack_lines: StackLines::new(ui),
+            lanes: Mutex::default(),
         }
+    }
+
+    /// A stack-layer event, on its lane's labelled lines if it has one.
+    fn stack(&self, lane: Option<&str>, event: &StackEvent) {
+        let Some(lane) = lane else {
+            return self.stack_lines.event(event);
+        };
+        self.lanes
+            .lock()
+            .expect("lanes")
+            .entry(lane.to_owned())
+            .or_insert_with(|| StackLines::new(&self.ui.labelled(lane)))
+            .event(event);
     }
 
     fn take_task(&self, name: &str, run: u32) -> Option<Task> {
@@ -101,6 +121,9 @@ impl Reporter for Live {
                 Level::Warn => ui.warn(text),
                 Level::Error => ui.error(text),
             },
+            Event::Stack { lane, event } => self.stack(*lane, event),
+            // Its live line goes with its labelled Ui.
+            Event::LaneEnded { lane } => drop(self.lanes.lock().expect("lanes").remove(*lane)),
             Event::RunFinished { .. } => {}
         }
     }
@@ -153,6 +176,7 @@ mod tests {
 
     use super::*;
     use crate::runner::report::tests::{failed_attempt, report};
+    use crate::stack::progress::{Progress, Recording};
     use crate::ui::Verbosity;
 
     fn replay(verbosity: Verbosity, events: &[Event<'_>]) -> Vec<String> {
@@ -254,5 +278,36 @@ mod tests {
         );
         assert_eq!(which_run(3, false), " on retry 2 too");
         assert_eq!(label("x", 3), "scenario x (retry 2)");
+    }
+
+    #[test]
+    fn a_stack_s_progress_is_shown_on_its_lane_and_the_run_s_own_unlabelled() {
+        let recording = Recording::default();
+        let progress = Progress::new(recording.clone());
+        progress.info("images: nothing to build");
+        progress.task("postgres ").done("ready in 0.9 s");
+        let events = recording.0.lock().unwrap().clone();
+        let lane = "ab12cd34 reads gometr";
+        let mut replayed: Vec<Event<'_>> = events
+            .iter()
+            .map(|event| Event::Stack {
+                lane: Some(lane),
+                event,
+            })
+            .collect();
+        replayed.push(Event::LaneEnded { lane });
+        replayed.push(Event::Stack {
+            lane: None,
+            event: &events[0],
+        });
+        assert_eq!(
+            replay(Verbosity::Normal, &replayed),
+            [
+                "ab12cd34 reads gometr | images: nothing to build",
+                "ab12cd34 reads gometr | postgres  ...",
+                "ab12cd34 reads gometr | ✓ postgres  ready in 0.9 s",
+                "images: nothing to build",
+            ]
+        );
     }
 }

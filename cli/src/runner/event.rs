@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::runner::report::{ScenarioReport, StepReport};
 use crate::runner::suite::Kept;
+use crate::stack::progress::{Listener, Progress, StackEvent};
 
 /// How much a notice matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,16 @@ pub enum Event<'a> {
         attempt: u32,
         retrying: bool,
     },
+    /// The stack layer reported something while the run's images were built
+    /// (`lane` none) or while a stack started (`lane`: its label, when
+    /// several stacks start and each one's lines say which it is).
+    Stack {
+        lane: Option<&'a str>,
+        event: &'a StackEvent,
+    },
+    /// A labelled stack's start is over, ready or not: nothing more comes on
+    /// `lane`.
+    LaneEnded { lane: &'a str },
     /// Something a person may want to know that is none of the above.
     Notice { level: Level, text: String },
     /// Every scenario ended and every stack not kept is removed: the reports
@@ -72,4 +83,28 @@ impl Reporter for Reporters {
             reporter.event(event);
         }
     }
+}
+
+/// Forwards the stack layer's events to the run's reporters, on a lane.
+struct Forward {
+    reporter: Arc<dyn Reporter>,
+    lane: Option<String>,
+}
+
+impl Listener for Forward {
+    fn event(&self, event: &StackEvent) {
+        self.reporter.event(&Event::Stack {
+            lane: self.lane.as_deref(),
+            event,
+        });
+    }
+}
+
+/// The stack layer's progress as events of the run: on `lane` (a stack's
+/// label) or, without one, as the run's own.
+pub fn stack_progress(reporter: &Arc<dyn Reporter>, lane: Option<String>) -> Progress {
+    Progress::new(Forward {
+        reporter: Arc::clone(reporter),
+        lane,
+    })
 }

@@ -1,8 +1,8 @@
 //! A whole run: one shared stack for read-only scenarios (run in parallel), a
 //! fresh stack for each isolated one, retries of failed scenarios, then
-//! teardown. What happens is told to a [`Reporter`] as events; the suite
-//! itself prints nothing (the engine layer below still reports image builds
-//! and service start-up through [`Ui`]).
+//! teardown. What happens is told to a [`Reporter`] as events, the stack
+//! layer's image builds and service start-ups among them; the suite itself
+//! prints nothing.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::engine;
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::runner::event::{Event, Level, Reporter};
+use crate::runner::event::{Event, Level, Reporter, stack_progress};
 use crate::runner::needs::fault_links;
 use crate::runner::report::ScenarioReport;
 use crate::runner::scenario::ScenarioSettings;
@@ -27,7 +27,6 @@ use crate::stack;
 use crate::stack::attach;
 use crate::stack::provision;
 use crate::stack::reaper;
-use crate::ui::Ui;
 
 /// How long a stack kept by `--keep` or `--keep-failed` outlives the run.
 pub const KEPT_TTL: Duration = Duration::from_secs(8 * 3600);
@@ -114,7 +113,6 @@ pub async fn run(
     environments: &Environments,
     options: &SuiteOptions,
     reporter: Arc<dyn Reporter>,
-    ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<SuiteResult> {
     reporter.event(&Event::RunStarted {
@@ -140,8 +138,9 @@ pub async fn run(
     let fresh = !isolated.is_empty() || on_shared.iter().skip(1).any(|n| *n > 0);
     let choices = environments.image_choices();
     let built = if attached.is_none() || fresh {
+        let progress = stack_progress(&reporter, None);
         tokio::select! {
-            built = provision::build_images(&engine, &choices, any_faults, ui) => Some(built?),
+            built = provision::build_images(&engine, &choices, any_faults, &progress) => Some(built?),
             _ = interrupt.stop.cancelled() => return Err(Failure::interrupted()),
         }
     } else {
@@ -152,7 +151,6 @@ pub async fn run(
         built,
         environments: environments.clone(),
         options: options.clone(),
-        ui: ui.clone(),
         interrupt: interrupt.clone(),
         reporter,
         stop: interrupt.stop.child_token(),

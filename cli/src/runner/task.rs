@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, labels};
 use crate::exit::{ExitKind, Failure, Result};
 use crate::interrupt::Interrupt;
-use crate::runner::event::{Event, Level, Reporter};
+use crate::runner::event::{Event, Level, Reporter, stack_progress};
 use crate::runner::needs::Needs;
 use crate::runner::report::{Attempt, Outcome, ScenarioReport};
 use crate::runner::scenario;
@@ -26,7 +26,6 @@ use crate::stack::faults;
 use crate::stack::provision::Built;
 use crate::stack::reaper::{self, Owner};
 use crate::stack::spec::StackSpec;
-use crate::ui::Ui;
 
 pub(crate) fn not_run(loaded: &Loaded, error: Option<String>) -> ScenarioReport {
     ScenarioReport {
@@ -70,8 +69,6 @@ pub struct Context {
     /// The run's own environment and those of folders with their own file.
     pub(crate) environments: Environments,
     pub(crate) options: SuiteOptions,
-    /// Only for the engine layer, which reports builds and start-up itself.
-    pub(crate) ui: Ui,
     pub(crate) interrupt: Interrupt,
     pub(crate) reporter: Arc<dyn Reporter>,
     /// Cancelled by fail-fast and by Ctrl-C.
@@ -141,11 +138,20 @@ impl Context {
             if !reaper::start(&self.engine, reaper_image.as_deref(), &run_id, Owner::Run).await? {
                 self.notice(Level::Warn, reaper::NO_REAPER);
             }
-            let ui = match self.labelled {
-                true => self.ui.labelled(lane_label(&run_id, whom)),
-                false => self.ui.clone(),
-            };
-            stack::start(&self.engine, &spec, &run_id, &ui, &self.interrupt.stop).await
+            let lane = self.labelled.then(|| lane_label(&run_id, whom));
+            let progress = stack_progress(&self.reporter, lane.clone());
+            let started = stack::start(
+                &self.engine,
+                &spec,
+                &run_id,
+                &progress,
+                &self.interrupt.stop,
+            )
+            .await;
+            if let Some(lane) = &lane {
+                self.reporter.event(&Event::LaneEnded { lane });
+            }
+            started
         };
         match started.await {
             Ok(s) => {

@@ -19,8 +19,8 @@ use crate::engine::Client;
 use crate::engine::error::{EngineError, Result};
 use crate::stack::faults;
 use crate::stack::images::{self, ImageChoice, ImageSet};
+use crate::stack::progress::Progress;
 use crate::stack::reaper;
-use crate::ui::Ui;
 
 /// The archive format this metrtest writes and reads.
 pub const FORMAT: &str = "metrtest-images/1";
@@ -66,11 +66,11 @@ fn broken(path: &Path, reason: impl Into<String>) -> EngineError {
 }
 
 /// Builds what is missing and writes every image a run needs into `path`.
-pub async fn save(engine: &Client, path: &Path, ui: &Ui) -> Result<Manifest> {
+pub async fn save(engine: &Client, path: &Path, progress: &Progress) -> Result<Manifest> {
     let root = images::workspace()?;
-    let set = images::ensure(engine, &ImageChoice::default(), ui).await?;
-    let reaper = reaper::image(engine, ui).await?;
-    let faultproxy = faults::image(engine, ui).await?;
+    let set = images::ensure(engine, &ImageChoice::default(), progress).await?;
+    let reaper = reaper::image(engine, progress).await?;
+    let faultproxy = faults::image(engine, progress).await?;
     let mut roles = BTreeMap::from([
         ("postgres".to_owned(), set.postgres),
         ("gometr".to_owned(), set.gometr),
@@ -82,7 +82,7 @@ pub async fn save(engine: &Client, path: &Path, ui: &Ui) -> Result<Manifest> {
     roles.retain(|_, tag| !tag.is_empty());
     let (commit, dirty) = git_state(&root);
     let partial = beside(path, "images");
-    let task = ui.task(format!("saving {} images", roles.len()));
+    let task = progress.task(format!("saving {} images", roles.len()));
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(EngineError::io(format!("create {}", partial.display())))?;
@@ -156,8 +156,8 @@ fn append_bytes<W: Write>(
 
 /// Checks the archive at `path` whole, then loads its images into the engine
 /// and records them for the runs of this workspace.
-pub async fn load(engine: &Client, path: &Path, ui: &Ui) -> Result<Manifest> {
-    let task = ui.task(format!("checking {}", path.display()));
+pub async fn load(engine: &Client, path: &Path, progress: &Progress) -> Result<Manifest> {
+    let task = progress.task(format!("checking {}", path.display()));
     let images_tar = beside(path, "images");
     let (source, target) = (path.to_owned(), images_tar.clone());
     let unpacked = tokio::task::spawn_blocking(move || unpack(&source, &target))
@@ -292,16 +292,16 @@ static LOADED: tokio::sync::OnceCell<Option<Manifest>> = tokio::sync::OnceCell::
 /// The loaded images, when the last load in this workspace was of its
 /// current commit, neither tree had changes, and the engine has them all:
 /// then nothing needs building. Announced once, when first found.
-pub async fn loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
+pub async fn loaded(engine: &Client, progress: &Progress) -> Option<Manifest> {
     LOADED
         .get_or_init(|| async {
-            let manifest = find_loaded(engine, ui).await?;
+            let manifest = find_loaded(engine, progress).await?;
             let short: String = manifest
                 .commit
                 .iter()
                 .flat_map(|c| c.chars().take(12))
                 .collect();
-            ui.info(format!(
+            progress.info(format!(
                 "images: using the {} loaded for commit {short}: nothing to build",
                 manifest.images.len()
             ));
@@ -311,18 +311,18 @@ pub async fn loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
         .clone()
 }
 
-async fn find_loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
+async fn find_loaded(engine: &Client, progress: &Progress) -> Option<Manifest> {
     let root = images::workspace().ok()?;
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(root.join(RECORD)).ok()?).ok()?;
     let (commit, dirty) = git_state(&root);
     if manifest.dirty || dirty || commit.is_none() || manifest.commit != commit {
-        ui.debug("loaded images: not of this commit on a clean tree; building");
+        progress.debug("loaded images: not of this commit on a clean tree; building");
         return None;
     }
     for tag in manifest.images.values() {
         if !engine.has_image(tag).await {
-            ui.debug(format!(
+            progress.debug(format!(
                 "loaded images: {tag} is not on the engine; building"
             ));
             return None;
@@ -332,16 +332,20 @@ async fn find_loaded(engine: &Client, ui: &Ui) -> Option<Manifest> {
 }
 
 /// The stack's images from a load, for the default choice.
-pub async fn loaded_set(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Option<ImageSet> {
+pub async fn loaded_set(
+    engine: &Client,
+    choice: &ImageChoice,
+    progress: &Progress,
+) -> Option<ImageSet> {
     if *choice != ImageChoice::default() {
         return None;
     }
-    loaded(engine, ui).await?.set()
+    loaded(engine, progress).await?.set()
 }
 
 /// A helper's image (`reaper`, `faultproxy`) from a load.
-pub async fn loaded_helper(engine: &Client, role: &str, ui: &Ui) -> Option<String> {
-    loaded(engine, ui).await?.images.get(role).cloned()
+pub async fn loaded_helper(engine: &Client, role: &str, progress: &Progress) -> Option<String> {
+    loaded(engine, progress).await?.images.get(role).cloned()
 }
 
 /// The workspace's commit and whether its tracked files changed; no commit

@@ -15,7 +15,7 @@ use crate::engine::error::{EngineError, Result};
 use crate::stack::build_context::Context;
 use crate::stack::image_archive;
 use crate::stack::postgres_image;
-use crate::ui::Ui;
+use crate::stack::progress::Progress;
 
 /// The services built from this workspace.
 pub const SERVICES: [&str; 3] = ["gometr", "checker", "api"];
@@ -76,8 +76,12 @@ pub fn workspace() -> Result<PathBuf> {
 }
 
 /// Builds whatever the stack needs that is not already there.
-pub async fn ensure(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Result<ImageSet> {
-    if let Some(set) = image_archive::loaded_set(engine, choice, ui).await {
+pub async fn ensure(
+    engine: &Client,
+    choice: &ImageChoice,
+    progress: &Progress,
+) -> Result<ImageSet> {
+    if let Some(set) = image_archive::loaded_set(engine, choice, progress).await {
         return Ok(set);
     }
     let mut built = Vec::new();
@@ -91,11 +95,11 @@ pub async fn ensure(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Result<Im
         .collect();
     if !needs_build.is_empty() {
         let root = workspace()?;
-        compile(&root, &needs_build, ui).await?;
+        compile(&root, &needs_build, progress).await?;
         for service in &needs_build {
             built.push((
                 service.to_string(),
-                service_image(engine, &root, service, ui).await?,
+                service_image(engine, &root, service, progress).await?,
             ));
         }
     }
@@ -109,7 +113,7 @@ pub async fn ensure(engine: &Client, choice: &ImageChoice, ui: &Ui) -> Result<Im
         })
     };
     let set = ImageSet {
-        postgres: postgres_image::ensure(engine, choice.postgres.as_deref(), ui).await?,
+        postgres: postgres_image::ensure(engine, choice.postgres.as_deref(), progress).await?,
         gometr: pick("gometr", &choice.gometr),
         checker: pick("checker", &choice.checker),
         api: pick("api", &choice.api),
@@ -130,7 +134,7 @@ pub async fn require_present(engine: &Client, image: &str) -> Result<()> {
 
 /// `cargo build --release` of static binaries of the workspace's `packages`;
 /// incremental, so an unchanged workspace costs about a second.
-pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<()> {
+pub(crate) async fn compile(root: &Path, services: &[&str], progress: &Progress) -> Result<()> {
     // One build at a time; what this process compiled already is not asked
     // of cargo again (a shared build compiles every helper at once).
     let mut done = COMPILED.lock().await;
@@ -139,11 +143,11 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
         done.extend(SHARED_BUILD.iter().map(|p| p.to_string()));
     }
     if services.iter().all(|s| done.iter().any(|d| d == s)) {
-        ui.debug(format!("cargo build ({}): done", services.join(", ")));
+        progress.debug(format!("cargo build ({}): done", services.join(", ")));
         return Ok(());
     }
     let packages = packages(root, services);
-    let task = ui.task(format!(
+    let task = progress.task(format!(
         "cargo build (static binaries: {})",
         services.join(", ")
     ));
@@ -164,21 +168,21 @@ pub(crate) async fn compile(root: &Path, services: &[&str], ui: &Ui) -> Result<(
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
     // A first build compiles hundreds of crates for minutes: say how far it is
-    // (every line on a terminal's spinner, a line every 15 s in a CI log).
+    // (every line on a terminal's spinner; a log, which cannot show that,
+    // gets the count now and then, as its renderer decides).
     let mut compiled = 0;
-    let mut reported = std::time::Instant::now();
     while let Ok(Some(line)) = lines.next_line().await {
         let text = line.trim();
         if text.starts_with("Compiling ") {
             compiled += 1;
         }
-        task.update(format!("[{compiled} crates] {text}"));
-        if !ui.is_live() && compiled > 0 && reported.elapsed() >= std::time::Duration::from_secs(15)
-        {
-            reported = std::time::Instant::now();
-            ui.info(format!(
-                "cargo build: {compiled} crates compiled so far ({text})"
-            ));
+        let message = format!("[{compiled} crates] {text}");
+        match compiled {
+            0 => task.update(message),
+            _ => task.update_logged(
+                message,
+                format!("cargo build: {compiled} crates compiled so far ({text})"),
+            ),
         }
         tail.push(line);
         if tail.len() > 40 {
@@ -248,7 +252,12 @@ fn account_files(ctx: &mut Context) -> std::io::Result<()> {
     ctx.add_bytes("group", 0o644, b"root:x:0:\nmetr:x:65532:\n")
 }
 
-async fn service_image(engine: &Client, root: &Path, service: &str, ui: &Ui) -> Result<String> {
+async fn service_image(
+    engine: &Client,
+    root: &Path,
+    service: &str,
+    progress: &Progress,
+) -> Result<String> {
     let io = |what: &str, source: std::io::Error| EngineError::Io {
         what: format!("prepare the {service} image: {what}"),
         source,
@@ -274,7 +283,7 @@ async fn service_image(engine: &Client, root: &Path, service: &str, ui: &Ui) -> 
     }
     account_files(&mut ctx).map_err(|e| io("account files", e))?;
     let tag = format!("metrtest/{service}:{}", ctx.tag());
-    build(engine, &tag, service, ctx, ui).await?;
+    build(engine, &tag, service, ctx, progress).await?;
     Ok(tag)
 }
 
@@ -285,13 +294,13 @@ pub(crate) async fn helper_image(
     engine: &Client,
     package: &str,
     name: &str,
-    ui: &Ui,
+    progress: &Progress,
 ) -> Result<String> {
-    if let Some(tag) = image_archive::loaded_helper(engine, name, ui).await {
+    if let Some(tag) = image_archive::loaded_helper(engine, name, progress).await {
         return Ok(tag);
     }
     let root = workspace()?;
-    compile(&root, &[package], ui).await?;
+    compile(&root, &[package], progress).await?;
     let binary = root
         .join("target")
         .join(TARGET)
@@ -307,17 +316,23 @@ pub(crate) async fn helper_image(
         .map_err(io)?;
     ctx.add_file(package, &binary).map_err(io)?;
     let tag = format!("metrtest/{name}:{}", ctx.tag());
-    build(engine, &tag, name, ctx, ui).await?;
+    build(engine, &tag, name, ctx, progress).await?;
     Ok(tag)
 }
 
 /// Builds `ctx` as `tag` through the engine unless the engine already has it.
-pub async fn build(engine: &Client, tag: &str, service: &str, ctx: Context, ui: &Ui) -> Result<()> {
+pub async fn build(
+    engine: &Client,
+    tag: &str,
+    service: &str,
+    ctx: Context,
+    progress: &Progress,
+) -> Result<()> {
     if engine.has_image(tag).await {
-        ui.debug(format!("image {tag} is up to date"));
+        progress.debug(format!("image {tag} is up to date"));
         return Ok(());
     }
-    let task = ui.task(format!("image {tag}"));
+    let task = progress.task(format!("image {tag}"));
     let size = ctx.size;
     let tar = ctx
         .finish()

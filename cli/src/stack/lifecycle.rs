@@ -11,10 +11,10 @@ use crate::engine::error::{EngineError, Result};
 use crate::engine::{Client, labels};
 use crate::stack::containers::{create_and_start, volume_name};
 use crate::stack::private_network;
+use crate::stack::progress::Progress;
 use crate::stack::readiness::{published_port, wait_ready};
 use crate::stack::spec::{Readiness, ServiceSpec, StackSpec};
 pub use crate::stack::teardown::{Removed, teardown, teardown_settled};
-use crate::ui::Ui;
 
 /// Runs this process started and has not yet removed: torn down on any exit
 /// path, panics included (see `cli::main`).
@@ -91,7 +91,7 @@ pub async fn start(
     engine: &Client,
     spec: &StackSpec,
     run_id: &str,
-    ui: &Ui,
+    progress: &Progress,
     interrupt: &CancellationToken,
 ) -> Result<Stack> {
     let began = Instant::now();
@@ -102,7 +102,7 @@ pub async fn start(
     for wave in spec.waves() {
         let starts = wave
             .iter()
-            .map(|service| start_service(engine, spec, service, run_id, &network, ui));
+            .map(|service| start_service(engine, spec, service, run_id, &network, progress));
         let all = futures::future::join_all(starts);
         let results = tokio::select! {
             results = all => results,
@@ -121,10 +121,10 @@ async fn start_service(
     service: &ServiceSpec,
     run_id: &str,
     network: &str,
-    ui: &Ui,
+    progress: &Progress,
 ) -> Result<Option<RunningService>> {
     let name = labels::container_name(run_id, &service.name);
-    let task = ui.task(format!("{:<9}", service.name));
+    let task = progress.task(format!("{:<9}", service.name));
     // Create the run's volumes explicitly, labelled: a volume the engine makes
     // implicitly for a bind carries no label, and teardown finds resources by label.
     for (suffix, _) in &service.volumes {

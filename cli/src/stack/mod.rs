@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod postgres_image;
 pub mod private_network;
+pub mod progress;
 pub mod provision;
 pub mod readiness;
 pub mod reaper;

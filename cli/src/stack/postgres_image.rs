@@ -11,7 +11,7 @@ use crate::engine::Client;
 use crate::engine::error::{EngineError, Result};
 use crate::stack::build_context::Context;
 use crate::stack::images::{self, require_present};
-use crate::ui::Ui;
+use crate::stack::progress::Progress;
 
 /// The image used when nothing else is asked for.
 pub const OFFICIAL: &str = "postgres:16-alpine";
@@ -25,14 +25,18 @@ pub fn is_host_assembled(image: &str) -> bool {
 }
 
 /// Resolves the PostgreSQL image to run.
-pub async fn ensure(engine: &Client, explicit: Option<&str>, ui: &Ui) -> Result<String> {
+pub async fn ensure(
+    engine: &Client,
+    explicit: Option<&str>,
+    progress: &Progress,
+) -> Result<String> {
     if let Some(image) = explicit {
-        if !engine.has_image(image).await && !pull(engine, image, ui).await {
+        if !engine.has_image(image).await && !pull(engine, image, progress).await {
             require_present(engine, image).await?;
         }
         return Ok(image.to_owned());
     }
-    if engine.has_image(OFFICIAL).await || pull(engine, OFFICIAL, ui).await {
+    if engine.has_image(OFFICIAL).await || pull(engine, OFFICIAL, progress).await {
         return Ok(OFFICIAL.to_owned());
     }
     let install = HostInstall::find().ok_or_else(|| EngineError::NoPostgres {
@@ -56,10 +60,10 @@ pub async fn ensure(engine: &Client, explicit: Option<&str>, ui: &Ui) -> Result<
         assemble(Context::fingerprint()).await?.tag()
     );
     if engine.has_image(&tag).await {
-        ui.debug(format!("image {tag} is up to date"));
+        progress.debug(format!("image {tag} is up to date"));
         return Ok(tag);
     }
-    ui.info(format!(
+    progress.info(format!(
         "{OFFICIAL} cannot be pulled: assembling {tag} from the host's PostgreSQL {major}"
     ));
     images::build(
@@ -67,16 +71,16 @@ pub async fn ensure(engine: &Client, explicit: Option<&str>, ui: &Ui) -> Result<
         &tag,
         "postgres",
         assemble(Context::new()).await?,
-        ui,
+        progress,
     )
     .await?;
     Ok(tag)
 }
 
 /// Tries a pull for a few seconds; air-gapped engines fail fast or time out.
-async fn pull(engine: &Client, image: &str, ui: &Ui) -> bool {
+async fn pull(engine: &Client, image: &str, progress: &Progress) -> bool {
     let pulled = engine.try_pull(image, Duration::from_secs(20)).await;
-    ui.debug(format!(
+    progress.debug(format!(
         "pull {image}: {}",
         if pulled { "ok" } else { "not possible" }
     ));

@@ -5,8 +5,8 @@ use crate::engine::Client;
 use crate::exit::Result;
 use crate::stack::faults;
 use crate::stack::images::{self, ImageChoice};
+use crate::stack::progress::Progress;
 use crate::stack::reaper;
-use crate::ui::Ui;
 
 /// Images a run needs besides the stack's.
 pub struct Built {
@@ -24,19 +24,19 @@ pub async fn build_images(
     engine: &Client,
     choices: &[&ImageChoice],
     faults: bool,
-    ui: &Ui,
+    progress: &Progress,
 ) -> Result<Built> {
     // Side by side: the engine's builds and the PostgreSQL image's assembly
     // overlap; cargo runs once (`images::compile`).
     let faultproxy = async {
         match faults {
-            true => faults::image(engine, ui).await.map(Some),
+            true => faults::image(engine, progress).await.map(Some),
             false => Ok(None),
         }
     };
     let (reaper, set, faultproxy) = tokio::join!(
-        reaper::image_or_warn(engine, ui),
-        images::ensure(engine, choices[0], ui),
+        reaper::image_or_warn(engine, progress),
+        images::ensure(engine, choices[0], progress),
         faultproxy
     );
     let (set, faultproxy) = (set?, faultproxy?);
@@ -45,7 +45,7 @@ pub async fn build_images(
         let same = choices[..index].iter().position(|c| c == choice);
         let set = match same {
             Some(earlier) => sets[earlier].clone(),
-            None => images::ensure(engine, choice, ui).await?,
+            None => images::ensure(engine, choice, progress).await?,
         };
         sets.push(set);
     }

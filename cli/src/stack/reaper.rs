@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::{Attachment, Client, ContainerRequest, Publish, labels};
 use crate::stack::images;
+use crate::stack::progress::Progress;
 use crate::stack::published_port;
-use crate::ui::Ui;
 
 /// The workspace package of the reaper binary.
 const PACKAGE: &str = "metrtest-reaper";
@@ -49,18 +49,18 @@ impl Owner {
 static HELD: Mutex<Vec<(String, TcpStream)>> = Mutex::new(Vec::new());
 
 /// Builds the reaper's image (compiling its static binary) unless the engine has it.
-pub async fn image(engine: &Client, ui: &Ui) -> Result<String> {
-    images::helper_image(engine, PACKAGE, labels::REAPER_SERVICE, ui).await
+pub async fn image(engine: &Client, progress: &Progress) -> Result<String> {
+    images::helper_image(engine, PACKAGE, labels::REAPER_SERVICE, progress).await
 }
 
 /// The reaper's image, or `None` after a warning when it cannot be built here
 /// (e.g. no workspace to build it from): runs then go without a reaper
 /// rather than not at all.
-pub async fn image_or_warn(engine: &Client, ui: &Ui) -> Option<String> {
-    match image(engine, ui).await {
+pub async fn image_or_warn(engine: &Client, progress: &Progress) -> Option<String> {
+    match image(engine, progress).await {
         Ok(image) => Some(image),
         Err(e) => {
-            ui.warn(format!("cannot build the reaper image: {e}"));
+            progress.warn(format!("cannot build the reaper image: {e}"));
             None
         }
     }

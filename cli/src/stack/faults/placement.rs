@@ -13,8 +13,8 @@ use crate::engine::Client;
 use crate::engine::error::Result;
 use crate::scenario::network::Link;
 use crate::stack::images;
+use crate::stack::progress::Progress;
 use crate::stack::spec::{ServiceSpec, StackSpec};
-use crate::ui::Ui;
 
 /// The proxy's service name in the stack.
 pub const SERVICE: &str = "faultproxy";
@@ -25,8 +25,8 @@ const FIRST_LINK_PORT: u16 = 10_000;
 const PACKAGE: &str = "metrtest-faultproxy";
 
 /// Builds the proxy's image (compiling its static binary) unless the engine has it.
-pub async fn image(engine: &Client, ui: &Ui) -> Result<String> {
-    images::helper_image(engine, PACKAGE, SERVICE, ui).await
+pub async fn image(engine: &Client, progress: &Progress) -> Result<String> {
+    images::helper_image(engine, PACKAGE, SERVICE, progress).await
 }
 
 /// The proxy's name for a link in the control API.
