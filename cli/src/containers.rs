@@ -45,7 +45,14 @@ pub fn container_name(run: &str, service: &str) -> String {
 /// `GET /health` on `port`; `success`: only a 2xx counts (gometr may be told
 /// to fail its health, answering is enough there).
 fn health(port: u16, success: bool) -> WaitFor {
-    let strategy = HttpWaitStrategy::new("/health").with_port(ContainerPort::Tcp(port));
+    // Our client, not testcontainers' default one: that one panics in a
+    // process without a TLS crypto provider.
+    let client = metr_service::http_client::builder()
+        .build()
+        .expect("an HTTP client");
+    let strategy = HttpWaitStrategy::new("/health")
+        .with_port(ContainerPort::Tcp(port))
+        .with_client(client);
     let strategy = if success {
         strategy.with_response_matcher(|r| r.status().is_success())
     } else {

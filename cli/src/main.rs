@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    metr_service::http_client::install_crypto_provider();
     // Before the runtime: a TAB's completers start one of their own.
     metrtest::commands::completions::complete_if_asked();
     let args = metrtest::cli::Args::parse();

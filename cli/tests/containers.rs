@@ -54,11 +54,16 @@ async fn last_gometr_status(
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let body: serde_json::Value =
-            match reqwest::get(format!("http://127.0.0.1:{port}/api/v1/targets")).await {
-                Ok(response) => response.json().await.unwrap_or_default(),
-                Err(_) => serde_json::Value::Null,
-            };
+        let body: serde_json::Value = match metr_service::http_client::builder()
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/api/v1/targets"))
+            .send()
+            .await
+        {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
         let status = body["data"][0]["last_status"]
             .as_str()
             .unwrap_or("")

@@ -250,7 +250,11 @@ fn an_env_file_sets_replicas_their_env_and_the_targets() {
     let targets = block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let body: serde_json::Value = ::reqwest::get(format!("{api}/api/v1/targets"))
+            let body: serde_json::Value = metr_service::http_client::builder()
+                .build()
+                .unwrap()
+                .get(format!("{api}/api/v1/targets"))
+                .send()
                 .await
                 .unwrap()
                 .json()

@@ -14,6 +14,15 @@ use tokio::net::TcpStream;
 mod support;
 use support::echo_server;
 
+/// A client for the control API. The workspace's reqwest brings no crypto
+/// provider of its own (no aws-lc C build) and panics without one installed,
+/// even for plain HTTP; this crate has no TLS otherwise, so ring's is
+/// installed here rather than through the services' `metr-service`.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 struct Control {
     base: String,
     http: reqwest::Client,
@@ -26,10 +35,7 @@ impl Control {
             .unwrap();
         let base = format!("http://{}", app.address());
         tokio::spawn(app.run_until_stopped());
-        Control {
-            base,
-            http: reqwest::Client::new(),
-        }
+        Control { base, http: http() }
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -293,7 +299,7 @@ async fn the_readmes_curl_line_works_verbatim_and_every_mistake_is_a_json_error(
     assert_eq!(view["enabled"], false, "{command} cut the link");
 
     let raw = |method: &'static str, path: &'static str, body: &'static str| {
-        let http = reqwest::Client::new();
+        let http = http();
         let url = format!("{}{path}", control.base);
         async move {
             let response = http

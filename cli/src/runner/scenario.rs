@@ -53,7 +53,7 @@ pub async fn run(
         vars.set(k.clone(), serde_json::Value::String(v.clone()));
     }
     handle.export_vars(&mut vars);
-    let http = reqwest::Client::builder()
+    let http = metr_service::http_client::builder()
         .no_proxy()
         .build()
         .expect("an HTTP client without TLS roots");

@@ -26,7 +26,7 @@ pub async fn wait_ready(
     port: u16,
 ) -> std::result::Result<(), String> {
     let deadline = Instant::now() + spec.readiness_timeout;
-    let client = reqwest::Client::builder()
+    let client = metr_service::http_client::builder()
         .timeout(Duration::from_secs(2))
         .no_proxy()
         .build()

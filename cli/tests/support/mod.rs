@@ -71,7 +71,10 @@ pub fn with_engine<T>(work: impl AsyncFnOnce(&bollard::Docker) -> T) -> T {
 /// got no answer.
 pub fn request(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     block_on(async {
-        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+        let mut req = metr_service::http_client::builder()
+            .build()
+            .unwrap()
+            .request(method.parse().unwrap(), url);
         if let Some(body) = body {
             req = req
                 .header("content-type", "application/json")

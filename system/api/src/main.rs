@@ -43,6 +43,7 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    metr_service::http_client::install_crypto_provider();
     let args = Args::parse();
     let traces = metr_service::traces::init(&args.log, &TraceSettings::from_env("api"))?;
     let Some(repo) = startup::open(&args.database_url, args.migrate, args.command)

@@ -34,7 +34,7 @@ async fn spawn_with(repo: PgRepository) -> Api {
     tokio::spawn(app.run_until(std::future::pending()));
     Api {
         base,
-        client: reqwest::Client::new(),
+        client: metr_service::http_client::builder().build().unwrap(),
     }
 }
 
@@ -264,7 +264,10 @@ async fn the_api_counts_its_requests() {
     let api = seeded().await;
     api.get("/api/v1/checks?limit=1").await;
     api.get("/api/v1/checks?limit=0").await;
-    let text = reqwest::get(format!("{}/metrics", api.base))
+    let text = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
         .await
         .unwrap()
         .text()

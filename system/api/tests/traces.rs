@@ -28,7 +28,9 @@ async fn api() -> String {
 }
 
 async fn get_checks(base: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    metr_service::http_client::builder()
+        .build()
+        .unwrap()
         .get(format!("{base}/api/v1/checks?target=gometr&limit=5"))
         .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
         .send()

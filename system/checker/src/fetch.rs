@@ -124,7 +124,7 @@ async fn read(
 /// The client every check shares: gzip accepted, redirects not followed (a probe
 /// judges the URL it was given), no proxy from the environment.
 pub fn client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    metr_service::http_client::builder()
         .gzip(true)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -48,6 +48,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
+    metr_service::http_client::install_crypto_provider();
     let args = Args::parse();
     let traces = metr_service::traces::init(&args.log, &trace_settings())?;
     let db_command = match &args.command {

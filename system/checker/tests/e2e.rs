@@ -50,10 +50,16 @@ fn sibling_binaries() -> (std::path::PathBuf, std::path::PathBuf) {
     (profile_dir.join("gometr"), profile_dir.join("api"))
 }
 
+/// A client through the shared builder, which installs the TLS provider
+/// reqwest needs before any client is built.
+fn http() -> reqwest::Client {
+    metr_service::http_client::builder().build().unwrap()
+}
+
 /// Waits until `url` answers at all.
 async fn answers(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(url).await.is_err() {
+    while http().get(url).send().await.is_err() {
         assert!(Instant::now() < deadline, "{url} never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -152,7 +158,7 @@ async fn start_with(database_away: bool, schedule: &str) -> Stack {
 }
 
 async fn get(url: &str) -> Option<Value> {
-    reqwest::get(url).await.ok()?.json().await.ok()
+    http().get(url).send().await.ok()?.json().await.ok()
 }
 
 /// Polls `url` until `pred` holds on its JSON, or fails after `timeout`.
@@ -209,7 +215,7 @@ async fn checks_and_samples_come_out_of_the_api_and_follow_gometr_health() {
     })
     .await;
 
-    let client = reqwest::Client::new();
+    let client = http();
     let put = client
         .put(format!("{}/control", stack.gometr))
         .json(&serde_json::json!({"health": "fail"}))
@@ -316,7 +322,7 @@ fn process_memory(pid: u32, field: &str) -> u64 {
 /// A gauge of the checker's own `/metrics`.
 async fn checker_gauge(stack: &Stack, name: &str) -> f64 {
     let url = stack.checker_health.replace("/health", "/metrics");
-    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let text = http().get(&url).send().await.unwrap().text().await.unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))
@@ -347,7 +353,7 @@ async fn a_200k_series_scrape_at_the_default_limits_is_stored_within_the_stated_
     let pid = stack.checker.id();
     let steady = process_memory(pid, "VmRSS");
 
-    let control = reqwest::Client::new()
+    let control = http()
         .put(format!("{}/control", stack.gometr))
         .json(&serde_json::json!({ "extra_series": SERIES }))
         .send()

@@ -91,7 +91,7 @@ impl Replica {
     async fn metrics(&self) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(response) = reqwest::get(&self.metrics).await {
+            if let Ok(response) = http().get(&self.metrics).send().await {
                 return response.text().await.unwrap();
             }
             let url = &self.metrics;
@@ -110,6 +110,12 @@ impl Replica {
 }
 
 /// Targets named in `checker_scrapes_total` lines: the ones this replica checked.
+/// A client through the shared builder, which installs the TLS provider
+/// reqwest needs before any client is built.
+fn http() -> reqwest::Client {
+    metr_service::http_client::builder().build().unwrap()
+}
+
 fn checked_targets(metrics: &str) -> BTreeSet<String> {
     metrics
         .lines()

@@ -15,6 +15,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    metr_service::http_client::install_crypto_provider();
     let args = Args::parse();
     let settings = metr_service::traces::TraceSettings::from_env("gometr");
     let traces = metr_service::traces::init(&args.log, &settings)?;

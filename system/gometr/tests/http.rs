@@ -2,6 +2,12 @@
 
 use gometr::{Application, Control};
 
+/// A client through the shared builder, which installs the TLS provider
+/// reqwest needs before any client is built.
+fn http() -> reqwest::Client {
+    metr_service::http_client::builder().build().unwrap()
+}
+
 async fn spawn(control: Control) -> String {
     let app = Application::build("127.0.0.1:0".parse().unwrap(), control)
         .await
@@ -13,7 +19,9 @@ async fn spawn(control: Control) -> String {
 
 /// The body of gometr's `/metrics`.
 async fn metrics_text(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -44,8 +52,8 @@ async fn the_scrape_counter_rises_by_exactly_one_per_scrape() {
 #[tokio::test]
 async fn metrics_carry_every_promised_kind_of_series() {
     let base = spawn(Control::default()).await;
-    reqwest::get(format!("{base}/health")).await.unwrap();
-    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    http().get(format!("{base}/health")).send().await.unwrap();
+    let response = http().get(format!("{base}/metrics")).send().await.unwrap();
     assert!(
         response.headers()["content-type"]
             .to_str()
@@ -78,7 +86,7 @@ async fn metrics_carry_every_promised_kind_of_series() {
 #[tokio::test]
 async fn control_switches_health_and_metrics_status() {
     let base = spawn(Control::default()).await;
-    let client = reqwest::Client::new();
+    let client = http();
     let health = client.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.headers()["content-type"], "application/health+json");
@@ -125,7 +133,7 @@ async fn control_switches_health_and_metrics_status() {
 #[tokio::test]
 async fn a_bad_control_request_is_a_400_naming_the_field() {
     let base = spawn(Control::default()).await;
-    let client = reqwest::Client::new();
+    let client = http();
     for (body, word) in [
         (serde_json::json!({"health": "sick"}), "health"),
         (serde_json::json!({"delay": 5}), "delay"),
@@ -150,15 +158,15 @@ async fn delay_slows_metrics_and_health_but_not_control() {
     })
     .await;
     let start = std::time::Instant::now();
-    reqwest::get(format!("{base}/control")).await.unwrap();
+    http().get(format!("{base}/control")).send().await.unwrap();
     assert!(start.elapsed().as_millis() < 250);
     let start = std::time::Instant::now();
-    reqwest::get(format!("{base}/health")).await.unwrap();
+    http().get(format!("{base}/health")).send().await.unwrap();
     assert!(start.elapsed().as_millis() >= 300);
 }
 
 async fn put_control(base: &str, body: serde_json::Value) {
-    let r = reqwest::Client::new()
+    let r = http()
         .put(format!("{base}/control"))
         .json(&body)
         .send()
@@ -169,7 +177,10 @@ async fn put_control(base: &str, body: serde_json::Value) {
 
 /// A client that hands back bodies as sent, without inflating them.
 fn raw_client() -> reqwest::Client {
-    reqwest::Client::builder().no_gzip().build().unwrap()
+    metr_service::http_client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -233,7 +244,7 @@ async fn trickle_streams_the_body_at_the_rate_asked() {
     let rate = 4000;
     put_control(&base, serde_json::json!({"trickle_bytes_per_second": rate})).await;
     let start = std::time::Instant::now();
-    let mut response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let mut response = http().get(format!("{base}/metrics")).send().await.unwrap();
     let headers_after = start.elapsed();
     let mut body = Vec::new();
     let mut chunks = 0;
@@ -262,7 +273,9 @@ async fn trickle_streams_the_body_at_the_rate_asked() {
 async fn invalid_utf8_puts_raw_bytes_in_a_label_value() {
     let base = spawn(Control::default()).await;
     put_control(&base, serde_json::json!({"invalid_utf8": true})).await;
-    let body = reqwest::get(format!("{base}/metrics"))
+    let body = http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .bytes()
@@ -345,7 +358,9 @@ async fn control_switches_the_series_profile_and_keeps_the_count_of_extra_sample
     assert!(realistic.contains("# TYPE gometr_request_duration_seconds histogram"));
     assert!(realistic.contains("gometr_cpu_seconds_total{"));
 
-    let shown: serde_json::Value = reqwest::get(format!("{base}/control"))
+    let shown: serde_json::Value = http()
+        .get(format!("{base}/control"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -356,7 +371,7 @@ async fn control_switches_the_series_profile_and_keeps_the_count_of_extra_sample
         (Some("realistic"), Some(7))
     );
 
-    let response = reqwest::Client::new()
+    let response = http()
         .put(format!("{base}/control"))
         .json(&serde_json::json!({"series_profile": "random"}))
         .send()

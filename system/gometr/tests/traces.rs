@@ -15,7 +15,9 @@ async fn a_scrape_with_a_traceparent_joins_the_scrapers_trace() {
         .unwrap();
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
-    let response = reqwest::Client::new()
+    let response = metr_service::http_client::builder()
+        .build()
+        .unwrap()
         .get(format!("{base}/metrics"))
         .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
         .send()

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod health;
+pub mod http_client;
 pub mod http_metrics;
 pub mod logging;
 mod otlp_client;

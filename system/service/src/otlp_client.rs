@@ -20,7 +20,7 @@ pub struct ExportClient {
 impl ExportClient {
     /// A client whose every request gives up after `timeout`.
     pub fn new(runtime: tokio::runtime::Handle, timeout: Duration) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .timeout(timeout)
             .no_proxy()
             .user_agent(concat!("metr-otlp/", env!("CARGO_PKG_VERSION")))
