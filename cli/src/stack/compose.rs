@@ -9,11 +9,12 @@
 //! are), the one-shot `migrate` in PostgreSQL's network namespace that the
 //! checker and the API wait for, and `up`'s restart policy. What it does not
 //! keep: metrtest's run labels (compose owns these containers, so `ps`,
-//! `down` and the reaper leave them alone), and health checks for gometr, the
-//! checker and the API: their images hold their binary alone, with no shell,
-//! HTTP client or probe subcommand to run one, so a service that needs one
-//! of them waits for it to have started (only the checker does, for gometr:
-//! a check made before gometr listens fails, and the next one succeeds).
+//! `down` and the reaper leave them alone).
+//!
+//! Health checks: PostgreSQL's with what its image has; gometr, the checker
+//! and the API probe themselves (`BINARY health`, their images hold nothing
+//! else to run), so `docker compose ps` says when each is healthy and the
+//! checker starts once gometr answers, as `up` waits for it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -263,24 +264,12 @@ fn depends_on(spec: &StackSpec, name: &str) -> DependsOn {
     DependsOn { condition }
 }
 
-/// PostgreSQL's health check, with what its image has: `pg_isready` in the
-/// official image (over TCP: its set-up server listens on a socket only); in
-/// one metrtest assembled from the host (a shell, `cat`, no client), the
-/// status line PostgreSQL writes into `postmaster.pid` once it accepts
-/// connections. The other services' images have nothing to run one with.
+/// The health check of a service, where its image can run one.
 fn healthcheck(spec: &StackSpec, s: &ServiceSpec) -> Option<Healthcheck> {
-    if s.readiness != Readiness::Postgres {
-        return None;
-    }
-    let test: Vec<String> = if postgres_image::is_host_assembled(&s.image) {
-        let script = r#"case "$(cat "$PGDATA/postmaster.pid" 2>/dev/null)" in *ready*) exit 0 ;; esac; exit 1"#;
-        vec!["CMD".into(), "/bin/sh".into(), "-c".into(), literal(script)]
-    } else {
-        ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain([literal(&spec.db_user), "-d".into(), literal(&spec.db_name)])
-            .collect()
+    let test = match s.readiness {
+        Readiness::Postgres => postgres_probe(spec, s),
+        Readiness::Http { success } => self_probe(s, success)?,
+        Readiness::Exit => return None,
     };
     Some(Healthcheck {
         test,
@@ -290,6 +279,44 @@ fn healthcheck(spec: &StackSpec, s: &ServiceSpec) -> Option<Healthcheck> {
         // Failures while it starts do not count, for as long as `up` waits.
         start_period: seconds(spec.readiness_timeout),
     })
+}
+
+/// PostgreSQL's probe, with what its image has: `pg_isready` in the
+/// official image (over TCP: its set-up server listens on a socket only); in
+/// one metrtest assembled from the host (a shell, `cat`, no client), the
+/// status line PostgreSQL writes into `postmaster.pid` once it accepts
+/// connections.
+fn postgres_probe(spec: &StackSpec, s: &ServiceSpec) -> Vec<String> {
+    if postgres_image::is_host_assembled(&s.image) {
+        let script = r#"case "$(cat "$PGDATA/postmaster.pid" 2>/dev/null)" in *ready*) exit 0 ;; esac; exit 1"#;
+        vec!["CMD".into(), "/bin/sh".into(), "-c".into(), literal(script)]
+    } else {
+        ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([literal(&spec.db_user), "-d".into(), literal(&spec.db_name)])
+            .collect()
+    }
+}
+
+/// Our services' images hold their binary alone, which probes its own
+/// `/health` (`BINARY health`): healthy on a 200, or on any answer where
+/// answering is what `up` waits for (gometr, which may fail its health on
+/// purpose). An image of someone else's has no such subcommand: no check.
+fn self_probe(s: &ServiceSpec, success: bool) -> Option<Vec<String>> {
+    let repository = s.image.split(':').next()?;
+    let binary = ["gometr", "checker", "api"]
+        .into_iter()
+        .find(|b| repository == format!("metrtest/{b}"))?;
+    let mut test = vec![
+        "CMD".to_owned(),
+        format!("/usr/local/bin/{binary}"),
+        "health".to_owned(),
+    ];
+    if !success {
+        test.push("--answering".to_owned());
+    }
+    Some(test)
 }
 
 /// Bytes as compose's units: MiB (`m`) when whole, else bytes (`b`).

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,17 @@ struct Args {
     #[command(flatten)]
     log: metr_service::logging::LogArgs,
     #[command(subcommand)]
-    command: Option<DbCommand>,
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Db(DbCommand),
+    /// Asks this API's own /health (on API_LISTEN's port) and exits 0 when it
+    /// answers 200: a container health check for an image that holds nothing
+    /// but this binary.
+    Health(metr_service::health_probe::ProbeArgs),
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {
@@ -42,15 +53,22 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     metr_service::http_client::install_crypto_provider();
     let args = Args::parse();
+    let db_command = match &args.command {
+        Some(Command::Health(probe)) => {
+            return Ok(metr_service::health_probe::run(args.listen, probe));
+        }
+        Some(Command::Db(command)) => Some(*command),
+        None => None,
+    };
     let traces = metr_service::traces::init(&args.log, &TraceSettings::from_env("api"))?;
-    let Some(repo) = startup::open(&args.database_url, args.migrate, args.command)
+    let Some(repo) = startup::open(&args.database_url, args.migrate, db_command)
         .await
         .context("cannot start")?
     else {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     };
     let options = api::Options {
         query_timeout: args.query_timeout,
@@ -58,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     let app = api::Application::build_with(args.listen, Arc::new(repo), &options).await?;
     let served = app.run_until(metr_service::shutdown::signal()).await;
     traces.shutdown().await;
-    Ok(served?)
+    served?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

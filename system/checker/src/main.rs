@@ -44,6 +44,10 @@ enum Command {
     /// FILE:LINE:COLUMN: REASON for the first error of each file that does
     /// not, and exits 1 (2 for a usage error).
     CheckExposition(check_exposition::Args),
+    /// Asks this checker's own /health (on its configured `listen` port) and
+    /// exits 0 when it answers 200: a container health check for an image
+    /// that holds nothing but this binary.
+    Health(metr_service::health_probe::ProbeArgs),
 }
 
 #[tokio::main]
@@ -54,10 +58,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     let db_command = match &args.command {
         Some(Command::CheckExposition(check)) => return Ok(check_exposition::run(check)),
         Some(Command::Db(command)) => Some(*command),
-        None => None,
+        Some(Command::Health(_)) | None => None,
     };
     let mut settings = checker::Settings::load(args.config.as_deref(), std::env::vars())
         .context("invalid configuration")?;
+    if let Some(Command::Health(probe)) = &args.command {
+        return Ok(metr_service::health_probe::run(settings.listen, probe));
+    }
     settings.shard = args.shard;
     if db_command == Some(DbCommand::Migrate) {
         startup::open(&settings.database_url, true, db_command)

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod health;
+pub mod health_probe;
 pub mod http_client;
 pub mod http_metrics;
 pub mod logging;

@@ -107,7 +107,8 @@ fn replicas_and_variables_come_from_the_environment_file() {
     for gometr in ["gometr-1", "gometr-2"] {
         assert_eq!(
             condition(&file, "checker", gometr),
-            Some(Condition::ServiceStarted)
+            Some(Condition::ServiceHealthy),
+            "each replica answers before the checker starts"
         );
     }
 }
@@ -141,10 +142,32 @@ fn postgres_is_checked_with_what_its_image_has() {
     assert_eq!(test[..3], ["CMD", "/bin/sh", "-c"]);
     assert!(test[3].contains("$$PGDATA/postmaster.pid"), "{test:?}");
     assert!(postgres.read_only, "as `up` runs it");
-    for name in ["gometr", "checker", "api", MIGRATE] {
-        let service = host.services.get(name).unwrap();
-        assert_eq!(service.healthcheck, None, "{name}: its image has no probe");
-    }
+    assert_eq!(host.services.get(MIGRATE).unwrap().healthcheck, None);
+}
+
+#[test]
+fn our_services_probe_themselves_and_the_checker_waits_for_gometr_to_answer() {
+    let file = compose_of("{}", "metrtest/postgres-host:15-abc");
+    let test = |name: &str| {
+        let service = file.services.get(name).unwrap();
+        service.healthcheck.clone().map(|h| h.test)
+    };
+    assert_eq!(
+        test("gometr").unwrap(),
+        ["CMD", "/usr/local/bin/gometr", "health", "--answering"]
+    );
+    assert_eq!(
+        test("checker").unwrap(),
+        ["CMD", "/usr/local/bin/checker", "health"]
+    );
+    assert_eq!(
+        test("api").unwrap(),
+        ["CMD", "/usr/local/bin/api", "health"]
+    );
+    assert_eq!(
+        condition(&file, "checker", "gometr"),
+        Some(Condition::ServiceHealthy)
+    );
 }
 
 #[test]
