@@ -217,13 +217,17 @@ const SHARED_BUILD_DONE: &str = "METRTEST_SHARED_BUILD_DONE";
 /// Packages compiled by this process.
 static COMPILED: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
-/// The packages to compile for `wanted`. A metrtest that was itself built in
-/// the services' profile and target (`scripts/metrtest`) compiles the whole
-/// [`SHARED_BUILD`] set: cargo then resolves the same features as the build
-/// that made it and finds every dependency already compiled. A debug metrtest
-/// (`cargo run -p metrtest`) compiles only `wanted`, not a release copy of itself.
+/// The packages to compile for `wanted`. Where the workspace holds the
+/// shared build (`scripts/metrtest` made it, or this metrtest is it), the
+/// whole [`SHARED_BUILD`] set: cargo then resolves the same features as that
+/// build and finds every dependency compiled. Asked for `wanted` alone, it
+/// would resolve others (metrtest's own dependencies turn on features of
+/// clap's, for one) and recompile every crate above them, optimised: minutes,
+/// the first time a debug metrtest (the engine tests') needs an image. A
+/// debug metrtest in a workspace with no shared build compiles only
+/// `wanted`, not a release copy of itself.
 fn packages<'a>(root: &Path, wanted: &[&'a str]) -> Vec<&'a str> {
-    if built_shared(root) {
+    if built_shared(root) || holds_shared_build(root) {
         let mut all = SHARED_BUILD.to_vec();
         all.extend(wanted.iter().filter(|w| !SHARED_BUILD.contains(w)));
         all
@@ -232,9 +236,18 @@ fn packages<'a>(root: &Path, wanted: &[&'a str]) -> Vec<&'a str> {
     }
 }
 
+/// Whether `scripts/metrtest` has built the shared set in this workspace.
+fn holds_shared_build(root: &Path) -> bool {
+    release_dir(root).join("metrtest").is_file()
+}
+
+fn release_dir(root: &Path) -> PathBuf {
+    root.join("target").join(TARGET).join("release")
+}
+
 /// Whether this metrtest was built in the services' profile and target.
 fn built_shared(root: &Path) -> bool {
-    let release = root.join("target").join(TARGET).join("release");
+    let release = release_dir(root);
     std::env::current_exe()
         .and_then(|exe| exe.canonicalize())
         .ok()

@@ -2,8 +2,9 @@
 //! PostgreSQL; the checker reaches the database through a proxy that can cut
 //! the connection to play an outage.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use metr_testkit::proxy::Proxy;
 use serde_json::Value;
@@ -32,13 +33,20 @@ impl Drop for Stack {
     }
 }
 
-/// The gometr and api binaries beside the checker's, built if missing or stale
-/// (a no-op under `cargo test --workspace`, which builds every binary).
-fn sibling_binaries() -> (std::path::PathBuf, std::path::PathBuf) {
+/// The gometr and api binaries beside the checker's, built if missing or
+/// stale. `cargo test --workspace` has just built them; asking cargo again
+/// would not be free even then: `cargo build -p gometr -p api` resolves other
+/// features than the test build did and recompiles the crates that differ.
+fn sibling_binaries() -> (PathBuf, PathBuf) {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let checker = std::path::Path::new(env!("CARGO_BIN_EXE_checker"));
+    let checker = Path::new(env!("CARGO_BIN_EXE_checker"));
     let profile_dir = checker.parent().expect("the binary's folder");
+    let (gometr, api) = (profile_dir.join("gometr"), profile_dir.join("api"));
     BUILT.get_or_init(|| {
+        let sources = newest_source();
+        if built_after(&gometr, sources) && built_after(&api, sources) {
+            return;
+        }
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--bins", "-p", "gometr", "-p", "api"])
             .arg("--target-dir")
@@ -47,7 +55,52 @@ fn sibling_binaries() -> (std::path::PathBuf, std::path::PathBuf) {
             .expect("run cargo");
         assert!(status.success(), "building gometr and api failed");
     });
-    (profile_dir.join("gometr"), profile_dir.join("api"))
+    (gometr, api)
+}
+
+fn built_after(binary: &Path, sources: SystemTime) -> bool {
+    binary
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > sources)
+}
+
+/// When the newest file gometr and the API are built from changed: the
+/// system's crates (sources and manifests), the migrations the API embeds,
+/// the workspace's manifest and lock file.
+fn newest_source() -> SystemTime {
+    let system = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = system.join("..");
+    let mut roots = vec![
+        workspace.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join("migrations"),
+    ];
+    for entry in std::fs::read_dir(&system).expect("system/").flatten() {
+        roots.push(entry.path().join("Cargo.toml"));
+        roots.push(entry.path().join("src"));
+    }
+    roots
+        .iter()
+        .map(|root| newest_under(root))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn newest_under(path: &Path) -> SystemTime {
+    let Ok(meta) = path.metadata() else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    if !meta.is_dir() {
+        return meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| newest_under(&entry.path()))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// A client through the shared builder, which installs the TLS provider
