@@ -121,7 +121,8 @@ mod tests {
 
     fn request(method: &str, url: &str) -> reqwest::RequestBuilder {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        reqwest::Client::new().request(method, url)
+        let client = metr_service::http_client::builder().build().unwrap();
+        client.request(method, url)
     }
 
     /// What `sh` makes of `line`: its words, each ended by \x01 (`printf`).
