@@ -114,7 +114,7 @@ fn acting(
         action,
         container: container.to_owned(),
         service: service.map(str::to_owned),
-        source,
+        source: Box::new(source),
     }
 }
 

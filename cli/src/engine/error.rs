@@ -219,8 +219,10 @@ pub enum EngineError {
         action: &'static str,
         container: String,
         service: Option<String>,
+        /// Boxed: the engine's error is large, and this variant would
+        /// otherwise make every `EngineError` larger still.
         #[source]
-        source: Bollard,
+        source: Box<Bollard>,
     },
     #[error("container {container} is not on network {network} (already partitioned?)")]
     NotOnNetwork { container: String, network: String },
@@ -396,10 +398,10 @@ mod tests {
             action: "pause",
             container: "metrtest-r1-postgres".into(),
             service: Some("postgres".into()),
-            source: Bollard::DockerResponseServerError {
+            source: Box::new(Bollard::DockerResponseServerError {
                 status_code: 409,
                 message: "Container metrtest-r1-postgres is already paused".into(),
-            },
+            }),
         };
         assert_eq!(
             error.to_string(),
