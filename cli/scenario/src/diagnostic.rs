@@ -5,25 +5,26 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::span::Span;
 
 /// A problem in a scenario file, at a position when one is known.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
-    /// The offending line of the file, shown under the message.
+    /// The offending line of the file, shown under the message. Not written
+    /// in reports: `report merge` reads it from the file again when it can.
     #[serde(skip)]
     pub source_line: Option<String>,
     /// Written after the caret: for a failed expectation, expected and actual.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// A hint shown last, rustc's way (`= help: did you mean …?`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
 }
 

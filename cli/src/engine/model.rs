@@ -9,7 +9,7 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, EndpointSettings, HostConfig,
     NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::labels;
 
@@ -202,7 +202,7 @@ impl Container {
 }
 
 /// The parts of a container's state that tell a death or a restart.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerState {
     /// Running or paused (the engine counts a paused container as running).
     pub running: bool,

@@ -19,10 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::engine::ContainerState;
 use crate::runner::report::{ScenarioReport, Totals};
-use crate::runner::watch::{Change, Death};
-use crate::scenario::diagnostic::Diagnostic;
 
 /// What a report says of the run as a whole, beside its scenarios.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -187,91 +184,13 @@ fn from_optional_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Durati
     Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
 }
 
-// The scenario crate's `Diagnostic`, the watcher's `Death` and the engine's
-// `ContainerState` are written in reports but have no `Deserialize` of their
-// own; these read them back by the fields they are written with (serde's
-// remote derive: a field added there and not here does not compile).
-
-#[derive(Deserialize)]
-#[serde(remote = "Diagnostic")]
-struct DiagnosticDef {
-    file: PathBuf,
-    line: Option<usize>,
-    column: Option<usize>,
-    message: String,
-    /// Not written: `report merge` reads it from the file again when it can.
-    #[serde(skip)]
-    source_line: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    help: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(remote = "Change", rename_all = "snake_case", tag = "change")]
-enum ChangeDef {
-    Exited,
-    Restarted { restarts_before: i64 },
-    Gone,
-    Unreadable { error: String },
-}
-
-#[derive(Deserialize)]
-#[serde(remote = "ContainerState")]
-struct ContainerStateDef {
-    running: bool,
-    status: String,
-    exit_code: i64,
-    oom_killed: bool,
-    restart_count: i64,
-    started_at: String,
-}
-
-#[derive(Deserialize)]
-#[serde(remote = "Death")]
-struct DeathDef {
-    service: String,
-    #[serde(flatten, with = "ChangeDef")]
-    change: Change,
-    #[serde(default, deserialize_with = "state")]
-    state: Option<ContainerState>,
-    after_step: usize,
-    step_name: String,
-    #[serde(default)]
-    logs: String,
-}
-
-fn state<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ContainerState>, D::Error> {
-    #[derive(Deserialize)]
-    struct One(#[serde(with = "ContainerStateDef")] ContainerState);
-    Ok(Option::<One>::deserialize(d)?.map(|One(s)| s))
-}
-
-/// Reads a failed step's `diagnostics` back.
-pub(crate) fn diagnostics<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Diagnostic>, D::Error> {
-    #[derive(Deserialize)]
-    struct One(#[serde(with = "DiagnosticDef")] Diagnostic);
-    Ok(Vec::<One>::deserialize(d)?
-        .into_iter()
-        .map(|One(x)| x)
-        .collect())
-}
-
-/// Reads a scenario's `service_deaths` back.
-pub(crate) fn deaths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Death>, D::Error> {
-    #[derive(Deserialize)]
-    struct One(#[serde(with = "DeathDef")] Death);
-    Ok(Vec::<One>::deserialize(d)?
-        .into_iter()
-        .map(|One(x)| x)
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ContainerState;
     use crate::runner::report::{Attempt, FailureDetail, Outcome, StepReport};
+    use crate::runner::watch::{Change, Death};
+    use crate::scenario::diagnostic::Diagnostic;
     use std::time::Duration;
 
     fn step(outcome: Outcome) -> StepReport {

@@ -38,11 +38,7 @@ pub struct FailureDetail {
     pub mismatches: Vec<String>,
     /// The same failures positioned in the scenario file: each failed
     /// expectation at its matcher's line, an error at its step's.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::report::json::diagnostics"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
     /// An error that prevented checking (connection refused, bad template, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,11 +170,7 @@ pub struct ScenarioReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The services that died or restarted without a step asking for it.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::report::json::deaths"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_deaths: Vec<Death>,
     /// Last log lines of every service, kept when the scenario failed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -10,12 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stack::state::{ContainerState, Inspected};
 
 /// How a service changed without a step asking for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "change")]
 pub enum Change {
     /// Its container no longer runs.
@@ -29,19 +29,19 @@ pub enum Change {
 }
 
 /// A service that died or restarted without a step asking for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Death {
     pub service: String,
     #[serde(flatten)]
     pub change: Change,
     /// The state found, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ContainerState>,
     /// The step after which it was noticed (from 1), with its name.
     pub after_step: usize,
     pub step_name: String,
     /// Its last log lines.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub logs: String,
 }
 
